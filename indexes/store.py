@@ -1,0 +1,185 @@
+"""Writes and state look-ups on one region's index. All SQL uses placeholders and identifiers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from indexes.schema import ensure_schema
+from pipelines.records import PERMANENT_REASONS, EmbeddedDocument, Failure
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What the index holds for one document: enough to tell whether it changed."""
+
+    version: str
+    access_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexCounts:
+    """Row counts of one region's index."""
+
+    documents: int
+    chunks: int
+    failures: int
+
+
+class RegionIndex:
+    """One region's documents, chunks and failures, in ``schema`` of the pool's database."""
+
+    def __init__(self, region: str, pool: ConnectionPool, schema: str) -> None:
+        self.region = region
+        self.pool = pool
+        self.schema = schema
+        self._s = sql.Identifier(schema)
+
+    def ensure_schema(self, *, dimensions: int, model: str) -> None:
+        """Create the tables if missing; refuse an index built for another model."""
+        with self.pool.connection() as conn:
+            ensure_schema(conn, self.schema, dimensions=dimensions, model=model)
+
+    def _q(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(s=self._s)
+
+    def document_states(self, source: str) -> dict[str, StoredState]:
+        """The stored version and access digest of every document of ``source``, by document id."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                self._q("SELECT document_id::text, version, access_digest FROM {s}.documents WHERE source = %s"),
+                (source,),
+            ).fetchall()
+        return {doc_id: StoredState(version, digest) for doc_id, version, digest in rows}
+
+    def failed_versions(self, source: str) -> dict[str, str]:
+        """The version at which each document of ``source`` failed for a content reason, by source id."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT source_id, version FROM {s}.ingest_failures WHERE source = %s AND reason = ANY(%s)"
+                ),
+                (source, sorted(PERMANENT_REASONS)),
+            ).fetchall()
+        return dict(rows)
+
+    def write_document(self, doc: EmbeddedDocument) -> int:
+        """Replace a document and its chunks in one transaction; returns the chunks written.
+
+        Readers see either the old rows or the new ones, never a mix. A success clears any failure
+        recorded for the document.
+        """
+        chunked = doc.chunked
+        red = chunked.document
+        task = red.task
+        ref = task.ref
+        gov = task.governance
+        if gov.residency != self.region:
+            raise ValueError(f"document of residency {gov.residency!r} sent to the {self.region!r} index")
+        access = list(gov.access)
+        doc_uuid = uuid.UUID(task.document_id)
+        redactions = Jsonb(dict(sorted(red.redactions.items())))
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(self._q("DELETE FROM {s}.chunks WHERE document_id = %s"), (task.document_id,))
+            conn.execute(
+                self._q(
+                    """
+                    INSERT INTO {s}.documents (document_id, source, source_id, source_uri, version,
+                        content_type, residency, access, access_digest, redactions, element_count,
+                        chunk_count, ingested_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                    ON CONFLICT (document_id) DO UPDATE SET
+                        source_uri = EXCLUDED.source_uri, version = EXCLUDED.version,
+                        content_type = EXCLUDED.content_type, residency = EXCLUDED.residency,
+                        access = EXCLUDED.access, access_digest = EXCLUDED.access_digest,
+                        redactions = EXCLUDED.redactions, element_count = EXCLUDED.element_count,
+                        chunk_count = EXCLUDED.chunk_count, ingested_at = now()
+                    """
+                ),
+                (
+                    task.document_id, ref.source, ref.source_id, ref.uri, ref.version, red.content_type,
+                    gov.residency, access, gov.digest, redactions, len(red.elements), len(chunked.chunks),
+                ),
+            )
+            with conn.cursor() as cur, cur.copy(
+                self._q(
+                    "COPY {s}.chunks (chunk_id, document_id, seq, text, page_number, embedding, residency,"
+                    " access, source, source_uri, version, redactions) FROM STDIN WITH (FORMAT BINARY)"
+                )
+            ) as copy:
+                copy.set_types(
+                    ["uuid", "uuid", "int4", "text", "int4", "vector", "text", "text[]", "text", "text",
+                     "text", "jsonb"]
+                )
+                for chunk, vector in zip(chunked.chunks, doc.vectors, strict=True):
+                    copy.write_row(
+                        (uuid.UUID(chunk.chunk_id), doc_uuid, chunk.seq, chunk.text, chunk.page_number, vector,
+                         gov.residency, access, ref.source, ref.uri, ref.version, redactions)
+                    )
+            conn.execute(
+                self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"),
+                (ref.source, ref.source_id),
+            )
+        return len(chunked.chunks)
+
+    def record_failure(self, failure: Failure) -> None:
+        """Record (or update) a document's failure; the message must already be free of content."""
+        ref = failure.task.ref
+        with self.pool.connection() as conn:
+            conn.execute(
+                self._q(
+                    """
+                    INSERT INTO {s}.ingest_failures (source, source_id, source_uri, version, stage, reason, message)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (source, source_id) DO UPDATE SET
+                        source_uri = EXCLUDED.source_uri, version = EXCLUDED.version,
+                        stage = EXCLUDED.stage, reason = EXCLUDED.reason, message = EXCLUDED.message,
+                        attempts = {s}.ingest_failures.attempts + 1, last_seen = now()
+                    """
+                ),
+                (ref.source, ref.source_id, ref.uri, ref.version, failure.stage, failure.reason, failure.message),
+            )
+
+    def failures(self) -> list[dict[str, object]]:
+        """Every recorded failure, oldest first."""
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                self._q(
+                    "SELECT source, source_id, version, stage, reason, message, attempts, first_seen, last_seen"
+                    " FROM {s}.ingest_failures ORDER BY first_seen, source, source_id"
+                )
+            )
+            cols = [c.name for c in cur.description or []]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def counts(self) -> IndexCounts:
+        """How many documents, chunks and failures the index holds."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                self._q(
+                    "SELECT (SELECT count(*) FROM {s}.documents), (SELECT count(*) FROM {s}.chunks),"
+                    " (SELECT count(*) FROM {s}.ingest_failures)"
+                )
+            ).fetchone()
+        assert row is not None
+        return IndexCounts(documents=row[0], chunks=row[1], failures=row[2])
+
+    def ungoverned_chunks(self) -> int:
+        """Chunks missing residency or access tags, or tagged with another region (should be 0)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                self._q(
+                    "SELECT count(*) FROM {s}.chunks WHERE residency IS NULL OR residency <> %s"
+                    " OR access IS NULL OR cardinality(access) = 0"
+                ),
+                (self.region,),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])

@@ -1,0 +1,194 @@
+"""Dagster assets: thin adapters that call the stages and record what happened as metadata.
+
+Lineage: source_documents -> partitioned_documents -> redacted_documents -> chunks -> embeddings
+-> index/<region>. Intermediate assets live in process memory only (see ``definitions.py``), so raw,
+unredacted text is never written to disk.
+"""
+
+
+from collections import Counter
+from typing import Any
+
+import dagster as dg
+
+from pipelines.records import Batch, Failure
+from pipelines.resources import GroundworkResource
+from pipelines.stages import Plan, chunk_all, embed_all, index_region, partition_all, plan_run, redact_all
+
+GROUP = "ingest"
+
+
+def failure_table(failures: list[Failure]) -> dg.MetadataValue:
+    """Failures as a markdown table for the Dagster UI (reasons only, never content)."""
+    lines = ["| source | document | stage | reason | message |", "|---|---|---|---|---|"]
+    for f in failures:
+        message = f.message.replace("|", "\\|")
+        lines.append(f"| {f.task.ref.source} | {f.task.ref.source_id} | {f.stage} | {f.reason} | {message} |")
+    return dg.MetadataValue.md("\n".join(lines) if failures else "no failures")
+
+
+def _batch_metadata(batch: Batch[Any], new_failures_from: int) -> dict[str, Any]:
+    return {
+        "documents": len(batch.items),
+        "failures": len(batch.failures),
+        "new_failures": dg.MetadataValue.md(
+            "\n".join(f"- {f.task.ref.source_id}: {f.reason}" for f in batch.failures[new_failures_from:])
+            or "none"
+        ),
+    }
+
+
+@dg.asset(group_name=GROUP, kinds={"python"})
+def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkResource) -> Plan:
+    """Every source listed and compared with the index: the new and changed documents to process."""
+    services = groundwork.services
+    plan = plan_run(services.config, services.connectors, services.indexes())
+    totals: Counter[str] = Counter()
+    for counts in plan.counts.values():
+        totals.update(counts)
+    context.add_output_metadata(
+        {
+            "to_process": len(plan.tasks),
+            **{k: totals.get(k, 0) for k in ("new", "changed", "unchanged", "failed_before")},
+            "by_source": {name: dict(c) for name, c in plan.counts.items()},
+            "source_errors": plan.source_errors or "none",
+        }
+    )
+    return plan
+
+
+@dg.asset(group_name=GROUP, kinds={"python"})
+def partitioned_documents(
+    context: dg.AssetExecutionContext, groundwork: GroundworkResource, source_documents: Plan
+) -> Batch:
+    """Documents fetched and partitioned into elements by unstructured (held in memory only)."""
+    services = groundwork.services
+    batch = partition_all(source_documents.tasks, services.connectors, services.config)
+    context.add_output_metadata(
+        {
+            **_batch_metadata(batch, 0),
+            "elements": sum(len(d.elements) for d in batch.items),
+            "failure_details": failure_table(batch.failures),
+        }
+    )
+    return batch
+
+
+@dg.asset(group_name=GROUP, kinds={"presidio"})
+def redacted_documents(
+    context: dg.AssetExecutionContext, groundwork: GroundworkResource, partitioned_documents: Batch
+) -> Batch:
+    """Elements with PII replaced by typed placeholders; counts by entity type, never values."""
+    batch = redact_all(partitioned_documents, groundwork.services.redactor)
+    by_type: Counter[str] = Counter()
+    for doc in batch.items:
+        by_type.update(doc.redactions)
+    context.add_output_metadata(
+        {
+            **_batch_metadata(batch, len(partitioned_documents.failures)),
+            "redactions_total": sum(by_type.values()),
+            "redactions_by_type": dict(sorted(by_type.items())),
+        }
+    )
+    return batch
+
+
+@dg.asset(group_name=GROUP, kinds={"python"})
+def chunks(
+    context: dg.AssetExecutionContext, groundwork: GroundworkResource, redacted_documents: Batch
+) -> Batch:
+    """Redacted documents cut by title/section, each chunk tagged with residency and access."""
+    batch = chunk_all(redacted_documents, groundwork.services.config)
+    sizes = [len(c.text) for d in batch.items for c in d.chunks]
+    context.add_output_metadata(
+        {
+            **_batch_metadata(batch, len(redacted_documents.failures)),
+            "chunks": len(sizes),
+            "mean_chunk_chars": round(sum(sizes) / len(sizes), 1) if sizes else 0,
+        }
+    )
+    return batch
+
+
+@dg.asset(group_name=GROUP, kinds={"torch"})
+def embeddings(
+    context: dg.AssetExecutionContext, groundwork: GroundworkResource, chunks: Batch
+) -> Batch:
+    """One all-MiniLM-L6-v2 vector per chunk."""
+    embedder = groundwork.services.embedder
+    batch = embed_all(chunks, embedder)
+    context.add_output_metadata(
+        {
+            **_batch_metadata(batch, len(chunks.failures)),
+            "embeddings_computed": sum(len(d.vectors) for d in batch.items),
+            "model": embedder.model_name,
+        }
+    )
+    return batch
+
+
+def index_key(region: str) -> dg.AssetKey:
+    """The asset key of one region's index."""
+    return dg.AssetKey(["index", region])
+
+
+def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
+    """One asset per residency region: a document is written only to its own region's index."""
+
+    @dg.multi_asset(
+        name="index",
+        specs=[
+            dg.AssetSpec(
+                index_key(r),
+                deps=["embeddings"],
+                group_name=GROUP,
+                kinds={"postgres"},
+                description=f"The {r!r} pgvector index: governed chunks of documents resident in {r}.",
+            )
+            for r in regions
+        ],
+        ins={"embeddings": dg.AssetIn("embeddings")},
+        can_subset=True,
+    )
+    def index_assets(
+        context: dg.AssetExecutionContext, groundwork: GroundworkResource, embeddings: Batch
+    ) -> Any:
+        services = groundwork.services
+        for key in sorted(context.selected_asset_keys):
+            region = key.path[-1]
+            index = services.index(region)
+            report = index_region(embeddings, index)
+            counts = index.counts()
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    "documents_written": report.documents_written,
+                    "chunks_written": report.chunks_written,
+                    "failures": len(report.failures),
+                    "failure_details": failure_table(report.failures),
+                    "redactions_by_type": dict(sorted(report.redactions.items())),
+                    "index_documents": counts.documents,
+                    "index_chunks": counts.chunks,
+                    "index_failures": counts.failures,
+                },
+            )
+
+    return index_assets
+
+
+def _governance_check(region: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=index_key(region), name="chunks_are_governed", blocking=True)
+    def chunks_are_governed(groundwork: GroundworkResource) -> dg.AssetCheckResult:
+        """Every chunk carries this region's residency and at least one access grant."""
+        bad = groundwork.services.index(region).ungoverned_chunks()
+        return dg.AssetCheckResult(passed=bad == 0, metadata={"ungoverned_chunks": bad})
+
+    return chunks_are_governed
+
+
+def build_index_checks(regions: list[str]) -> list[dg.AssetChecksDefinition]:
+    """Per region: a blocking check that no chunk lacks residency or access tags."""
+    return [_governance_check(r) for r in regions]
+
+
+INTERMEDIATE_ASSETS = [source_documents, partitioned_documents, redacted_documents, chunks, embeddings]

