@@ -169,7 +169,7 @@ class RetrievalConfig(_Strict):
     max_k: int = Field(default=50, ge=1, le=1000)
     max_query_chars: int = Field(default=2000, ge=10, le=100_000)
     score_floor: float = Field(default=0.25, ge=-1.0, le=1.0)
-    score_ceiling: float = Field(default=0.60, ge=-1.0, le=1.0)
+    score_ceiling: float = Field(default=0.75, ge=-1.0, le=1.0)
     handoff_below: float = Field(default=0.4, ge=0.0, le=1.0)
     ef_search: int = Field(default=100, ge=10, le=1000)
 
@@ -194,7 +194,7 @@ class GroundworkConfig(_Strict):
 
     sources: list[SourceConfig] = Field(min_length=1)
     principals: list[PrincipalConfig] = Field(default_factory=list)
-    state_dir: Path = Path(".groundwork")
+    state_dir: Path = Field(default=Path(".groundwork"), validate_default=True)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     partitioning: PartitioningConfig = Field(default_factory=PartitioningConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)

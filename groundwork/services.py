@@ -33,10 +33,15 @@ def configure_offline() -> None:
 class Services:
     """Connectors, region indexes, redactor and embedder for one config, each made on first use."""
 
-    def __init__(self, config: GroundworkConfig) -> None:
+    def __init__(
+        self, config: GroundworkConfig, *, redactor: Redactor | None = None, embedder: Embedder | None = None
+    ) -> None:
         configure_offline()
         self.config = config
         self._indexes: dict[str, RegionIndex] = {}
+        # Already-loaded models may be shared (a test session, a benchmark) instead of loading again.
+        self._redactor = redactor
+        self._embedder = embedder
 
     @cached_property
     def targets(self) -> dict[str, RegionTarget]:
@@ -53,15 +58,19 @@ class Services:
         """One connector per source, by source name."""
         return {s.name: build_connector(s) for s in self.config.sources}
 
-    @cached_property
+    @property
     def redactor(self) -> Redactor:
         """The Presidio redactor (its models load on first use)."""
-        return Redactor(self.config.redaction)
+        if self._redactor is None:
+            self._redactor = Redactor(self.config.redaction)
+        return self._redactor
 
-    @cached_property
+    @property
     def embedder(self) -> Embedder:
         """The sentence-transformers embedder (its model loads on first use)."""
-        return Embedder(self.config.embedding)
+        if self._embedder is None:
+            self._embedder = Embedder(self.config.embedding)
+        return self._embedder
 
     def index(self, region: str) -> RegionIndex:
         """The index of ``region``, with its schema ensured."""

@@ -1,0 +1,94 @@
+"""Shared fixtures: a real embedded PostgreSQL + pgvector server and the real models, loaded once."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from psycopg import sql
+
+from groundwork.config import EmbeddingConfig, GroundworkConfig, RedactionConfig, load_config
+from groundwork.services import Services, configure_offline
+from indexes.embedded import EmbeddedServer
+from pipelines.embedding import Embedder
+from pipelines.redact import Redactor
+
+configure_offline()
+
+PROJECT = Path(__file__).resolve().parents[1]
+DEMO = PROJECT / "examples" / "demo"
+
+#: Demo keys: the demo config stores only their SHA-256.
+ALICE_KEY = "demo-key-alice"
+BOB_KEY = "demo-key-bob"
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """One embedded server for the test session, stopped at the end."""
+    server = EmbeddedServer(tmp_path_factory.mktemp("pg") / "pgdata")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(pg_server: EmbeddedServer) -> str:
+    """A new, empty database on the session server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return pg_server.dsn(name)
+
+
+@pytest.fixture(scope="session")
+def redactor() -> Redactor:
+    """The real Presidio redactor, loaded once."""
+    r = Redactor(RedactionConfig())
+    r.redact("warm up")
+    return r
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2 embedder, loaded once."""
+    e = Embedder(EmbeddingConfig())
+    e.embed(["warm up"])
+    return e
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    """A private copy of the demo config and corpus; returns the config path."""
+    shutil.copytree(DEMO / "corpus", tmp_path / "corpus")
+    shutil.copy(DEMO / "groundwork.yaml", tmp_path / "groundwork.yaml")
+    return tmp_path / "groundwork.yaml"
+
+
+def write_config(path: Path, data: dict[str, object]) -> Path:
+    """Write a config dict as YAML."""
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def demo_config_on(config_path: Path, database_url: str) -> GroundworkConfig:
+    """The demo config at ``config_path``, pointed at ``database_url``."""
+    data = yaml.safe_load(config_path.read_text())
+    data["database"] = {"url": database_url}
+    write_config(config_path, data)
+    return load_config(config_path)
+
+
+@pytest.fixture
+def demo_services(
+    demo_copy: Path, database_url: str, redactor: Redactor, embedder: Embedder
+) -> Iterator[Services]:
+    """Services for the demo config on a fresh database, sharing the session's models."""
+    services = Services(demo_config_on(demo_copy, database_url), redactor=redactor, embedder=embedder)
+    yield services
+    services.close()

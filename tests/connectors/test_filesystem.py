@@ -1,0 +1,79 @@
+"""The filesystem connector: recursive listing, globs, stable ids, content versions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from connectors import REGISTRY, FilesystemConnector, build_connector, register
+from groundwork.errors import ConfigError, ConnectorError
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "share"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "top.txt").write_text("top")
+    (root / "a" / "mid.md").write_text("# mid")
+    (root / "a" / "b" / "deep.pdf").write_bytes(b"%PDF-1.4")
+    (root / "a" / "b" / "skip.tmp").write_text("tmp")
+    return root
+
+
+def test_lists_recursively_with_relative_ids(tree: Path) -> None:
+    refs = list(FilesystemConnector("s", tree).list())
+    assert [r.source_id for r in refs] == ["a/b/deep.pdf", "a/b/skip.tmp", "a/mid.md", "top.txt"]
+    assert all(r.source == "s" and r.version.startswith("sha256:") for r in refs)
+    assert refs[0].uri == (tree / "a/b/deep.pdf").resolve().as_uri()
+
+
+def test_include_and_exclude_globs(tree: Path) -> None:
+    conn = FilesystemConnector("s", tree, include=["**/*.md", "**/*.pdf", "*.txt"], exclude=["a/b/**"])
+    assert [r.source_id for r in conn.list()] == ["a/mid.md", "top.txt"]
+
+
+def test_version_follows_content_not_mtime(tree: Path) -> None:
+    conn = FilesystemConnector("s", tree)
+    before = {r.source_id: r.version for r in conn.list()}
+    os.utime(tree / "top.txt", (1, 1))
+    assert {r.source_id: r.version for r in conn.list()} == before
+    (tree / "top.txt").write_text("changed")
+    after = {r.source_id: r.version for r in conn.list()}
+    assert after["top.txt"] != before["top.txt"]
+    assert after["a/mid.md"] == before["a/mid.md"]
+
+
+def test_fetch_returns_bytes_and_refuses_escape(tree: Path) -> None:
+    conn = FilesystemConnector("s", tree)
+    ref = next(r for r in conn.list() if r.source_id == "top.txt")
+    assert conn.fetch(ref) == b"top"
+    from dataclasses import replace
+
+    with pytest.raises(ConnectorError, match="outside the source root"):
+        conn.fetch(replace(ref, source_id="../../etc/passwd"))
+
+
+def test_symlinks_are_not_followed(tree: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    (tree / "link.txt").symlink_to(secret)
+    assert "link.txt" not in [r.source_id for r in FilesystemConnector("s", tree).list()]
+
+
+def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConnectorError, match="does not exist"):
+        list(FilesystemConnector("s", tmp_path / "nope").list())
+
+
+def test_registry_refuses_duplicates_and_unknown_names() -> None:
+    assert "filesystem" in REGISTRY
+    with pytest.raises(ValueError, match="already registered"):
+        register("filesystem", lambda s: FilesystemConnector("x", Path()))
+
+    class Fake:
+        connector = "carrier-pigeon"
+
+    with pytest.raises(ConfigError, match="carrier-pigeon"):
+        build_connector(Fake())

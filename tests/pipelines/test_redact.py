@@ -1,0 +1,41 @@
+"""Redaction: each required entity type is replaced by its placeholder, and only counts are kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.redact import Redactor
+
+CASES = [
+    ("PERSON", "The case was raised by Priya Raman last week.", "Priya Raman"),
+    ("EMAIL_ADDRESS", "Write to priya.raman@example.co.uk with questions.", "priya.raman@example.co.uk"),
+    ("PHONE_NUMBER", "Call the helpline on +44 20 7946 0958 today.", "+44 20 7946 0958"),
+    ("PHONE_NUMBER", "Her mobile is 07700 900123.", "07700 900123"),
+    ("PHONE_NUMBER", "Ring 020 7946 0000 for the office.", "020 7946 0000"),
+    ("CREDIT_CARD", "Card 4111 1111 1111 1111 was charged.", "4111 1111 1111 1111"),
+    ("IBAN_CODE", "Pay to GB82 WEST 1234 5698 7654 32 please.", "GB82 WEST 1234 5698 7654 32"),
+    ("UK_NHS", "NHS number 943 476 5919 is on file.", "943 476 5919"),
+    ("UK_NINO", "National Insurance number JG 10 37 29 A.", "JG 10 37 29 A"),
+    ("UK_POSTCODE", "The office postcode is SW1A 2AA.", "SW1A 2AA"),
+]
+
+
+@pytest.mark.parametrize(("entity", "text", "value"), CASES)
+def test_entity_is_replaced_by_its_placeholder(redactor: Redactor, entity: str, text: str, value: str) -> None:
+    out, counts = redactor.redact(text)
+    assert value not in out
+    assert f"<{entity}>" in out
+    assert counts[entity] >= 1
+
+
+def test_text_without_pii_is_unchanged(redactor: Redactor) -> None:
+    text = "Every employee receives 25 days of paid annual leave per year."
+    out, counts = redactor.redact(text)
+    assert out == text
+    assert not counts
+
+
+def test_batch_keeps_order_and_counts_per_text(redactor: Redactor) -> None:
+    results = redactor.redact_many(["Send it to a@example.com now.", "Nothing here.", "Card 4111 1111 1111 1111."])
+    assert [r[0] for r in results] == ["Send it to <EMAIL_ADDRESS> now.", "Nothing here.", "Card <CREDIT_CARD>."]
+    assert [dict(r[1]) for r in results] == [{"EMAIL_ADDRESS": 1}, {}, {"CREDIT_CARD": 1}]
