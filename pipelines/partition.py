@@ -84,6 +84,7 @@ def partition_document(
             category=str(getattr(el, "category", "UncategorizedText")),
             text=el.text.strip(),
             page_number=getattr(el.metadata, "page_number", None),
+            cells=table_cells(getattr(el.metadata, "text_as_html", None)),
         )
         for el in elements
         if el.text and el.text.strip()
@@ -111,3 +112,22 @@ def _refuse_encrypted(suffix: str, data: bytes) -> None:
     elif suffix in _OOXML and data.startswith(_OLE_MAGIC):
         # Password-protected Office files are OLE containers, not zip archives.
         raise DocumentError(f"{suffix} file is password-protected", stage="partition", reason="encrypted")
+
+
+def table_cells(html: str | None) -> tuple[tuple[str, ...], ...] | None:
+    """A table's rows of cell texts from the HTML unstructured attaches to Table elements."""
+    if not html:
+        return None
+    from lxml import html as lxml_html
+    from lxml.etree import ParserError
+
+    try:
+        root = lxml_html.fragment_fromstring(html, create_parent="div")
+    except (ParserError, ValueError):
+        return None
+    rows = tuple(
+        tuple(" ".join(cell.text_content().split()) for cell in tr.xpath("./th|./td"))
+        for tr in root.iter("tr")
+    )
+    rows = tuple(r for r in rows if any(r))
+    return rows or None

@@ -63,11 +63,16 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class ParsedElement:
-    """One element partitioned out of a document (title, paragraph, list item, table ...)."""
+    """One element partitioned out of a document (title, paragraph, list item, table ...).
+
+    ``cells`` holds a table's rows (first row: headers) so redaction can work cell by cell; it is
+    dropped after redaction, when ``text`` carries the table as ``header: value`` lines.
+    """
 
     category: str
     text: str
     page_number: int | None = None
+    cells: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,22 @@ recognizers (plus the UK ones Presidio ships disabled) and the declarative patte
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from groundwork.config import RedactionConfig
+from pipelines.records import ParsedElement
 
 logger = logging.getLogger(__name__)
 
 RECOGNIZERS_YAML = Path(__file__).with_name("recognizers.yaml")
+_SPACY_LABELS_IGNORED = [
+    "CARDINAL", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT",
+    "QUANTITY", "WORK_OF_ART",
+]
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
 
 
@@ -31,8 +37,18 @@ def _offline_tldextract() -> None:
         impl.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+PERSON = "PERSON"
+_PLACEHOLDER = "<PERSON>"
+_MIN_NAME_PART = 4
+
+
 class Redactor:
-    """Finds and replaces PII in text with typed placeholders such as ``<PERSON>``."""
+    """Finds and replaces PII in text with typed placeholders such as ``<PERSON>``.
+
+    :meth:`redact_documents` adds two safeguards on top of Presidio, because a small NER model misses
+    names out of context: table columns whose header names a person are redacted whole, and every
+    name found anywhere in the batch is redacted wherever else it appears.
+    """
 
     def __init__(self, config: RedactionConfig) -> None:
         self.config = config
@@ -57,10 +73,19 @@ class Redactor:
             nlp_configuration={
                 "nlp_engine_name": "spacy",
                 "models": [{"lang_code": "en", "model_name": self.config.spacy_model}],
+                # spaCy labels Presidio has no entity for; ignoring them also silences a warning per hit.
+                "ner_model_configuration": {"labels_to_ignore": _SPACY_LABELS_IGNORED},
             }
         ).create_engine()
         registry = RecognizerRegistry(supported_languages=["en"])
-        registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
+        # Loading the predefined set warns once per recognizer of a language we do not load.
+        presidio_log = logging.getLogger("presidio-analyzer")
+        previous = presidio_log.level
+        presidio_log.setLevel(logging.ERROR)
+        try:
+            registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
+        finally:
+            presidio_log.setLevel(previous)
         registry.remove_recognizer("PhoneRecognizer")
         registry.add_recognizer(PhoneRecognizer(supported_regions=_PHONE_REGIONS))
         registry.add_recognizer(UkNinoRecognizer())
@@ -71,6 +96,98 @@ class Redactor:
         self._anonymizer = AnonymizerEngine()
         logger.info("presidio analyzer ready with %d recognizers", len(registry.recognizers))
 
+    def _analyze(self, texts: list[str]) -> list[Any]:
+        self._load()
+        return list(
+            self._batch.analyze_iterator(
+                texts,
+                language="en",
+                entities=list(self.config.entities),
+                score_threshold=self.config.score_threshold,
+            )
+        )
+
+    def redact_documents(
+        self, documents: Sequence[Sequence[ParsedElement]]
+    ) -> list[tuple[list[ParsedElement], Counter[str]]]:
+        """Redact several documents' elements together; returns redacted elements and counts per document.
+
+        Tables come back as one ``header: value`` line per row, without their cells.
+        """
+        person_columns = {_norm(c) for c in self.config.person_columns}
+        units: list[str] = []
+        names: set[str] = set()
+        # Per element: ("text", unit index) or ("table", headers, rows of unit index / None for a name cell)
+        layout: list[list[tuple[Any, ...]]] = []
+        for elements in documents:
+            doc_layout: list[tuple[Any, ...]] = []
+            for el in elements:
+                if el.cells and len(el.cells) > 1:
+                    headers = el.cells[0]
+                    name_cols = {i for i, h in enumerate(headers) if _norm(h) in person_columns}
+                    header_units = [_add(units, h) for h in headers]
+                    rows = []
+                    for row in el.cells[1:]:
+                        cells_out: list[int | None] = []
+                        for i, value in enumerate(row):
+                            if i in name_cols and value.strip():
+                                names.add(value.strip())
+                                cells_out.append(None)
+                            else:
+                                cells_out.append(_add(units, value))
+                        rows.append(cells_out)
+                    doc_layout.append(("table", el, header_units, rows))
+                else:
+                    doc_layout.append(("text", el, _add(units, el.text)))
+            layout.append(doc_layout)
+
+        analyzed = self._analyze(units)
+        for text, results in zip(units, analyzed, strict=True):
+            for r in results:
+                if r.entity_type == PERSON:
+                    names.update(_name_forms(text[r.start : r.end]))
+        redacted: list[tuple[str, Counter[str]]] = []
+        for text, results in zip(units, analyzed, strict=True):
+            out, counts = (text, Counter[str]()) if not results else self._anonymize(text, results)
+            redacted.append(_replace_names(out, counts, names))
+
+        result = []
+        for doc_layout in layout:
+            counts: Counter[str] = Counter()
+            out_elements = []
+            for entry in doc_layout:
+                if entry[0] == "text":
+                    _, el, idx = entry
+                    text, found = redacted[idx]
+                    counts.update(found)
+                    out_elements.append(ParsedElement(el.category, text, el.page_number))
+                    continue
+                _, el, header_units, rows = entry
+                headers = [redacted[i][0] for i in header_units]
+                for i in header_units:
+                    counts.update(redacted[i][1])
+                lines = []
+                for row in rows:
+                    parts = []
+                    for col, idx in enumerate(row):
+                        if idx is None:
+                            value = _PLACEHOLDER
+                            counts[PERSON] += 1
+                        else:
+                            value, found = redacted[idx]
+                            counts.update(found)
+                        if value:
+                            header = headers[col] if col < len(headers) else f"column {col + 1}"
+                            parts.append(f"{header}: {value}")
+                    lines.append("; ".join(parts))
+                out_elements.append(ParsedElement(el.category, "\n".join(lines), el.page_number))
+            result.append((out_elements, counts))
+        return result
+
+    def _anonymize(self, text: str, results: list[Any]) -> tuple[str, Counter[str]]:
+        anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results)
+        return anonymized.text, Counter(item.entity_type for item in anonymized.items)
+
     def redact(self, text: str) -> tuple[str, Counter[str]]:
         """Redact one text; returns the redacted text and counts by entity type."""
         [(out, counts)] = self.redact_many([text])
@@ -78,19 +195,44 @@ class Redactor:
 
     def redact_many(self, texts: Iterable[str]) -> list[tuple[str, Counter[str]]]:
         """Redact several texts in one spaCy batch; returns one (text, counts) pair per input."""
-        self._load()
         texts = list(texts)
-        analyzed = self._batch.analyze_iterator(
-            texts,
-            language="en",
-            entities=list(self.config.entities),
-            score_threshold=self.config.score_threshold,
-        )
-        out: list[tuple[str, Counter[str]]] = []
-        for text, results in zip(texts, analyzed, strict=True):
-            if not results:
-                out.append((text, Counter()))
-                continue
-            anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results)
-            out.append((anonymized.text, Counter(item.entity_type for item in anonymized.items)))
-        return out
+        return [
+            (text, Counter()) if not results else self._anonymize(text, results)
+            for text, results in zip(texts, self._analyze(texts), strict=True)
+        ]
+
+
+def _norm(header: str) -> str:
+    return " ".join(header.lower().replace("_", " ").split())
+
+
+def _add(units: list[str], text: str) -> int:
+    units.append(text)
+    return len(units) - 1
+
+
+def _name_forms(span: str) -> set[str]:
+    """A detected name and, for a multi-word name, its longer parts ("Priya Raman" -> also "Priya")."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    span = " ".join(span.split())
+    parts = span.split(" ")
+    if len(parts) < 2:
+        return set()  # single capitalised words are too often false positives to propagate
+    forms = {span}
+    forms.update(p for p in parts if len(p) >= _MIN_NAME_PART and p[0].isupper() and p.lower() not in STOP_WORDS)
+    return forms
+
+
+def _replace_names(text: str, counts: Counter[str], names: set[str]) -> tuple[str, Counter[str]]:
+    """Replace every remaining occurrence of a known name with ``<PERSON>``."""
+    if not names:
+        return text, counts
+    pattern = re.compile(
+        r"(?<![\w<])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")(?![\w>])"
+    )
+    out, n = pattern.subn(_PLACEHOLDER, text)
+    if n:
+        counts = counts.copy()
+        counts[PERSON] += n
+    return out, counts

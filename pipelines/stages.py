@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from connectors import Connector
 from groundwork.config import GroundworkConfig
@@ -29,10 +29,14 @@ from pipelines.records import (
     EmbeddedDocument,
     Failure,
     ParsedDocument,
+    ParsedElement,
     RedactedDocument,
     Stage,
 )
 from pipelines.redact import Redactor
+
+if TYPE_CHECKING:
+    from groundwork.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -139,18 +143,27 @@ def partition_all(
 
 
 def redact_all(batch: Batch[ParsedDocument], redactor: Redactor) -> Batch[RedactedDocument]:
-    """Redact PII from every element of every document."""
+    """Redact PII from every element of every document, the batch together (names found in one
+    document are redacted in all); if that fails, document by document so one bad input is isolated."""
 
-    def work(doc: ParsedDocument) -> RedactedDocument:
-        results = redactor.redact_many(el.text for el in doc.elements)
-        counts: Counter[str] = Counter()
-        elements = []
-        for el, (text, found) in zip(doc.elements, results, strict=True):
-            counts.update(found)
-            elements.append(type(el)(category=el.category, text=text, page_number=el.page_number))
+    def build(doc: ParsedDocument, result: tuple[list[ParsedElement], Counter[str]]) -> RedactedDocument:
+        elements, counts = result
         return RedactedDocument(doc.task, elements, doc.content_type, dict(counts))
 
-    return _each("redact", batch.items, lambda d: d.task, work, batch)  # type: ignore[arg-type]
+    try:
+        results = redactor.redact_documents([d.elements for d in batch.items])
+    except Exception as exc:
+        logger.error("batch redaction failed (%s); redacting document by document", type(exc).__name__)
+        return _each(
+            "redact",
+            batch.items,
+            lambda d: d.task,
+            lambda d: build(d, redactor.redact_documents([d.elements])[0]),
+            batch,  # type: ignore[arg-type]
+        )
+    out: Batch[RedactedDocument] = Batch(failures=list(batch.failures))
+    out.items = [build(d, r) for d, r in zip(batch.items, results, strict=True)]
+    return out
 
 
 def chunk_all(batch: Batch[RedactedDocument], config: GroundworkConfig) -> Batch[ChunkedDocument]:
@@ -217,3 +230,13 @@ def index_region(batch: Batch[EmbeddedDocument], index: RegionIndex) -> IndexRep
         index.record_failure(failure)
     report.failures = failures
     return report
+
+
+def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
+    """Every stage in order without Dagster (benchmarks and tests); the Dagster job does the same."""
+    config = services.config
+    indexes = services.indexes()
+    plan = plan_run(config, services.connectors, indexes)
+    parsed = partition_all(plan.tasks, services.connectors, config)
+    embedded = embed_all(chunk_all(redact_all(parsed, services.redactor), config), services.embedder)
+    return plan, [index_region(embedded, indexes[r]) for r in config.regions]

@@ -37,13 +37,18 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServ
     server.stop()
 
 
+def new_database(server: EmbeddedServer) -> str:
+    """Create an empty database on ``server``; returns its DSN."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return server.dsn(name)
+
+
 @pytest.fixture
 def database_url(pg_server: EmbeddedServer) -> str:
     """A new, empty database on the session server."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return pg_server.dsn(name)
+    return new_database(pg_server)
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +67,17 @@ def embedder() -> Embedder:
     return e
 
 
+def copy_demo(folder: Path) -> Path:
+    """Copy the demo config and corpus into ``folder``; returns the config path."""
+    shutil.copytree(DEMO / "corpus", folder / "corpus")
+    shutil.copy(DEMO / "groundwork.yaml", folder / "groundwork.yaml")
+    return folder / "groundwork.yaml"
+
+
 @pytest.fixture
 def demo_copy(tmp_path: Path) -> Path:
     """A private copy of the demo config and corpus; returns the config path."""
-    shutil.copytree(DEMO / "corpus", tmp_path / "corpus")
-    shutil.copy(DEMO / "groundwork.yaml", tmp_path / "groundwork.yaml")
-    return tmp_path / "groundwork.yaml"
+    return copy_demo(tmp_path)
 
 
 def write_config(path: Path, data: dict[str, object]) -> Path:
@@ -90,5 +100,19 @@ def demo_services(
 ) -> Iterator[Services]:
     """Services for the demo config on a fresh database, sharing the session's models."""
     services = Services(demo_config_on(demo_copy, database_url), redactor=redactor, embedder=embedder)
+    yield services
+    services.close()
+
+
+@pytest.fixture(scope="session")
+def ingested_demo(
+    tmp_path_factory: pytest.TempPathFactory, pg_server: EmbeddedServer, redactor: Redactor, embedder: Embedder
+) -> Iterator[Services]:
+    """The demo corpus ingested once for read-only tests (do not modify it)."""
+    from pipelines.stages import run_all
+
+    config = demo_config_on(copy_demo(tmp_path_factory.mktemp("demo")), new_database(pg_server))
+    services = Services(config, redactor=redactor, embedder=embedder)
+    run_all(services)
     yield services
     services.close()

@@ -39,3 +39,37 @@ def test_batch_keeps_order_and_counts_per_text(redactor: Redactor) -> None:
     results = redactor.redact_many(["Send it to a@example.com now.", "Nothing here.", "Card 4111 1111 1111 1111."])
     assert [r[0] for r in results] == ["Send it to <EMAIL_ADDRESS> now.", "Nothing here.", "Card <CREDIT_CARD>."]
     assert [dict(r[1]) for r in results] == [{"EMAIL_ADDRESS": 1}, {}, {"CREDIT_CARD": 1}]
+
+
+def test_table_name_columns_are_redacted_and_rows_keep_headers(redactor: Redactor) -> None:
+    from pipelines.records import ParsedElement
+
+    table = ParsedElement(
+        "Table",
+        "raw text is replaced",
+        cells=(
+            ("Name", "Team", "NI number"),
+            ("Tomasz Nowak", "Platform", "AB 12 34 56 C"),
+            ("Ola Berg", "Payments", "JG 10 37 29 A"),
+        ),
+    )
+    [(elements, counts)] = redactor.redact_documents([[table]])
+    assert elements[0].text.splitlines() == [
+        "Name: <PERSON>; Team: Platform; NI number: <UK_NINO>",
+        "Name: <PERSON>; Team: Payments; NI number: <UK_NINO>",
+    ]
+    assert elements[0].cells is None
+    assert counts == {"PERSON": 2, "UK_NINO": 2}
+
+
+def test_a_name_found_in_one_document_is_redacted_in_all(redactor: Redactor) -> None:
+    from pipelines.records import ParsedElement
+
+    docs = [
+        [ParsedElement("NarrativeText", "The grievance hearing for Priya Raman is on Tuesday.")],
+        [ParsedElement("NarrativeText", "Private health claims for Priya Raman (ref 12) are handled. Priya agreed.")],
+    ]
+    (first, c1), (second, c2) = redactor.redact_documents(docs)
+    assert "Priya" not in first[0].text and "Priya" not in second[0].text
+    assert c1["PERSON"] == 1
+    assert c2["PERSON"] == 2

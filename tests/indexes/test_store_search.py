@@ -1,0 +1,152 @@
+"""Index writes and retrieval on a real PostgreSQL + pgvector: access, regions, idempotence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from groundwork.config import RetrievalConfig
+from groundwork.services import Services
+from indexes.confidence import Decision, Reason, confidence, decide
+from indexes.search import Retriever
+from pipelines.stages import run_all
+
+
+@pytest.fixture
+def ingested(demo_services: Services) -> Services:
+    run_all(demo_services)
+    return demo_services
+
+
+def test_documents_land_only_in_their_region(ingested_demo: Services) -> None:
+    uk, eu = ingested_demo.index("uk"), ingested_demo.index("eu")
+    assert uk.counts().documents == 5
+    assert eu.counts().documents == 5
+    with uk.pool.connection() as conn:
+        assert conn.execute(f"SELECT DISTINCT source, residency FROM {uk.schema}.chunks").fetchall() == [
+            ("hr", "uk")
+        ]
+    with eu.pool.connection() as conn:
+        assert conn.execute(f"SELECT DISTINCT source, residency FROM {eu.schema}.chunks").fetchall() == [
+            ("handbook", "eu")
+        ]
+
+
+def test_failures_are_recorded_with_reasons(ingested_demo: Services) -> None:
+    failures = {f["source_id"]: f for f in ingested_demo.index("uk").failures()}
+    assert set(failures) == {"broken/corrupt-scan.pdf", "broken/payroll-export.bin"}
+    assert failures["broken/payroll-export.bin"]["reason"] == "unsupported_type"
+    assert failures["broken/corrupt-scan.pdf"]["reason"] in {"no_text", "parse_error"}
+    assert ingested_demo.index("eu").failures() == []
+
+
+def test_same_query_differs_by_principal(ingested_demo: Services) -> None:
+    retriever = Retriever(ingested_demo)
+    config = ingested_demo.config
+    query = "What are the salary bands for a senior engineer?"
+    alice = retriever.search(config.principal("alice"), query, 5)
+    bob = retriever.search(config.principal("bob"), query, 5)
+    assert alice.results[0].source == "hr"
+    assert alice.decision is Decision.ANSWER
+    assert {h.source for h in bob.results} == {"handbook"}
+    assert {h.residency for h in bob.results} == {"eu"}
+    assert bob.regions_searched == ["eu"]
+    assert bob.decision is Decision.HANDOFF
+    assert bob.reasons == [Reason.LOW_CONFIDENCE]
+
+
+def test_off_topic_query_hands_off(ingested_demo: Services) -> None:
+    out = Retriever(ingested_demo).search(ingested_demo.config.principal("alice"), "best banana bread recipe", 3)
+    assert out.decision is Decision.HANDOFF
+    assert Reason.LOW_CONFIDENCE in out.reasons
+
+
+def test_region_without_grant_is_never_searched(ingested_demo: Services) -> None:
+    retriever = Retriever(ingested_demo)
+    bob = ingested_demo.config.principal("bob")
+    for query in ["salary bands", "grievance hearing", "pension contributions", "sickness absence fit note"]:
+        out = retriever.search(bob, query, 10)
+        assert all(h.residency == "eu" and h.source == "handbook" for h in out.results)
+
+
+def test_no_authorized_results_hands_off(ingested_demo: Services) -> None:
+    from groundwork.config import PrincipalConfig
+
+    nobody = PrincipalConfig(name="carol", api_key_sha256="c" * 64, groups=["finance"], regions=["uk", "eu"])
+    out = Retriever(ingested_demo).search(nobody, "annual leave", 5)
+    assert out.results == []
+    assert out.decision is Decision.HANDOFF
+    assert out.reasons == [Reason.NO_AUTHORIZED_RESULTS]
+
+
+def _snapshot(services: Services) -> dict[str, list[tuple]]:
+    snap = {}
+    for region in services.config.regions:
+        index = services.index(region)
+        with index.pool.connection() as conn:
+            for table in ("documents", "chunks", "ingest_failures"):
+                rows = conn.execute(f"SELECT xmin::text, * FROM {index.schema}.{table} ORDER BY 2").fetchall()
+                snap[f"{region}.{table}"] = [tuple(map(str, r)) for r in rows]
+    return snap
+
+
+def test_second_ingest_of_unchanged_corpus_writes_nothing(ingested: Services) -> None:
+    before = _snapshot(ingested)
+    plan, reports = run_all(ingested)
+    assert plan.tasks == []
+    assert sum(r.documents_written for r in reports) == 0
+    assert _snapshot(ingested) == before  # same rows, same xmin: nothing rewritten
+
+
+def test_changed_document_is_replaced_atomically(ingested: Services, demo_copy: Path) -> None:
+    eu = ingested.index("eu")
+    path = demo_copy.parent / "corpus/handbook/remote-working.txt"
+    path.write_text("Remote working\n\nEmployees may work remotely four days per week.\n")
+    plan, _ = run_all(ingested)
+    assert [t.ref.source_id for t in plan.tasks] == ["remote-working.txt"]
+    assert plan.tasks[0].change == "changed"
+    with eu.pool.connection() as conn:
+        texts = [r[0] for r in conn.execute(
+            f"SELECT c.text FROM {eu.schema}.chunks c JOIN {eu.schema}.documents d USING (document_id)"
+            " WHERE d.source_id = 'remote-working.txt'"
+        )]
+    assert texts and all("four days" in t for t in texts)
+    assert eu.counts().documents == 5
+
+
+def test_fixed_file_is_retried_and_indexed(ingested: Services, demo_copy: Path) -> None:
+    broken = demo_copy.parent / "corpus/hr/broken/corrupt-scan.pdf"
+    broken.write_bytes((demo_copy.parent / "corpus/handbook/code-of-conduct.pdf").read_bytes())
+    plan, reports = run_all(ingested)
+    assert [t.ref.source_id for t in plan.tasks] == ["broken/corrupt-scan.pdf"]
+    uk = ingested.index("uk")
+    assert {f["source_id"] for f in uk.failures()} == {"broken/payroll-export.bin"}
+    assert uk.counts().documents == 6
+
+
+def test_schema_refuses_another_embedding_size(ingested_demo: Services) -> None:
+    from groundwork.errors import IndexError_
+
+    with pytest.raises(IndexError_, match="dimensions"):
+        ingested_demo.index("uk").ensure_schema(dimensions=768, model=ingested_demo.embedder.model_name)
+
+
+def test_every_chunk_is_governed(ingested_demo: Services) -> None:
+    for region in ingested_demo.config.regions:
+        assert ingested_demo.index(region).ungoverned_chunks() == 0
+    uk = ingested_demo.index("uk")
+    with uk.pool.connection() as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(f"UPDATE {uk.schema}.chunks SET access = '{{}}'")
+
+
+def test_confidence_mapping_is_monotonic_and_bounded() -> None:
+    cfg = RetrievalConfig()
+    assert confidence([], cfg) == 0.0
+    assert confidence([cfg.score_floor - 0.1], cfg) == 0.0
+    assert confidence([cfg.score_ceiling + 0.1], cfg) == 1.0
+    values = [confidence([s / 100], cfg) for s in range(-100, 101)]
+    assert values == sorted(values)
+    assert decide([0.9], cfg)[1] is Decision.ANSWER
+    assert decide([0.1], cfg)[1:] == (Decision.HANDOFF, [Reason.LOW_CONFIDENCE])
