@@ -81,7 +81,9 @@ class FilesystemConnector:
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise ConnectorError(f"source {self.name!r}: cannot read {ref.source_id!r}: {exc.strerror}") from exc
+            raise ConnectorError(
+                f"source {self.name!r}: cannot read {ref.source_id!r}: {exc.strerror}"
+            ) from exc
 
 
 def _sha256(path: Path) -> str:

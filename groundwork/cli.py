@@ -98,7 +98,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "results": [SearchResult.model_validate(h, from_attributes=True).model_dump() for h in outcome.results],
+                    "results": [
+                        SearchResult.model_validate(h, from_attributes=True).model_dump()
+                        for h in outcome.results
+                    ],
                     "confidence": outcome.confidence,
                     "decision": outcome.decision.value,
                     "reasons": [r.value for r in outcome.reasons],

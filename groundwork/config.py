@@ -101,7 +101,9 @@ class DatabaseConfig(_Strict):
     @model_validator(mode="after")
     def _one_mode(self) -> DatabaseConfig:
         if self.url is not None and self.urls:
-            raise ValueError("set either database.url (one server for all regions) or database.urls, not both")
+            raise ValueError(
+                "set either database.url (one server for all regions) or database.urls, not both"
+            )
         return self
 
 
@@ -129,9 +131,25 @@ DEFAULT_ENTITIES = [
 
 
 DEFAULT_PERSON_COLUMNS = [
-    "name", "full name", "employee", "employee name", "first name", "last name", "surname", "forename",
-    "given name", "family name", "contact name", "manager", "line manager", "candidate", "patient",
-    "customer", "customer name", "person", "staff member",
+    "name",
+    "full name",
+    "employee",
+    "employee name",
+    "first name",
+    "last name",
+    "surname",
+    "forename",
+    "given name",
+    "family name",
+    "contact name",
+    "manager",
+    "line manager",
+    "candidate",
+    "patient",
+    "customer",
+    "customer name",
+    "person",
+    "staff member",
 ]
 
 
@@ -165,9 +183,7 @@ class EmbeddingConfig(_Strict):
     dimensions: int = Field(default=384, ge=8, le=4096)
     batch_size: int = Field(default=32, ge=1, le=1024)
 
-    _resolve = field_validator("model_path")(
-        lambda v, info: None if v is None else _resolve_path(v, info)
-    )
+    _resolve = field_validator("model_path")(lambda v, info: None if v is None else _resolve_path(v, info))
 
 
 class RetrievalConfig(_Strict):

@@ -60,6 +60,6 @@ def run_ingest(config_path: Path, config: GroundworkConfig) -> IngestSummary:
         summary.assets[mat.asset_key.to_user_string()] = {
             k: v.value for k, v in mat.metadata.items() if not isinstance(v.value, str) or "\n" not in v.value
         }
-    for event in result.get_asset_check_evaluations():
-        summary.checks[f"{event.asset_key.to_user_string()}:{event.check_name}"] = event.passed
+    for evaluation in result.get_asset_check_evaluations():
+        summary.checks[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = evaluation.passed
     return summary

@@ -142,11 +142,13 @@ def create_app(config: GroundworkConfig, retriever: Retriever) -> FastAPI:
         "/v1/search",
         response_model=SearchResponse,
         tags=["retrieval"],
-        responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+        responses={
+            401: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
     )
-    def search(
-        body: SearchRequest, caller: Annotated[PrincipalConfig, Depends(principal)]
-    ) -> Any:
+    def search(body: SearchRequest, caller: Annotated[PrincipalConfig, Depends(principal)]) -> Any:
         """Top-k chunks the caller may read, from the caller's regions only."""
         if len(body.query) > limits.max_query_chars:
             return _error(422, "invalid_request", f"query: at most {limits.max_query_chars} characters")

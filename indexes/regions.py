@@ -52,9 +52,7 @@ def resolve_targets(config: GroundworkConfig) -> dict[str, RegionTarget]:
     """
     db = config.database
     if db.urls:
-        return {
-            r: RegionTarget(r, db.urls[r].get_secret_value(), DEFAULT_SCHEMA) for r in config.regions
-        }
+        return {r: RegionTarget(r, db.urls[r].get_secret_value(), DEFAULT_SCHEMA) for r in config.regions}
     if db.url is not None:
         url = db.url.get_secret_value()
         return {r: RegionTarget(r, url, f"{DEFAULT_SCHEMA}_{r}") for r in config.regions}

@@ -77,7 +77,7 @@ def ensure_schema(conn: psycopg.Connection, schema: str, *, dimensions: int, mod
         # Serialise concurrent first runs: DDL with IF NOT EXISTS still races on catalog rows.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"groundwork-schema:{schema}",))
         conn.execute(sql.SQL(_DDL).format(schema=ident, dims=sql.Literal(dimensions)))
-        rows = dict(
+        rows: dict[str, str] = dict(
             conn.execute(sql.SQL("SELECT key, value FROM {}.index_meta").format(ident)).fetchall()
         )
         wanted = {"schema_version": SCHEMA_VERSION, "model": model, "dimensions": str(dimensions)}

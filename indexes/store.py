@@ -54,7 +54,9 @@ class RegionIndex:
         """The stored version and access digest of every document of ``source``, by document id."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                self._q("SELECT document_id::text, version, access_digest FROM {s}.documents WHERE source = %s"),
+                self._q(
+                    "SELECT document_id::text, version, access_digest FROM {s}.documents WHERE source = %s"
+                ),
                 (source,),
             ).fetchall()
         return {doc_id: StoredState(version, digest) for doc_id, version, digest in rows}
@@ -104,24 +106,61 @@ class RegionIndex:
                     """
                 ),
                 (
-                    task.document_id, ref.source, ref.source_id, ref.uri, ref.version, red.content_type,
-                    gov.residency, access, gov.digest, redactions, len(red.elements), len(chunked.chunks),
+                    task.document_id,
+                    ref.source,
+                    ref.source_id,
+                    ref.uri,
+                    ref.version,
+                    red.content_type,
+                    gov.residency,
+                    access,
+                    gov.digest,
+                    redactions,
+                    len(red.elements),
+                    len(chunked.chunks),
                 ),
             )
-            with conn.cursor() as cur, cur.copy(
-                self._q(
-                    "COPY {s}.chunks (chunk_id, document_id, seq, text, page_number, embedding, residency,"
-                    " access, source, source_uri, version, redactions) FROM STDIN WITH (FORMAT BINARY)"
-                )
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    self._q(
+                        "COPY {s}.chunks (chunk_id, document_id, seq, text, page_number, embedding, residency,"
+                        " access, source, source_uri, version, redactions) FROM STDIN WITH (FORMAT BINARY)"
+                    )
+                ) as copy,
+            ):
                 copy.set_types(
-                    ["uuid", "uuid", "int4", "text", "int4", "vector", "text", "text[]", "text", "text",
-                     "text", "jsonb"]
+                    [
+                        "uuid",
+                        "uuid",
+                        "int4",
+                        "text",
+                        "int4",
+                        "vector",
+                        "text",
+                        "text[]",
+                        "text",
+                        "text",
+                        "text",
+                        "jsonb",
+                    ]
                 )
                 for chunk, vector in zip(chunked.chunks, doc.vectors, strict=True):
                     copy.write_row(
-                        (uuid.UUID(chunk.chunk_id), doc_uuid, chunk.seq, chunk.text, chunk.page_number, vector,
-                         gov.residency, access, ref.source, ref.uri, ref.version, redactions)
+                        (
+                            uuid.UUID(chunk.chunk_id),
+                            doc_uuid,
+                            chunk.seq,
+                            chunk.text,
+                            chunk.page_number,
+                            vector,
+                            gov.residency,
+                            access,
+                            ref.source,
+                            ref.uri,
+                            ref.version,
+                            redactions,
+                        )
                     )
             conn.execute(
                 self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"),
@@ -144,7 +183,15 @@ class RegionIndex:
                         attempts = {s}.ingest_failures.attempts + 1, last_seen = now()
                     """
                 ),
-                (ref.source, ref.source_id, ref.uri, ref.version, failure.stage, failure.reason, failure.message),
+                (
+                    ref.source,
+                    ref.source_id,
+                    ref.uri,
+                    ref.version,
+                    failure.stage,
+                    failure.reason,
+                    failure.message,
+                ),
             )
 
     def failures(self) -> list[dict[str, object]]:

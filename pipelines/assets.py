@@ -5,7 +5,6 @@ Lineage: source_documents -> partitioned_documents -> redacted_documents -> chun
 unredacted text is never written to disk.
 """
 
-
 from collections import Counter
 from typing import Any
 
@@ -111,9 +110,7 @@ def chunks(
 
 
 @dg.asset(group_name=GROUP, kinds={"torch"})
-def embeddings(
-    context: dg.AssetExecutionContext, groundwork: GroundworkResource, chunks: Batch
-) -> Batch:
+def embeddings(context: dg.AssetExecutionContext, groundwork: GroundworkResource, chunks: Batch) -> Batch:
     """One all-MiniLM-L6-v2 vector per chunk."""
     embedder = groundwork.services.embedder
     batch = embed_all(chunks, embedder)

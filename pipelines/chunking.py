@@ -29,7 +29,9 @@ def chunk_document(document: RedactedDocument, config: ChunkingConfig) -> Chunke
     )
     doc_id = document.task.document_id
     chunks = [
-        Chunk(chunk_id=chunk_id(doc_id, seq), seq=seq, text=piece.text, page_number=piece.metadata.page_number)
+        Chunk(
+            chunk_id=chunk_id(doc_id, seq), seq=seq, text=piece.text, page_number=piece.metadata.page_number
+        )
         for seq, piece in enumerate(p for p in pieces if p.text.strip())
     ]
     return ChunkedDocument(document=document, chunks=chunks)

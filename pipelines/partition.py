@@ -68,11 +68,11 @@ def partition_document(
 
     from unstructured.partition.auto import partition  # heavy: loaded on first use
 
-    kwargs: dict[str, object] = {"languages": ["eng"]}
-    if suffix == ".pdf":
-        kwargs["strategy"] = pdf_strategy
+    strategy = pdf_strategy if suffix == ".pdf" else "auto"
     try:
-        elements = partition(file=io.BytesIO(data), metadata_filename=ref.filename, **kwargs)
+        elements = partition(
+            file=io.BytesIO(data), metadata_filename=ref.filename, languages=["eng"], strategy=strategy
+        )
     except Exception as exc:  # parsers raise anything on bad input; the class name is the useful part
         raise DocumentError(
             f"could not be parsed as {suffix}: {type(exc).__name__}",

@@ -22,7 +22,9 @@ Stage = Literal["list", "fetch", "partition", "redact", "chunk", "embed", "index
 
 #: Failure reasons that depend only on the file's content: not retried until the content changes.
 #: Any other failure (a database error, an unexpected error) is retried on the next run.
-PERMANENT_REASONS = frozenset({"unsupported_type", "empty", "too_large", "encrypted", "parse_error", "no_text"})
+PERMANENT_REASONS = frozenset(
+    {"unsupported_type", "empty", "too_large", "encrypted", "parse_error", "no_text"}
+)
 
 
 @dataclass(frozen=True, slots=True)

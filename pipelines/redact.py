@@ -21,8 +21,17 @@ logger = logging.getLogger(__name__)
 
 RECOGNIZERS_YAML = Path(__file__).with_name("recognizers.yaml")
 _SPACY_LABELS_IGNORED = [
-    "CARDINAL", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT", "PRODUCT",
-    "QUANTITY", "WORK_OF_ART",
+    "CARDINAL",
+    "EVENT",
+    "FAC",
+    "LANGUAGE",
+    "LAW",
+    "MONEY",
+    "ORDINAL",
+    "PERCENT",
+    "PRODUCT",
+    "QUANTITY",
+    "WORK_OF_ART",
 ]
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
 
@@ -94,7 +103,7 @@ class Redactor:
         self._analyzer = AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
         self._batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
         self._anonymizer = AnonymizerEngine()
-        logger.info("presidio analyzer ready with %d recognizers", len(registry.recognizers))
+        logger.info("presidio analyzer ready with %d recognizers", len(list(registry.recognizers)))
 
     def _analyze(self, texts: list[str]) -> list[Any]:
         self._load()
@@ -153,7 +162,7 @@ class Redactor:
 
         result = []
         for doc_layout in layout:
-            counts: Counter[str] = Counter()
+            counts = Counter[str]()
             out_elements = []
             for entry in doc_layout:
                 if entry[0] == "text":
@@ -163,7 +172,7 @@ class Redactor:
                     out_elements.append(ParsedElement(el.category, text, el.page_number))
                     continue
                 _, el, header_units, rows = entry
-                headers = [redacted[i][0] for i in header_units]
+                header_texts = [redacted[i][0] for i in header_units]
                 for i in header_units:
                     counts.update(redacted[i][1])
                 lines = []
@@ -177,7 +186,7 @@ class Redactor:
                             value, found = redacted[idx]
                             counts.update(found)
                         if value:
-                            header = headers[col] if col < len(headers) else f"column {col + 1}"
+                            header = header_texts[col] if col < len(header_texts) else f"column {col + 1}"
                             parts.append(f"{header}: {value}")
                     lines.append("; ".join(parts))
                 out_elements.append(ParsedElement(el.category, "\n".join(lines), el.page_number))
@@ -220,7 +229,9 @@ def _name_forms(span: str) -> set[str]:
     if len(parts) < 2:
         return set()  # single capitalised words are too often false positives to propagate
     forms = {span}
-    forms.update(p for p in parts if len(p) >= _MIN_NAME_PART and p[0].isupper() and p.lower() not in STOP_WORDS)
+    forms.update(
+        p for p in parts if len(p) >= _MIN_NAME_PART and p[0].isupper() and p.lower() not in STOP_WORDS
+    )
     return forms
 
 
@@ -229,7 +240,9 @@ def _replace_names(text: str, counts: Counter[str], names: set[str]) -> tuple[st
     if not names:
         return text, counts
     pattern = re.compile(
-        r"(?<![\w<])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")(?![\w>])"
+        r"(?<![\w<])(?:"
+        + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+        + r")(?![\w>])"
     )
     out, n = pattern.subn(_PLACEHOLDER, text)
     if n:

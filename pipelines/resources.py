@@ -1,6 +1,5 @@
 """The Dagster resource that hands assets their :class:`~groundwork.services.Services`."""
 
-
 import dagster as dg
 from pydantic import PrivateAttr
 
@@ -8,7 +7,7 @@ from groundwork.config import load_config
 from groundwork.services import Services
 
 
-class GroundworkResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class GroundworkResource(dg.ConfigurableResource):
     """Connectors, redactor, embedder and region indexes for the config file at ``config_path``."""
 
     config_path: str

@@ -24,6 +24,7 @@ from pipelines.partition import check_size, partition_document
 from pipelines.policy import make_task
 from pipelines.records import (
     Batch,
+    ChangeKind,
     ChunkedDocument,
     DocumentTask,
     EmbeddedDocument,
@@ -81,12 +82,16 @@ def plan_run(
         for ref in refs:
             task = make_task(source, ref, "new")
             state = stored.get(task.document_id)
-            if state is not None and state.version == ref.version and state.access_digest == task.governance.digest:
+            if (
+                state is not None
+                and state.version == ref.version
+                and state.access_digest == task.governance.digest
+            ):
                 counts["unchanged"] += 1
             elif failed.get(ref.source_id) == ref.version:
                 counts["failed_before"] += 1
             else:
-                change = "new" if state is None else "changed"
+                change: ChangeKind = "new" if state is None else "changed"
                 counts[change] += 1
                 plan.tasks.append(make_task(source, ref, change))
         logger.info("source %s: %s", source.name, dict(counts))

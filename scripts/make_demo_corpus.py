@@ -118,17 +118,23 @@ def build() -> dict[str, bytes]:
     files["hr/payroll/salary-review-2026.docx"] = docx(
         "Salary Review 2026",
         [
-            ("Salary bands", [
-                "Engineering salary bands for 2026: Engineer L3 GBP 52,000 to 64,000; Senior Engineer L4 GBP "
-                "68,000 to 84,000; Staff Engineer L5 GBP 88,000 to 105,000.",
-                "Bands were benchmarked against the London technology market in September 2026 and rise by "
-                "4.5 percent on average.",
-            ]),
-            ("Individual adjustments", [
-                f"{p['PERSON']} (National Insurance number {p['UK_NINO']}) moves from L3 to L4 with effect "
-                "from 1 January 2027; the new salary is GBP 71,500.",
-                f"Payroll will pay the arrears to the account with IBAN {p['IBAN_CODE']}.",
-            ]),
+            (
+                "Salary bands",
+                [
+                    "Engineering salary bands for 2026: Engineer L3 GBP 52,000 to 64,000; Senior Engineer L4 GBP "
+                    "68,000 to 84,000; Staff Engineer L5 GBP 88,000 to 105,000.",
+                    "Bands were benchmarked against the London technology market in September 2026 and rise by "
+                    "4.5 percent on average.",
+                ],
+            ),
+            (
+                "Individual adjustments",
+                [
+                    f"{p['PERSON']} (National Insurance number {p['UK_NINO']}) moves from L3 to L4 with effect "
+                    "from 1 January 2027; the new salary is GBP 71,500.",
+                    f"Payroll will pay the arrears to the account with IBAN {p['IBAN_CODE']}.",
+                ],
+            ),
         ],
     )
     files["hr/casework/grievance-0142.eml"] = eml(
@@ -175,38 +181,49 @@ def build() -> dict[str, bytes]:
     files["hr/broken/payroll-export.bin"] = bytes(random.Random(11).randrange(256) for _ in range(4096))
 
     files["handbook/annual-leave.md"] = (
-        "# Annual leave\n\n"
-        "## Entitlement\n\n"
-        "Every employee receives 25 days of paid annual leave per year, plus public holidays. "
-        "After five years of service the entitlement rises to 28 days.\n\n"
-        "## Booking leave\n\n"
-        "Book leave in the HR portal at least two weeks in advance. Up to five unused days can be carried "
-        "over into the first quarter of the next year.\n"
-    ).encode()
+        b"# Annual leave\n\n"
+        b"## Entitlement\n\n"
+        b"Every employee receives 25 days of paid annual leave per year, plus public holidays. "
+        b"After five years of service the entitlement rises to 28 days.\n\n"
+        b"## Booking leave\n\n"
+        b"Book leave in the HR portal at least two weeks in advance. Up to five unused days can be carried "
+        b"over into the first quarter of the next year.\n"
+    )
     files["handbook/expenses.html"] = (
-        "<html><head><title>Expenses</title></head><body>"
-        "<h1>Travel and expenses</h1>"
-        "<p>Submit expense claims within 30 days of spending, with a receipt for every item over EUR 25.</p>"
-        "<h2>Travel</h2>"
-        "<p>Book rail travel in standard class. Flights are allowed for journeys over four hours by rail.</p>"
-        "<h2>Meals</h2>"
-        "<p>The daily meal allowance is EUR 45 when travelling on company business.</p>"
-        "</body></html>"
-    ).encode()
+        b"<html><head><title>Expenses</title></head><body>"
+        b"<h1>Travel and expenses</h1>"
+        b"<p>Submit expense claims within 30 days of spending, with a receipt for every item over EUR 25.</p>"
+        b"<h2>Travel</h2>"
+        b"<p>Book rail travel in standard class. Flights are allowed for journeys over four hours by rail.</p>"
+        b"<h2>Meals</h2>"
+        b"<p>The daily meal allowance is EUR 45 when travelling on company business.</p>"
+        b"</body></html>"
+    )
     files["handbook/remote-working.txt"] = (
-        "Remote working\n\n"
-        "Employees may work from home up to three days per week, agreed with their manager.\n\n"
-        "Equipment\n\n"
-        "The company provides a laptop, a monitor and a chair for the home office. Working from another "
-        "country for more than 20 days a year needs approval from the tax team.\n"
-    ).encode()
+        b"Remote working\n\n"
+        b"Employees may work from home up to three days per week, agreed with their manager.\n\n"
+        b"Equipment\n\n"
+        b"The company provides a laptop, a monitor and a chair for the home office. Working from another "
+        b"country for more than 20 days a year needs approval from the tax team.\n"
+    )
     files["handbook/it-security.pptx"] = pptx(
         "IT security essentials",
         [
-            ("Passwords and MFA", ["Use a password manager", "Multi-factor authentication is mandatory",
-                                   "Never reuse a password across services"]),
-            ("Phishing", ["Report suspicious email with the Report Phish button",
-                          "IT will never ask for your password"]),
+            (
+                "Passwords and MFA",
+                [
+                    "Use a password manager",
+                    "Multi-factor authentication is mandatory",
+                    "Never reuse a password across services",
+                ],
+            ),
+            (
+                "Phishing",
+                [
+                    "Report suspicious email with the Report Phish button",
+                    "IT will never ask for your password",
+                ],
+            ),
         ],
     )
     files["handbook/code-of-conduct.pdf"] = text_pdf(

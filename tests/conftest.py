@@ -106,7 +106,10 @@ def demo_services(
 
 @pytest.fixture(scope="session")
 def ingested_demo(
-    tmp_path_factory: pytest.TempPathFactory, pg_server: EmbeddedServer, redactor: Redactor, embedder: Embedder
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_server: EmbeddedServer,
+    redactor: Redactor,
+    embedder: Embedder,
 ) -> Iterator[Services]:
     """The demo corpus ingested once for read-only tests (do not modify it)."""
     from pipelines.stages import run_all

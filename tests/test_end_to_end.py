@@ -85,7 +85,9 @@ def _all_rows(server: EmbeddedServer) -> dict[str, list[str]]:
                 " AND table_schema NOT IN ('pg_catalog', 'information_schema')"
             ).fetchall()
             for schema, table in tables:
-                q = sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(table))
+                q = sql.SQL("SELECT t::text FROM {}.{} t").format(
+                    sql.Identifier(schema), sql.Identifier(table)
+                )
                 out[f"{db}.{schema}.{table}"] = [r[0] for r in conn.execute(q)]
     return out
 
@@ -96,8 +98,13 @@ def test_definitions_load(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {
-        "source_documents", "partitioned_documents", "redacted_documents", "chunks", "embeddings",
-        "index/uk", "index/eu",
+        "source_documents",
+        "partitioned_documents",
+        "redacted_documents",
+        "chunks",
+        "embeddings",
+        "index/uk",
+        "index/eu",
     }
     assert graph.get(dg.AssetKey(["index", "uk"])).parent_keys == {dg.AssetKey("embeddings")}
     assert defs.resolve_job_def("ingest") is not None
@@ -174,6 +181,8 @@ def _snapshot(server: EmbeddedServer) -> dict[str, list[tuple[str, ...]]]:
     for region in ("uk", "eu"):
         with psycopg.connect(server.dsn(f"groundwork_{region}")) as conn:
             for table in ("documents", "chunks", "ingest_failures", "index_meta"):
-                q = sql.SQL("SELECT xmin::text, t::text FROM groundwork.{} t ORDER BY 2").format(sql.Identifier(table))
+                q = sql.SQL("SELECT xmin::text, t::text FROM groundwork.{} t ORDER BY 2").format(
+                    sql.Identifier(table)
+                )
                 snap[f"{region}.{table}"] = [tuple(r) for r in conn.execute(q)]
     return snap

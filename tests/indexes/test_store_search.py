@@ -58,7 +58,9 @@ def test_same_query_differs_by_principal(ingested_demo: Services) -> None:
 
 
 def test_off_topic_query_hands_off(ingested_demo: Services) -> None:
-    out = Retriever(ingested_demo).search(ingested_demo.config.principal("alice"), "best banana bread recipe", 3)
+    out = Retriever(ingested_demo).search(
+        ingested_demo.config.principal("alice"), "best banana bread recipe", 3
+    )
     assert out.decision is Decision.HANDOFF
     assert Reason.LOW_CONFIDENCE in out.reasons
 
@@ -108,10 +110,13 @@ def test_changed_document_is_replaced_atomically(ingested: Services, demo_copy: 
     assert [t.ref.source_id for t in plan.tasks] == ["remote-working.txt"]
     assert plan.tasks[0].change == "changed"
     with eu.pool.connection() as conn:
-        texts = [r[0] for r in conn.execute(
-            f"SELECT c.text FROM {eu.schema}.chunks c JOIN {eu.schema}.documents d USING (document_id)"
-            " WHERE d.source_id = 'remote-working.txt'"
-        )]
+        texts = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT c.text FROM {eu.schema}.chunks c JOIN {eu.schema}.documents d USING (document_id)"
+                " WHERE d.source_id = 'remote-working.txt'"
+            )
+        ]
     assert texts and all("four days" in t for t in texts)
     assert eu.counts().documents == 5
 
@@ -119,7 +124,7 @@ def test_changed_document_is_replaced_atomically(ingested: Services, demo_copy: 
 def test_fixed_file_is_retried_and_indexed(ingested: Services, demo_copy: Path) -> None:
     broken = demo_copy.parent / "corpus/hr/broken/corrupt-scan.pdf"
     broken.write_bytes((demo_copy.parent / "corpus/handbook/code-of-conduct.pdf").read_bytes())
-    plan, reports = run_all(ingested)
+    plan, _ = run_all(ingested)
     assert [t.ref.source_id for t in plan.tasks] == ["broken/corrupt-scan.pdf"]
     uk = ingested.index("uk")
     assert {f["source_id"] for f in uk.failures()} == {"broken/payroll-export.bin"}

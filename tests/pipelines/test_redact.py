@@ -21,7 +21,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("entity", "text", "value"), CASES)
-def test_entity_is_replaced_by_its_placeholder(redactor: Redactor, entity: str, text: str, value: str) -> None:
+def test_entity_is_replaced_by_its_placeholder(
+    redactor: Redactor, entity: str, text: str, value: str
+) -> None:
     out, counts = redactor.redact(text)
     assert value not in out
     assert f"<{entity}>" in out
@@ -36,8 +38,14 @@ def test_text_without_pii_is_unchanged(redactor: Redactor) -> None:
 
 
 def test_batch_keeps_order_and_counts_per_text(redactor: Redactor) -> None:
-    results = redactor.redact_many(["Send it to a@example.com now.", "Nothing here.", "Card 4111 1111 1111 1111."])
-    assert [r[0] for r in results] == ["Send it to <EMAIL_ADDRESS> now.", "Nothing here.", "Card <CREDIT_CARD>."]
+    results = redactor.redact_many(
+        ["Send it to a@example.com now.", "Nothing here.", "Card 4111 1111 1111 1111."]
+    )
+    assert [r[0] for r in results] == [
+        "Send it to <EMAIL_ADDRESS> now.",
+        "Nothing here.",
+        "Card <CREDIT_CARD>.",
+    ]
     assert [dict(r[1]) for r in results] == [{"EMAIL_ADDRESS": 1}, {}, {"CREDIT_CARD": 1}]
 
 
@@ -67,7 +75,11 @@ def test_a_name_found_in_one_document_is_redacted_in_all(redactor: Redactor) -> 
 
     docs = [
         [ParsedElement("NarrativeText", "The grievance hearing for Priya Raman is on Tuesday.")],
-        [ParsedElement("NarrativeText", "Private health claims for Priya Raman (ref 12) are handled. Priya agreed.")],
+        [
+            ParsedElement(
+                "NarrativeText", "Private health claims for Priya Raman (ref 12) are handled. Priya agreed."
+            )
+        ],
     ]
     (first, c1), (second, c2) = redactor.redact_documents(docs)
     assert "Priya" not in first[0].text and "Priya" not in second[0].text

@@ -1,0 +1,46 @@
+# Groundwork: `make demo` installs everything and runs the pipeline; `make test` runs the checks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= examples/demo/groundwork.yaml
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint ui serve bench db-stop clean
+
+# torch goes first, from its CPU wheel, and stays pinned by constraints.txt for every later install.
+# unstructured-inference is installed without its dependencies: its timm/torchvision pins would pull a
+# torchvision that breaks sentence-transformers, and the fast PDF path never uses them.
+$(STAMP): pyproject.toml constraints.txt shims/en_core_web_sm/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]" ./shims/en_core_web_sm
+	$(BIN)/pip install --quiet -c constraints.txt --no-deps unstructured-inference==1.6.14
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/groundwork demo --config $(CONFIG)
+
+test: install lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+ui: install
+	$(BIN)/groundwork ui --config $(CONFIG)
+
+serve: install
+	$(BIN)/groundwork serve --config $(CONFIG)
+
+bench: install
+	$(BIN)/python benchmarks/bench.py --config $(CONFIG)
+
+db-stop:
+	$(BIN)/groundwork db stop --config $(CONFIG)
+
+clean: db-stop
+	rm -rf $(VENV) examples/demo/.groundwork
