@@ -1,0 +1,232 @@
+"""Benchmark: ingest throughput, end-to-end vs raw embedding throughput, and API latency.
+
+Every figure is printed with a baseline measured in the same run, since shared machines are noisy:
+- ingest chunks/s against raw embedding chunks/s on the same chunk texts (the ratio shows what
+  partitioning, redaction and indexing cost on top of the model);
+- API latency p50/p95 under 8 concurrent clients against the in-process retriever's latency for the
+  same queries (the ratio is the HTTP, auth, serialisation and contention overhead);
+- a re-ingest of the unchanged corpus against the first ingest.
+
+Usage: python benchmarks/bench.py [--config examples/demo/groundwork.yaml] [--copies 4]
+The corpus of every source in the config is copied ``--copies`` times into a temporary folder and
+ingested into a fresh embedded database there; nothing in the project is modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import uvicorn
+import yaml
+
+from groundwork.config import PrincipalConfig, load_config
+from groundwork.errors import DocumentError
+from groundwork.services import Services, configure_offline
+from indexes.api import create_app
+from indexes.embedded import EmbeddedServer
+from indexes.regions import embedded_data_dir
+from indexes.search import Retriever
+from pipelines.partition import SUPPORTED_TYPES, partition_document, suffix_of
+from pipelines.stages import run_all
+
+QUERIES = [
+    "How many days of annual leave do I get?",
+    "What are the salary bands for a senior engineer?",
+    "How do I report sickness absence?",
+    "What is the daily meal allowance when travelling?",
+    "Is multi-factor authentication mandatory?",
+    "Can I work from home?",
+    "How do I declare a gift?",
+    "What is the best recipe for banana bread?",
+]
+CLIENTS = 8
+
+
+def prepare(config_path: Path, copies: int, workdir: Path) -> tuple[Path, str]:
+    """A config whose sources are ``copies`` copies of the originals, with a fresh state folder."""
+    config = load_config(config_path)
+    data = yaml.safe_load(config_path.read_text())
+    for raw, source in zip(data["sources"], config.sources, strict=True):
+        target = workdir / "corpus" / source.name
+        for i in range(copies):
+            shutil.copytree(source.path, target / f"copy{i}")
+        raw["path"] = str(target)
+    data["state_dir"] = str(workdir / "state")
+    data.pop("database", None)
+    (workdir / "bench.yaml").write_text(yaml.safe_dump(data))
+    principal = config.principals[0].name if config.principals else ""
+    return workdir / "bench.yaml", principal
+
+
+def pct(values: list[float], q: int) -> float:
+    """The q-th percentile, in milliseconds."""
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+
+
+def warm_partitioners(services: Services) -> None:
+    """Partition one file of each type first, so the timed ingest excludes unstructured's lazy imports."""
+    seen: set[str] = set()
+    for connector in services.connectors.values():
+        for ref in connector.list():
+            suffix = suffix_of(ref.filename)
+            if suffix in SUPPORTED_TYPES and suffix not in seen:
+                seen.add(suffix)
+                with contextlib.suppress(DocumentError):
+                    partition_document(ref, connector.fetch(ref))
+
+
+def timed_searches(
+    retriever: Retriever, principal: PrincipalConfig, clients: int, rounds: int
+) -> list[float]:
+    """Latencies of in-process searches from ``clients`` threads, each running every query ``rounds`` times."""
+
+    def one(n: int) -> list[float]:
+        out = []
+        for i in range(rounds * len(QUERIES)):
+            t0 = time.perf_counter()
+            retriever.search(principal, QUERIES[(n + i) % len(QUERIES)], 5)
+            out.append(time.perf_counter() - t0)
+        return out
+
+    with ThreadPoolExecutor(clients) as pool:
+        return [x for part in pool.map(one, range(clients)) for x in part]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default="examples/demo/groundwork.yaml")
+    parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=25, help="requests per API client")
+    args = parser.parse_args()
+    configure_offline()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    logging.getLogger("pipelines.stages").setLevel(logging.ERROR)
+
+    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
+        bench_config, principal_name = prepare(Path(args.config).resolve(), args.copies, Path(tmp))
+        config = load_config(bench_config)
+        services = Services(config)
+        try:
+            print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+            print("loading models ...", flush=True)
+            services.redactor.redact("warm up")
+            services.embedder.embed(["warm up"])
+            warm_partitioners(services)
+
+            t0 = time.perf_counter()
+            plan, reports = run_all(services)
+            ingest_s = time.perf_counter() - t0
+            docs = sum(r.documents_written for r in reports)
+            failed = sum(len(r.failures) for r in reports)
+            chunks = sum(r.chunks_written for r in reports)
+            print(
+                f"\ningest: {len(plan.tasks)} documents listed, {docs} indexed, {failed} failed, {chunks} chunks"
+            )
+            print(
+                f"  {ingest_s:.2f} s  ->  {docs / ingest_s:.2f} documents/s, {chunks / ingest_s:.2f} chunks/s"
+            )
+
+            texts = []
+            for region in config.regions:
+                index = services.index(region)
+                with index.pool.connection() as conn:
+                    texts += [r[0] for r in conn.execute(f"SELECT text FROM {index.schema}.chunks")]  # noqa: S608
+            t0 = time.perf_counter()
+            services.embedder.embed(texts)
+            raw_s = time.perf_counter() - t0
+            raw_rate = len(texts) / raw_s
+            print(f"raw embedding of the same {len(texts)} chunks: {raw_s:.2f} s -> {raw_rate:.2f} chunks/s")
+            print(f"  end-to-end / raw embedding throughput: {(chunks / ingest_s) / raw_rate:.3f}")
+
+            t0 = time.perf_counter()
+            plan2, reports2 = run_all(services)
+            resync_s = time.perf_counter() - t0
+            print(
+                f"re-ingest of the unchanged corpus: {resync_s:.2f} s, {len(plan2.tasks)} documents processed, "
+                f"{sum(r.documents_written for r in reports2)} written; ratio to first ingest {resync_s / ingest_s:.3f}"
+            )
+
+            if not principal_name:
+                print("\n(no principals configured: API latency skipped)")
+                return
+            principal = config.principal(principal_name)
+            retriever = Retriever(services)
+            direct_1 = timed_searches(retriever, principal, 1, 3)
+            direct_n = timed_searches(retriever, principal, CLIENTS, 3)
+
+            key = "bench-key"
+            data = yaml.safe_load(bench_config.read_text())
+            for p in data["principals"]:
+                if p["name"] == principal_name:
+                    p["api_key_sha256"] = hashlib.sha256(key.encode()).hexdigest()
+            bench_config.write_text(yaml.safe_dump(data))
+            app = create_app(load_config(bench_config), retriever)
+            port = free_port()
+            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            while not server.started:
+                time.sleep(0.05)
+
+            def client(n: int) -> list[float]:
+                out = []
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+                    for i in range(args.requests):
+                        t0 = time.perf_counter()
+                        r = c.post(
+                            "/v1/search",
+                            json={"query": QUERIES[(n + i) % len(QUERIES)], "k": 5},
+                            headers={"Authorization": f"Bearer {key}"},
+                        )
+                        out.append(time.perf_counter() - t0)
+                        r.raise_for_status()
+                return out
+
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                latencies = [x for part in pool.map(client, range(CLIENTS)) for x in part]
+            wall = time.perf_counter() - t0
+            server.should_exit = True
+            thread.join(timeout=10)
+            print(f"\nAPI POST /v1/search, {CLIENTS} concurrent clients, {len(latencies)} requests:")
+            print(
+                f"  p50 {pct(latencies, 50):.1f} ms, p95 {pct(latencies, 95):.1f} ms, {len(latencies) / wall:.1f} req/s"
+            )
+            for label, values in (("1 thread", direct_1), (f"{CLIENTS} threads", direct_n)):
+                print(
+                    f"in-process retriever, {label}: p50 {pct(values, 50):.1f} ms, p95 {pct(values, 95):.1f} ms"
+                )
+            print(
+                f"  API / in-process at {CLIENTS} threads: p50 {pct(latencies, 50) / pct(direct_n, 50):.2f}, "
+                f"p95 {pct(latencies, 95) / pct(direct_n, 95):.2f}"
+            )
+        finally:
+            services.close()
+            EmbeddedServer(embedded_data_dir(config)).stop()
+
+
+if __name__ == "__main__":
+    main()
