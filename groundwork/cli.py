@@ -73,7 +73,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
     if not rows:
         print("no failed documents")
     for region, f in rows:
-        print(f"{region}  {f['source']}/{f['source_id']}  {f['stage']}:{f['reason']}  {f['message']}")
+        print(f"  [{region}] {f['source']}/{f['source_id']}: {f['stage']}:{f['reason']} - {f['message']}")
     return 0
 
 
@@ -87,9 +87,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     k = args.k or config.retrieval.default_k
     if not 1 <= k <= config.retrieval.max_k:
         raise GroundworkError(f"--k must be between 1 and {config.retrieval.max_k}")
-    services = Services(config)
+    services = Services(config, role="reader")
     try:
-        outcome = Retriever(services).search(principal, args.query, k)
+        outcome = Retriever(services).search(principal, args.query, k, auth_method="cli")
     finally:
         services.close()
     if args.json:
@@ -143,8 +143,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from indexes.search import Retriever
 
     _, config = _load(args)
-    services = Services(config)
-    services.embedder.embed(["warm up"])  # load the model before the first request
+    services = Services(config, role="reader")
+    services.embedder.embed(["warm up"])  # load the models before the first request
+    services.redactor.redact("warm up")
     app = create_app(config, Retriever(services))
     host = args.host or config.api.host
     port = args.port or config.api.port
@@ -212,20 +213,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_ingest(summary)
     if not summary.success:
         return 1
-    services = Services(config)
+    print("\n== Failed documents (recorded, not indexed) ==")
+    cmd_failures(args)
+    services = Services(config, role="reader")
     try:
         retriever = Retriever(services)
-        print("\n== Failed documents (recorded, not indexed) ==")
-        for region in config.regions:
-            for f in services.index(region).failures():
-                print(f"  [{region}] {f['source']}/{f['source_id']}: {f['reason']} - {f['message']}")
         print("\n== Searches ==")
         for who, query in DEMO_QUERIES:
             if who not in {p.name for p in config.principals}:
                 continue
             principal = config.principal(who)
             print(f"\n-- as {who}: groups {list(principal.groups)}, regions {list(principal.regions)}")
-            _print_outcome(who, query, retriever.search(principal, query, 3))
+            _print_outcome(who, query, retriever.search(principal, query, 3, auth_method="cli"))
     finally:
         services.close()
     print("\nNext: `groundwork serve --config ...` for the API, `groundwork ui --config ...` for Dagster.")

@@ -90,11 +90,24 @@ class EmbeddedDatabaseConfig(_Strict):
     data_dir: Path | None = None
 
 
+RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+
+
 class DatabaseConfig(_Strict):
-    """Where the per-region indexes live: one URL for all regions, one per region, or embedded."""
+    """Where the per-region indexes live: one URL for all regions, one per region, or embedded.
+
+    The URLs are the owner's: they create the schema, roles, grants and row-level security policies.
+    Ingest connects as ``writer_role`` and the API as ``reader_role``: the same URL with the user
+    swapped and no password (a password comes from the server's trust/peer/cert auth or a
+    ``~/.pgpass`` / ``PGPASSFILE`` entry), unless ``reader_urls`` / ``writer_urls`` name it.
+    """
 
     url: SecretStr | None = None
     urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    reader_urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    writer_urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    reader_role: RoleName = "groundwork_reader"
+    writer_role: RoleName = "groundwork_writer"
     embedded: EmbeddedDatabaseConfig = Field(default_factory=EmbeddedDatabaseConfig)
     pool_max_size: int = Field(default=8, ge=1, le=100)
 

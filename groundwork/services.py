@@ -6,9 +6,12 @@ import logging
 import os
 from functools import cached_property
 
+import psycopg
+
 from connectors import Connector, build_connector
 from groundwork.config import GroundworkConfig
-from indexes.regions import RegionPools, RegionTarget, resolve_targets
+from indexes.regions import RegionPools, RegionTarget, Role, ensure_extension, resolve_targets
+from indexes.schema import ensure_schema
 from indexes.store import RegionIndex
 from pipelines.embedding import Embedder
 from pipelines.redact import Redactor
@@ -31,13 +34,23 @@ def configure_offline() -> None:
 
 
 class Services:
-    """Connectors, region indexes, redactor and embedder for one config, each made on first use."""
+    """Connectors, region indexes, redactor and embedder for one config, each made on first use.
+
+    ``role`` is the database role the index pools log in as: ``writer`` for ingest, ``reader`` for
+    the retrieval API (row-level security applies to it).
+    """
 
     def __init__(
-        self, config: GroundworkConfig, *, redactor: Redactor | None = None, embedder: Embedder | None = None
+        self,
+        config: GroundworkConfig,
+        *,
+        role: Role = "writer",
+        redactor: Redactor | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         configure_offline()
         self.config = config
+        self.role: Role = role
         self._indexes: dict[str, RegionIndex] = {}
         # Already-loaded models may be shared (a test session, a benchmark) instead of loading again.
         self._redactor = redactor
@@ -51,7 +64,7 @@ class Services:
     @cached_property
     def pools(self) -> RegionPools:
         """Connection pools, one per region, opened on first use."""
-        return RegionPools(self.targets, max_size=self.config.database.pool_max_size)
+        return RegionPools(self.targets, role=self.role, max_size=self.config.database.pool_max_size)
 
     @cached_property
     def connectors(self) -> dict[str, Connector]:
@@ -72,12 +85,27 @@ class Services:
             self._embedder = Embedder(self.config.embedding)
         return self._embedder
 
+    def migrate(self, region: str) -> None:
+        """Create or update ``region``'s schema, roles and policies, connecting as the owner."""
+        target = self.targets[region]
+        ensure_extension(target)
+        db = self.config.database
+        with psycopg.connect(target.dsn, autocommit=True) as conn:
+            ensure_schema(
+                conn,
+                target.schema,
+                region=region,
+                dimensions=self.config.embedding.dimensions,
+                model=self.embedder.model_name,
+                reader=db.reader_role,
+                writer=db.writer_role,
+            )
+
     def index(self, region: str) -> RegionIndex:
-        """The index of ``region``, with its schema ensured."""
+        """The index of ``region`` (migrated on first use), reached as this process's role."""
         if region not in self._indexes:
-            index = RegionIndex(region, self.pools.pool(region), self.targets[region].schema)
-            index.ensure_schema(dimensions=self.config.embedding.dimensions, model=self.embedder.model_name)
-            self._indexes[region] = index
+            self.migrate(region)
+            self._indexes[region] = RegionIndex(region, self.pools.pool(region), self.targets[region].schema)
         return self._indexes[region]
 
     def indexes(self) -> dict[str, RegionIndex]:

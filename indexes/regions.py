@@ -1,4 +1,9 @@
-"""Residency routing: which database and schema hold each region's index, and pools to reach them."""
+"""Residency routing: which database and schema hold each region's index, and pools to reach them.
+
+Each region has an owner DSN (migrations) and role DSNs: the API's pools log in as the reader role,
+ingest's as the writer role. Pools open on first use and are counted, so a caller's request opens
+only the regions it may read.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from groundwork.config import GroundworkConfig, redact_dsn
@@ -20,17 +27,34 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "groundwork"
 
+#: Which database role a process connects as: the API reads, ingest writes, migrations own.
+Role = Literal["reader", "writer", "owner"]
+
 
 @dataclass(frozen=True, slots=True)
 class RegionTarget:
-    """Where one region's index lives: a DSN and a schema inside that database."""
+    """Where one region's index lives: DSNs per role and the schema inside that database."""
 
     region: str
     dsn: str
     schema: str
+    reader_dsn: str
+    writer_dsn: str
+
+    def dsn_for(self, role: Role) -> str:
+        """The DSN to connect with as ``role``."""
+        return {"owner": self.dsn, "reader": self.reader_dsn, "writer": self.writer_dsn}[role]
 
     def __repr__(self) -> str:
         return f"RegionTarget(region={self.region!r}, dsn={redact_dsn(self.dsn)!r}, schema={self.schema!r})"
+
+
+def as_user(dsn: str, user: str) -> str:
+    """``dsn`` with its user replaced and any password removed."""
+    params = conninfo_to_dict(dsn)
+    params.pop("password", None)
+    params["user"] = user
+    return make_conninfo(**params)  # type: ignore[arg-type]  # psycopg's stub is narrower than its API
 
 
 def embedded_data_dir(config: GroundworkConfig) -> Path:
@@ -44,26 +68,41 @@ def uses_embedded(config: GroundworkConfig) -> bool:
 
 
 def resolve_targets(config: GroundworkConfig) -> dict[str, RegionTarget]:
-    """Map every region named by a source to its database, starting the embedded server if used.
+    """Map every region to its database, starting the embedded server if it is the default.
 
     - ``database.urls``: one database per region, schema ``groundwork``;
     - ``database.url``: one database for all, one schema per region (``groundwork_<region>``);
     - neither: the embedded server, one database per region (``groundwork_<region>``).
     """
     db = config.database
+    owner: dict[str, tuple[str, str]] = {}
     if db.urls:
-        return {r: RegionTarget(r, db.urls[r].get_secret_value(), DEFAULT_SCHEMA) for r in config.regions}
-    if db.url is not None:
+        owner = {r: (db.urls[r].get_secret_value(), DEFAULT_SCHEMA) for r in config.regions}
+    elif db.url is not None:
         url = db.url.get_secret_value()
-        return {r: RegionTarget(r, url, f"{DEFAULT_SCHEMA}_{r}") for r in config.regions}
-    server = EmbeddedServer(embedded_data_dir(config))
-    server.start()
-    targets = {}
-    for region in config.regions:
-        name = f"groundwork_{region}"
-        _ensure_database(server.dsn("postgres"), name)
-        targets[region] = RegionTarget(region, server.dsn(name), DEFAULT_SCHEMA)
-    return targets
+        owner = {r: (url, f"{DEFAULT_SCHEMA}_{r}") for r in config.regions}
+    else:
+        server = EmbeddedServer(embedded_data_dir(config))
+        server.start()
+        for region in config.regions:
+            name = f"groundwork_{region}"
+            _ensure_database(server.dsn("postgres"), name)
+            owner[region] = (server.dsn(name), DEFAULT_SCHEMA)
+
+    def role_dsn(explicit: dict[str, object], region: str, dsn: str, user: str) -> str:
+        given = explicit.get(region)
+        return given.get_secret_value() if given is not None else as_user(dsn, user)  # type: ignore[attr-defined]
+
+    return {
+        r: RegionTarget(
+            region=r,
+            dsn=dsn,
+            schema=schema,
+            reader_dsn=role_dsn(dict(db.reader_urls), r, dsn, db.reader_role),
+            writer_dsn=role_dsn(dict(db.writer_urls), r, dsn, db.writer_role),
+        )
+        for r, (dsn, schema) in owner.items()
+    }
 
 
 def _ensure_database(admin_dsn: str, name: str) -> None:
@@ -77,8 +116,8 @@ def _ensure_database(admin_dsn: str, name: str) -> None:
                 pass  # another process created it first
 
 
-def _ensure_extension(target: RegionTarget) -> None:
-    # The pool's configure hook registers the vector type, which must exist first.
+def ensure_extension(target: RegionTarget) -> None:
+    """Create the vector extension (as the owner) so pools can register the type."""
     try:
         with psycopg.connect(target.dsn, autocommit=True, connect_timeout=15) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -89,15 +128,27 @@ def _ensure_extension(target: RegionTarget) -> None:
         ) from exc
 
 
+def _configure_reader(conn: psycopg.Connection) -> None:
+    register_vector(conn)
+    row = conn.execute(
+        "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    conn.commit()
+    if row is None or row[0]:
+        raise IndexError_("the retrieval API's database role bypasses row-level security; refusing it")
+
+
 def _configure(conn: psycopg.Connection) -> None:
     register_vector(conn)
+    conn.commit()
 
 
 class RegionPools:
-    """One connection pool per region, opened on first use. ``opened`` counts pools per region."""
+    """One connection pool per region for one role, opened on first use; ``opened`` counts them."""
 
-    def __init__(self, targets: dict[str, RegionTarget], *, max_size: int = 8) -> None:
+    def __init__(self, targets: dict[str, RegionTarget], *, role: Role = "writer", max_size: int = 8) -> None:
         self.targets = targets
+        self.role = role
         self.max_size = max_size
         self._pools: dict[str, ConnectionPool] = {}
         self.opened: Counter[str] = Counter()
@@ -114,21 +165,21 @@ class RegionPools:
         pool = self._pools.get(region)
         if pool is None:
             target = self.targets[region]
-            _ensure_extension(target)
+            dsn = target.dsn_for(self.role)
             pool = ConnectionPool(
-                target.dsn,
+                dsn,
                 min_size=1,
                 max_size=self.max_size,
-                configure=_configure,
+                configure=_configure_reader if self.role == "reader" else _configure,
                 open=False,
-                name=f"groundwork-{region}",
+                name=f"groundwork-{region}-{self.role}",
             )
             try:
                 pool.open(wait=True, timeout=15)
             except Exception as exc:  # psycopg_pool raises PoolTimeout wrapping the real cause
                 pool.close()
                 raise IndexError_(
-                    f"cannot connect to the {region!r} index database at {redact_dsn(target.dsn)}: "
+                    f"cannot connect to the {region!r} index database as {self.role} at {redact_dsn(dsn)}: "
                     f"{type(exc).__name__}"
                 ) from exc
             self._pools[region] = pool
@@ -140,9 +191,3 @@ class RegionPools:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
-
-    def __enter__(self) -> RegionPools:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

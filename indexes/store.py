@@ -10,7 +10,6 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from indexes.schema import ensure_schema
 from pipelines.records import PERMANENT_REASONS, EmbeddedDocument, Failure
 
 logger = logging.getLogger(__name__)
@@ -41,11 +40,6 @@ class RegionIndex:
         self.pool = pool
         self.schema = schema
         self._s = sql.Identifier(schema)
-
-    def ensure_schema(self, *, dimensions: int, model: str) -> None:
-        """Create the tables if missing; refuse an index built for another model."""
-        with self.pool.connection() as conn:
-            ensure_schema(conn, self.schema, dimensions=dimensions, model=model)
 
     def _q(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(s=self._s)
@@ -120,11 +114,19 @@ class RegionIndex:
                     len(chunked.chunks),
                 ),
             )
+            # COPY cannot load a table under row-level security, so rows go through a temporary
+            # staging table and then INSERT ... SELECT, where the writer's residency policy applies.
+            conn.execute(
+                self._q(
+                    "CREATE TEMP TABLE IF NOT EXISTS chunk_stage (LIKE {s}.chunks INCLUDING DEFAULTS)"
+                    " ON COMMIT DELETE ROWS"
+                )
+            )
             with (
                 conn.cursor() as cur,
                 cur.copy(
-                    self._q(
-                        "COPY {s}.chunks (chunk_id, document_id, seq, text, page_number, embedding, residency,"
+                    sql.SQL(
+                        "COPY chunk_stage (chunk_id, document_id, seq, text, page_number, embedding, residency,"
                         " access, source, source_uri, version, redactions) FROM STDIN WITH (FORMAT BINARY)"
                     )
                 ) as copy,
@@ -162,6 +164,7 @@ class RegionIndex:
                             redactions,
                         )
                     )
+            conn.execute(self._q("INSERT INTO {s}.chunks SELECT * FROM chunk_stage"))
             conn.execute(
                 self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"),
                 (ref.source, ref.source_id),

@@ -119,3 +119,11 @@ def ingested_demo(
     run_all(services)
     yield services
     services.close()
+
+
+@pytest.fixture(scope="session")
+def demo_reader(ingested_demo: Services, redactor: Redactor, embedder: Embedder) -> Iterator[Services]:
+    """Reader-role services on the ingested demo index: what the retrieval API uses."""
+    services = Services(ingested_demo.config, role="reader", redactor=redactor, embedder=embedder)
+    yield services
+    services.close()

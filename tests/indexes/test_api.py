@@ -12,8 +12,8 @@ from tests.conftest import ALICE_KEY, BOB_KEY
 
 
 @pytest.fixture(scope="module")
-def client(ingested_demo: Services) -> TestClient:
-    app = create_app(ingested_demo.config, Retriever(ingested_demo))
+def client(demo_reader: Services) -> TestClient:
+    app = create_app(demo_reader.config, Retriever(demo_reader))
     return TestClient(app, raise_server_exceptions=False)
 
 

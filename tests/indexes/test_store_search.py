@@ -42,9 +42,9 @@ def test_failures_are_recorded_with_reasons(ingested_demo: Services) -> None:
     assert ingested_demo.index("eu").failures() == []
 
 
-def test_same_query_differs_by_principal(ingested_demo: Services) -> None:
-    retriever = Retriever(ingested_demo)
-    config = ingested_demo.config
+def test_same_query_differs_by_principal(demo_reader: Services) -> None:
+    retriever = Retriever(demo_reader)
+    config = demo_reader.config
     query = "What are the salary bands for a senior engineer?"
     alice = retriever.search(config.principal("alice"), query, 5)
     bob = retriever.search(config.principal("bob"), query, 5)
@@ -57,27 +57,25 @@ def test_same_query_differs_by_principal(ingested_demo: Services) -> None:
     assert bob.reasons == [Reason.LOW_CONFIDENCE]
 
 
-def test_off_topic_query_hands_off(ingested_demo: Services) -> None:
-    out = Retriever(ingested_demo).search(
-        ingested_demo.config.principal("alice"), "best banana bread recipe", 3
-    )
+def test_off_topic_query_hands_off(demo_reader: Services) -> None:
+    out = Retriever(demo_reader).search(demo_reader.config.principal("alice"), "best banana bread recipe", 3)
     assert out.decision is Decision.HANDOFF
     assert Reason.LOW_CONFIDENCE in out.reasons
 
 
-def test_region_without_grant_is_never_searched(ingested_demo: Services) -> None:
-    retriever = Retriever(ingested_demo)
-    bob = ingested_demo.config.principal("bob")
+def test_region_without_grant_is_never_searched(demo_reader: Services) -> None:
+    retriever = Retriever(demo_reader)
+    bob = demo_reader.config.principal("bob")
     for query in ["salary bands", "grievance hearing", "pension contributions", "sickness absence fit note"]:
         out = retriever.search(bob, query, 10)
         assert all(h.residency == "eu" and h.source == "handbook" for h in out.results)
 
 
-def test_no_authorized_results_hands_off(ingested_demo: Services) -> None:
+def test_no_authorized_results_hands_off(demo_reader: Services) -> None:
     from groundwork.config import PrincipalConfig
 
     nobody = PrincipalConfig(name="carol", api_key_sha256="c" * 64, groups=["finance"], regions=["uk", "eu"])
-    out = Retriever(ingested_demo).search(nobody, "annual leave", 5)
+    out = Retriever(demo_reader).search(nobody, "annual leave", 5)
     assert out.results == []
     assert out.decision is Decision.HANDOFF
     assert out.reasons == [Reason.NO_AUTHORIZED_RESULTS]
@@ -132,10 +130,12 @@ def test_fixed_file_is_retried_and_indexed(ingested: Services, demo_copy: Path) 
 
 
 def test_schema_refuses_another_embedding_size(ingested_demo: Services) -> None:
+    from groundwork.config import EmbeddingConfig
     from groundwork.errors import IndexError_
 
+    config = ingested_demo.config.model_copy(update={"embedding": EmbeddingConfig(dimensions=768)})
     with pytest.raises(IndexError_, match="dimensions"):
-        ingested_demo.index("uk").ensure_schema(dimensions=768, model=ingested_demo.embedder.model_name)
+        Services(config, embedder=ingested_demo.embedder).migrate("uk")
 
 
 def test_every_chunk_is_governed(ingested_demo: Services) -> None:
