@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
+
+
+def path_matches(rel: str, pattern: str) -> bool:
+    """Whether a POSIX relative path matches a glob; ``**/`` also matches at the top level."""
+    return fnmatch.fnmatchcase(rel, pattern) or (
+        pattern.startswith("**/") and fnmatch.fnmatchcase(rel, pattern[3:])
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connectors.base import DocumentRef
+from connectors.base import DocumentRef, path_matches
 from groundwork.errors import ConnectorError
 
 logger = logging.getLogger(__name__)
@@ -39,14 +38,9 @@ class FilesystemConnector:
         self.exclude = exclude or []
 
     def _selected(self, rel: str) -> bool:
-        def match(patterns: list[str]) -> bool:
-            # "**/*" style globs: match the relative path and, for "**/" prefixes, the bare name too.
-            return any(
-                fnmatch.fnmatchcase(rel, p) or (p.startswith("**/") and fnmatch.fnmatchcase(rel, p[3:]))
-                for p in patterns
-            )
-
-        return match(self.include) and not match(self.exclude)
+        return any(path_matches(rel, p) for p in self.include) and not any(
+            path_matches(rel, p) for p in self.exclude
+        )
 
     def list(self) -> Iterator[DocumentRef]:
         """Yield a reference for every selected file, in sorted path order."""

@@ -41,8 +41,11 @@ def _print_ingest(summary: object) -> None:
     plan = summary.assets.get("source_documents", {})
     print(f"Dagster run {summary.run_id}: {'succeeded' if summary.success else 'FAILED'}")
     print(
-        f"  listed: new={plan.get('new', 0)} changed={plan.get('changed', 0)} "
-        f"unchanged={plan.get('unchanged', 0)} failed_before={plan.get('failed_before', 0)}"
+        "  listed: "
+        + " ".join(
+            f"{k}={plan.get(k, 0)}"
+            for k in ("new", "changed", "unchanged", "retag", "move", "failed_before", "refused")
+        )
     )
     red = summary.assets.get("redacted_documents", {})
     if red.get("redactions_by_type"):
@@ -53,7 +56,8 @@ def _print_ingest(summary: object) -> None:
         if key.startswith("index/"):
             print(
                 f"  {key}: wrote {meta.get('documents_written', 0)} documents / "
-                f"{meta.get('chunks_written', 0)} chunks; holds {meta.get('index_documents', 0)} documents, "
+                f"{meta.get('chunks_written', 0)} chunks, re-tagged {meta.get('retagged_without_reembedding', 0)}, "
+                f"moved in {meta.get('moved_in_without_reembedding', 0)}; holds {meta.get('index_documents', 0)} documents, "
                 f"{meta.get('index_chunks', 0)} chunks, {meta.get('index_failures', 0)} failed"
             )
     for check, passed in sorted(summary.checks.items()):

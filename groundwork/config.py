@@ -53,16 +53,51 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     return value.resolve() if value.is_absolute() else value
 
 
+class PolicyRule(_Strict):
+    """Residency and/or access for the documents of a source whose relative path matches ``match``.
+
+    ``match`` is a glob on the path relative to the source root (``payroll/**``, ``*.xlsx``,
+    ``board/minutes-2026.docx``). When several rules match, the most specific wins: the one with the
+    most literal (non-wildcard) characters, then the later one.
+    """
+
+    match: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    residency: Region | None = None
+    access: list[AccessGrant] | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> PolicyRule:
+        if self.residency is None and self.access is None:
+            raise ValueError(f"rule {self.match!r} sets neither residency nor access")
+        if self.access is not None and not self.access:
+            raise ValueError(
+                f"rule {self.match!r}: access must name at least one grant (use [public] for everyone)"
+            )
+        return self
+
+
 class FilesystemSourceConfig(_Strict):
-    """A folder tree read by the filesystem connector."""
+    """A folder tree read by the filesystem connector.
+
+    ``residency`` and ``access`` apply to every document unless a rule says otherwise. A document
+    left with no access grant, or no residency, is refused at ingest (fail closed); ``access:
+    [public]`` marks documents readable by every principal explicitly.
+    """
 
     name: Name
     connector: Literal["filesystem"]
     path: Path
-    residency: Region
-    access: list[AccessGrant] = Field(min_length=1)
+    residency: Region | None = None
+    access: list[AccessGrant] = Field(default_factory=list)
+    rules: list[PolicyRule] = Field(default_factory=list)
     include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
     exclude: list[str] = Field(default_factory=list)
+
+    @property
+    def regions(self) -> set[str]:
+        """Every region this source's policy can place a document in."""
+        named = {r.residency for r in self.rules if r.residency is not None}
+        return named | ({self.residency} if self.residency else set())
 
     _resolve = field_validator("path")(_resolve_path)
 
@@ -256,7 +291,7 @@ class GroundworkConfig(_Strict):
     @property
     def regions(self) -> list[str]:
         """The residency regions that sources store documents in, sorted."""
-        return sorted({s.residency for s in self.sources})
+        return sorted(set().union(*(s.regions for s in self.sources)))
 
     def source(self, name: str) -> SourceConfig:
         """The source called ``name``."""

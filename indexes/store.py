@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from pipelines.records import PERMANENT_REASONS, EmbeddedDocument, Failure
+from pipelines.records import PERMANENT_REASONS, EmbeddedDocument, Failure, Governance
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +172,88 @@ class RegionIndex:
                 (ref.source, ref.source_id),
             )
         return len(chunked.chunks)
+
+    def retag(self, document_id: str, governance: Governance) -> int:
+        """Change a stored document's access tags in place, chunks included, without re-embedding.
+
+        Returns the number of chunks re-tagged; document and chunks change in one transaction.
+        """
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                self._q("UPDATE {s}.documents SET access = %s, access_digest = %s WHERE document_id = %s"),
+                (list(governance.access), governance.digest, document_id),
+            )
+            cur = conn.execute(
+                self._q("UPDATE {s}.chunks SET access = %s WHERE document_id = %s"),
+                (list(governance.access), document_id),
+            )
+            return cur.rowcount
+
+    def export_document(self, document_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """A stored document's row and its chunk rows (embeddings included), to move it elsewhere."""
+        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            doc = cur.execute(
+                self._q("SELECT * FROM {s}.documents WHERE document_id = %s"), (document_id,)
+            ).fetchone()
+            if doc is None:
+                return None
+            chunks = cur.execute(
+                self._q("SELECT * FROM {s}.chunks WHERE document_id = %s ORDER BY seq"), (document_id,)
+            ).fetchall()
+        return doc, chunks
+
+    def import_document(
+        self, doc: dict[str, Any], chunks: list[dict[str, Any]], governance: Governance
+    ) -> int:
+        """Store an exported document here under new tags, replacing any copy; returns chunks written."""
+        access = list(governance.access)
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(self._q("DELETE FROM {s}.documents WHERE document_id = %s"), (doc["document_id"],))
+            cols = list(doc)
+            values = {
+                **doc,
+                "residency": governance.residency,
+                "access": access,
+                "access_digest": governance.digest,
+            }
+            conn.execute(
+                sql.SQL("INSERT INTO {s}.documents ({cols}) VALUES ({vals})").format(
+                    s=self._s,
+                    cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+                    vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+                ),
+                [Jsonb(values[c]) if c == "redactions" else values[c] for c in cols],
+            )
+            if chunks:
+                ccols = list(chunks[0])
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        sql.SQL("INSERT INTO {s}.chunks ({cols}) VALUES ({vals})").format(
+                            s=self._s,
+                            cols=sql.SQL(", ").join(map(sql.Identifier, ccols)),
+                            vals=sql.SQL(", ").join(sql.Placeholder() * len(ccols)),
+                        ),
+                        [
+                            [
+                                Jsonb(row[c])
+                                if c == "redactions"
+                                else governance.residency
+                                if c == "residency"
+                                else access
+                                if c == "access"
+                                else row[c]
+                                for c in ccols
+                            ]
+                            for row in chunks
+                        ],
+                    )
+        return len(chunks)
+
+    def delete_document(self, document_id: str) -> bool:
+        """Remove a document and its chunks; returns whether it was here."""
+        with self.pool.connection() as conn:
+            cur = conn.execute(self._q("DELETE FROM {s}.documents WHERE document_id = %s"), (document_id,))
+            return cur.rowcount > 0
 
     def record_failure(self, failure: Failure) -> None:
         """Record (or update) a document's failure; the message must already be free of content."""

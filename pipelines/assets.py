@@ -12,7 +12,16 @@ import dagster as dg
 
 from pipelines.records import Batch, Failure
 from pipelines.resources import GroundworkResource
-from pipelines.stages import Plan, chunk_all, embed_all, index_region, partition_all, plan_run, redact_all
+from pipelines.stages import (
+    Plan,
+    chunk_all,
+    embed_all,
+    index_region,
+    partition_all,
+    plan_run,
+    purge_stale,
+    redact_all,
+)
 
 GROUP = "ingest"
 
@@ -48,7 +57,11 @@ def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkRe
     context.add_output_metadata(
         {
             "to_process": len(plan.tasks),
-            **{k: totals.get(k, 0) for k in ("new", "changed", "unchanged", "failed_before")},
+            **{
+                k: totals.get(k, 0)
+                for k in ("new", "changed", "unchanged", "failed_before", "retag", "move", "refused")
+            },
+            "policy_refusals": failure_table(plan.failures),
             "by_source": {name: dict(c) for name, c in plan.counts.items()},
             "source_errors": plan.source_errors or "none",
         }
@@ -62,7 +75,7 @@ def partitioned_documents(
 ) -> Batch:
     """Documents fetched and partitioned into elements by unstructured (held in memory only)."""
     services = groundwork.services
-    batch = partition_all(source_documents.tasks, services.connectors, services.config)
+    batch = partition_all(source_documents, services.connectors, services.config)
     context.add_output_metadata(
         {
             **_batch_metadata(batch, 0),
@@ -137,30 +150,37 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
         specs=[
             dg.AssetSpec(
                 index_key(r),
-                deps=["embeddings"],
+                deps=["embeddings", "source_documents"],
                 group_name=GROUP,
                 kinds={"postgres"},
                 description=f"The {r!r} pgvector index: governed chunks of documents resident in {r}.",
             )
             for r in regions
         ],
-        ins={"embeddings": dg.AssetIn("embeddings")},
+        ins={"embeddings": dg.AssetIn("embeddings"), "source_documents": dg.AssetIn("source_documents")},
         can_subset=True,
     )
     def index_assets(
-        context: dg.AssetExecutionContext, groundwork: GroundworkResource, embeddings: Batch
+        context: dg.AssetExecutionContext,
+        groundwork: GroundworkResource,
+        embeddings: Batch,
+        source_documents: Plan,
     ) -> Any:
         services = groundwork.services
-        for key in sorted(context.selected_asset_keys):
-            region = key.path[-1]
-            index = services.index(region)
-            report = index_region(embeddings, index)
-            counts = index.counts()
+        indexes = services.indexes()
+        selected = sorted(key.path[-1] for key in context.selected_asset_keys)
+        reports = [index_region(embeddings, source_documents, region, indexes) for region in selected]
+        purge_stale(source_documents, {r: indexes[r] for r in selected}, reports)
+        for report in reports:
+            counts = indexes[report.region].counts()
             yield dg.MaterializeResult(
-                asset_key=key,
+                asset_key=index_key(report.region),
                 metadata={
                     "documents_written": report.documents_written,
                     "chunks_written": report.chunks_written,
+                    "retagged_without_reembedding": report.retagged,
+                    "moved_in_without_reembedding": report.moved_in,
+                    "stale_copies_purged": report.purged,
                     "failures": len(report.failures),
                     "failure_details": failure_table(report.failures),
                     "redactions_by_type": dict(sorted(report.redactions.items())),

@@ -11,17 +11,17 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from connectors import Connector
 from groundwork.config import GroundworkConfig
 from groundwork.errors import ConnectorError, DocumentError
-from indexes.store import RegionIndex
+from indexes.store import RegionIndex, StoredState
 from pipelines.chunking import chunk_document
 from pipelines.embedding import Embedder
 from pipelines.partition import check_size, partition_document
-from pipelines.policy import make_task
+from pipelines.policy import PolicyError, make_task, refused_task
 from pipelines.records import (
     Batch,
     ChangeKind,
@@ -49,9 +49,19 @@ _PROGRESS_EVERY_S = 5.0
 
 @dataclass(slots=True)
 class Plan:
-    """What a run will do: the tasks to process and per-source counts of every change kind."""
+    """What a run will do.
+
+    ``tasks`` are (re)processed in full; ``retags`` only get new access tags, and ``moves`` are
+    copied to their new region with their embeddings, never re-embedded; ``purges`` are stale
+    copies (document id, region) to delete from regions the policy no longer places them in.
+    ``failures`` are documents the policy refused.
+    """
 
     tasks: list[DocumentTask] = field(default_factory=list)
+    retags: list[DocumentTask] = field(default_factory=list)
+    moves: list[tuple[DocumentTask, str]] = field(default_factory=list)
+    purges: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     source_errors: dict[str, str] = field(default_factory=dict)
 
@@ -61,18 +71,22 @@ def plan_run(
     connectors: Mapping[str, Connector],
     indexes: Mapping[str, RegionIndex],
 ) -> Plan:
-    """List every source and keep the documents that are new, changed or newly re-tagged.
+    """List every source and decide, per document, the least work that makes the index true.
 
-    A document whose stored version and access tags match is unchanged; one that failed before at
-    the same version is not retried until its content changes.
+    A document whose stored version and tags match is unchanged; one that failed before for a
+    content reason at the same version is not retried until its content changes; one whose content
+    is unchanged but whose policy changed is re-tagged (same region) or moved (new region).
     """
     plan = Plan()
     for source in config.sources:
         counts: Counter[str] = Counter()
         plan.counts[source.name] = counts
-        index = indexes[source.residency]
-        stored = index.document_states(source.name)
-        failed = index.failed_versions(source.name)
+        stored: dict[str, dict[str, StoredState]] = {}
+        failed: dict[str, str] = {}
+        for region, index in indexes.items():
+            for doc_id, state in index.document_states(source.name).items():
+                stored.setdefault(doc_id, {})[region] = state
+            failed.update(index.failed_versions(source.name))
         try:
             refs = list(connectors[source.name].list())
         except ConnectorError as exc:
@@ -80,22 +94,41 @@ def plan_run(
             logger.error("source %s could not be listed: %s", source.name, exc)
             continue
         for ref in refs:
-            task = make_task(source, ref, "new")
-            state = stored.get(task.document_id)
-            if (
-                state is not None
-                and state.version == ref.version
-                and state.access_digest == task.governance.digest
-            ):
-                counts["unchanged"] += 1
-            elif failed.get(ref.source_id) == ref.version:
-                counts["failed_before"] += 1
-            else:
-                change: ChangeKind = "new" if state is None else "changed"
-                counts[change] += 1
-                plan.tasks.append(make_task(source, ref, change))
+            try:
+                task = make_task(source, ref, "new")
+            except PolicyError as exc:
+                counts["refused"] += 1
+                plan.failures.append(Failure(refused_task(ref, exc), "policy", exc.reason, str(exc)))
+                continue
+            kind = _classify(plan, task, stored.get(task.document_id, {}), failed.get(ref.source_id))
+            counts[kind] += 1
         logger.info("source %s: %s", source.name, dict(counts))
     return plan
+
+
+def _classify(
+    plan: Plan, task: DocumentTask, copies: dict[str, StoredState], failed_version: str | None
+) -> str:
+    """Add the work one document needs to ``plan``; returns its change kind."""
+    region = task.governance.residency
+    version = task.ref.version
+    here = copies.get(region)
+    elsewhere = {r: s for r, s in copies.items() if r != region}
+    plan.purges.extend((task.document_id, r) for r in sorted(elsewhere))
+    if here is not None and here.version == version:
+        if here.access_digest == task.governance.digest:
+            return "unchanged"
+        plan.retags.append(replace(task, change="retag"))
+        return "retag"
+    same_content = sorted(r for r, s in elsewhere.items() if s.version == version)
+    if here is None and same_content:
+        plan.moves.append((replace(task, change="move"), same_content[0]))
+        return "move"
+    if failed_version == version:
+        return "failed_before"
+    change: ChangeKind = "new" if not copies else "changed"
+    plan.tasks.append(replace(task, change=change))
+    return change
 
 
 def _each(
@@ -129,9 +162,9 @@ def _each(
 
 
 def partition_all(
-    tasks: list[DocumentTask], connectors: Mapping[str, Connector], config: GroundworkConfig
+    plan: Plan, connectors: Mapping[str, Connector], config: GroundworkConfig
 ) -> Batch[ParsedDocument]:
-    """Fetch and partition every task's document."""
+    """Fetch and partition every task's document; the plan's policy failures are carried along."""
 
     def work(task: DocumentTask) -> ParsedDocument:
         check_size(task.ref, config.partitioning.max_file_bytes)
@@ -144,7 +177,7 @@ def partition_all(
         )
         return ParsedDocument(task, elements, content_type)
 
-    return _each("partition", tasks, lambda t: t, work)
+    return _each("partition", plan.tasks, lambda t: t, work, Batch(failures=list(plan.failures)))
 
 
 def redact_all(batch: Batch[ParsedDocument], redactor: Redactor) -> Batch[RedactedDocument]:
@@ -208,33 +241,74 @@ def embed_all(batch: Batch[ChunkedDocument], embedder: Embedder) -> Batch[Embedd
 
 @dataclass(slots=True)
 class IndexReport:
-    """What one region's index stage wrote."""
+    """What one region's index stage did."""
 
     region: str
     documents_written: int = 0
     chunks_written: int = 0
+    retagged: int = 0
+    moved_in: int = 0
+    purged: int = 0
     failures: list[Failure] = field(default_factory=list)
     redactions: Counter[str] = field(default_factory=Counter)
+    failed_moves: set[str] = field(default_factory=set)
 
 
-def index_region(batch: Batch[EmbeddedDocument], index: RegionIndex) -> IndexReport:
-    """Write this region's documents to its index and record this region's failures."""
-    report = IndexReport(region=index.region)
-    mine = [d for d in batch.items if d.chunked.document.task.governance.residency == index.region]
+def index_region(
+    batch: Batch[EmbeddedDocument], plan: Plan, region: str, indexes: Mapping[str, RegionIndex]
+) -> IndexReport:
+    """Write, re-tag and move in this region's documents, and record this region's failures."""
+    index = indexes[region]
+    report = IndexReport(region=region)
+    mine = [d for d in batch.items if d.chunked.document.task.governance.residency == region]
 
-    def work(doc: EmbeddedDocument) -> EmbeddedDocument:
+    def write(doc: EmbeddedDocument) -> EmbeddedDocument:
         report.chunks_written += index.write_document(doc)
         report.documents_written += 1
         report.redactions.update(doc.chunked.document.redactions)
         return doc
 
-    written = _each("index", mine, lambda d: d.chunked.document.task, work)
-    failures = [f for f in batch.failures if f.task.governance.residency == index.region]
-    failures += written.failures
+    def retag(task: DocumentTask) -> DocumentTask:
+        index.retag(task.document_id, task.governance)
+        report.retagged += 1
+        return task
+
+    def move(item: tuple[DocumentTask, str]) -> None:
+        task, origin = item
+        exported = indexes[origin].export_document(task.document_id)
+        if exported is None:
+            raise DocumentError(
+                "the stored copy to move disappeared", stage="index", reason="move_source_missing"
+            )
+        index.import_document(*exported, task.governance)
+        report.moved_in += 1
+
+    failures = [f for f in batch.failures if f.task.governance.residency == region]
+    failures += _each("index", mine, lambda d: d.chunked.document.task, write).failures
+    failures += _each(
+        "index", [t for t in plan.retags if t.governance.residency == region], lambda t: t, retag
+    ).failures
+    moves = [m for m in plan.moves if m[0].governance.residency == region]
+    moved = _each("index", moves, lambda m: m[0], move)
+    report.failed_moves = {f.task.document_id for f in moved.failures}
+    failures += moved.failures
     for failure in failures:
         index.record_failure(failure)
     report.failures = failures
     return report
+
+
+def purge_stale(plan: Plan, indexes: Mapping[str, RegionIndex], reports: list[IndexReport]) -> int:
+    """Delete copies left in regions the policy no longer places a document in (after all writes)."""
+    keep = set().union(*(r.failed_moves for r in reports)) if reports else set()
+    purged = 0
+    for doc_id, region in plan.purges:
+        if doc_id not in keep and region in indexes and indexes[region].delete_document(doc_id):
+            purged += 1
+            for report in reports:
+                if report.region == region:
+                    report.purged += 1
+    return purged
 
 
 def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
@@ -242,6 +316,8 @@ def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
     config = services.config
     indexes = services.indexes()
     plan = plan_run(config, services.connectors, indexes)
-    parsed = partition_all(plan.tasks, services.connectors, config)
+    parsed = partition_all(plan, services.connectors, config)
     embedded = embed_all(chunk_all(redact_all(parsed, services.redactor), config), services.embedder)
-    return plan, [index_region(embedded, indexes[r]) for r in config.regions]
+    reports = [index_region(embedded, plan, r, indexes) for r in config.regions]
+    purge_stale(plan, indexes, reports)
+    return plan, reports

@@ -57,10 +57,14 @@ def _base() -> dict:
     ("mutate", "expected"),
     [
         (lambda d: d["sources"][0].update(residency="U K"), "sources.0.filesystem.residency"),
-        (lambda d: d["sources"][0].update(access=[]), "sources.0.filesystem.access"),
+        (lambda d: d["sources"][0].update(rules=[{"match": "pay/**"}]), "sets neither residency nor access"),
+        (lambda d: d["sources"][0].update(rules=[{"match": "pay/**", "access": []}]), "at least one grant"),
+        (
+            lambda d: d["sources"][0].update(rules=[{"match": "pay/**", "residency": "U K"}]),
+            "rules.0.residency",
+        ),
         (lambda d: d["sources"][0].update(access=["everyone"]), "sources.0.filesystem.access.0"),
         (lambda d: d["sources"][0].update(connector="ftp"), "sources.0"),
-        (lambda d: d["sources"][0].pop("residency"), "sources.0.filesystem.residency"),
         (lambda d: d.update(sources=d["sources"] * 2), "duplicate sources"),
         (lambda d: d.update(colour="blue"), "colour"),
         (lambda d: d.update(retrieval={"score_floor": 0.9, "score_ceiling": 0.1}), "score_floor"),

@@ -106,7 +106,10 @@ def test_definitions_load(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
         "index/uk",
         "index/eu",
     }
-    assert graph.get(dg.AssetKey(["index", "uk"])).parent_keys == {dg.AssetKey("embeddings")}
+    assert graph.get(dg.AssetKey(["index", "uk"])).parent_keys == {
+        dg.AssetKey("embeddings"),
+        dg.AssetKey("source_documents"),
+    }
     assert defs.resolve_job_def("ingest") is not None
     assert [s.name for s in defs.schedules or []] == ["nightly_ingest"]
     monkeypatch.setenv("GROUNDWORK_CONFIG", str(run.config_path))
