@@ -82,7 +82,7 @@ class Retriever:
         regions = self.regions_for(principal)
         hits: list[SearchHit] = []
         for region in regions:
-            hits.extend(self._search_region(region, regions, vector, grants, k))
+            hits.extend(self.search_region(region, regions, vector, grants, k))
         # Scores are cosine similarities from one model, so they compare across regions.
         hits.sort(key=lambda h: (-h.score, h.chunk_id))
         hits = hits[:k]
@@ -119,9 +119,10 @@ class Retriever:
                     ),
                 )
 
-    def _search_region(
+    def search_region(
         self, region: str, regions: list[str], vector: Any, grants: list[str], k: int
     ) -> list[SearchHit]:
+        """The ``k`` closest chunks in one region that ``grants`` may read (no audit, no decision)."""
         index = self.services.index(region)
         query = sql.SQL(
             """
