@@ -146,11 +146,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from indexes.api import create_app
     from indexes.search import Retriever
 
-    _, config = _load(args)
+    path, config = _load(args)
     services = Services(config, role="reader")
     services.embedder.embed(["warm up"])  # load the models before the first request
     services.redactor.redact("warm up")
-    app = create_app(config, Retriever(services))
+    app = create_app(config, Retriever(services), config_path=path)
     host = args.host or config.api.host
     port = args.port or config.api.port
     print(f"Groundwork retrieval API on http://{host}:{port} (docs at /docs)")

@@ -255,10 +255,57 @@ class RetrievalConfig(_Strict):
 
 
 class ApiConfig(_Strict):
-    """Where ``groundwork serve`` listens."""
+    """Where ``groundwork serve`` listens, and the limits it enforces on every caller."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=16_384, ge=256, le=10_000_000)
+    rate_limit_per_minute: int = Field(default=120, ge=1, le=1_000_000)
+    rate_limit_burst: int = Field(default=20, ge=1, le=100_000)
+
+
+class JwtConfig(_Strict):
+    """Bearer JWTs from an identity provider: signature, issuer, audience and expiry are checked.
+
+    HS256 tokens are verified with ``secret``; RS256 tokens with the PEM public key in
+    ``public_key_file``. The key is chosen by algorithm, so a public key can never be used as an
+    HMAC secret. The subject claim names the principal; ``groups_claim`` and ``regions_claim`` give
+    its groups and regions.
+    """
+
+    algorithms: list[Literal["HS256", "RS256"]] = Field(min_length=1)
+    secret: SecretStr | None = None
+    public_key_file: Path | None = None
+    issuer: str
+    audience: str
+    subject_claim: str = "sub"
+    groups_claim: str = "groups"
+    regions_claim: str = "regions"
+    leeway_seconds: int = Field(default=30, ge=0, le=600)
+
+    _resolve = field_validator("public_key_file")(
+        lambda v, info: None if v is None else _resolve_path(v, info)
+    )
+
+    @model_validator(mode="after")
+    def _keys(self) -> JwtConfig:
+        if "HS256" in self.algorithms and self.secret is None:
+            raise ValueError("auth.jwt.secret is required for HS256")
+        if (
+            "HS256" in self.algorithms
+            and self.secret is not None
+            and len(self.secret.get_secret_value()) < 32
+        ):
+            raise ValueError("auth.jwt.secret must be at least 32 characters")
+        if "RS256" in self.algorithms and self.public_key_file is None:
+            raise ValueError("auth.jwt.public_key_file is required for RS256")
+        return self
+
+
+class AuthConfig(_Strict):
+    """How API callers authenticate: hashed API keys (``principals``) and, optionally, JWTs."""
+
+    jwt: JwtConfig | None = None
 
 
 class GroundworkConfig(_Strict):
@@ -274,6 +321,7 @@ class GroundworkConfig(_Strict):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     _resolve = field_validator("state_dir")(_resolve_path)
 

@@ -1,13 +1,12 @@
 """The retrieval API: ``POST /v1/search`` for agents, ``GET /healthz``, OpenAPI docs at ``/docs``.
 
-Callers authenticate with ``Authorization: Bearer <key>``; only the SHA-256 of each key is
-configured, and look-ups compare digests in constant time. Errors are JSON with an ``error`` code
+Callers authenticate with ``Authorization: Bearer <key or JWT>`` (see :mod:`indexes.auth`); each
+principal is rate limited, and bodies are bounded in size and must be JSON. Errors are JSON with an ``error`` code
 and a ``message``; request values are never echoed back, since a query may hold personal data.
 """
 
-import hashlib
-import hmac
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -17,9 +16,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from groundwork import __version__
-from groundwork.config import GroundworkConfig, PrincipalConfig
+from groundwork.config import GroundworkConfig
 from groundwork.errors import AuthError, GroundworkError, IndexError_
+from indexes.auth import Authenticator, Caller
 from indexes.confidence import Decision, Reason
+from indexes.limits import BodyLimitMiddleware, RateLimiter, retry_after
 from indexes.search import Retriever
 
 logger = logging.getLogger(__name__)
@@ -71,34 +72,34 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse(status_code=status, content={"error": code, "message": message}, headers=headers)
 
 
-class KeyRing:
-    """Principals by API key digest; every look-up compares against every digest."""
+class RateLimited(GroundworkError):
+    """A caller exceeded its request rate."""
 
-    def __init__(self, principals: list[PrincipalConfig]) -> None:
-        self._entries = [(bytes.fromhex(p.api_key_sha256), p) for p in principals]
-
-    def authenticate(self, key: str) -> PrincipalConfig:
-        """The principal holding ``key``; raises :class:`AuthError` when none does."""
-        digest = hashlib.sha256(key.encode("utf-8")).digest()
-        found: PrincipalConfig | None = None
-        for expected, principal in self._entries:
-            if hmac.compare_digest(digest, expected) and found is None:
-                found = principal
-        if found is None:
-            raise AuthError("unknown API key")
-        return found
+    def __init__(self, wait_s: float) -> None:
+        super().__init__("rate limit exceeded; retry later")
+        self.wait_s = wait_s
 
 
-def create_app(config: GroundworkConfig, retriever: Retriever) -> FastAPI:
-    """The retrieval API for one config and retriever."""
+def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: Path | None = None) -> FastAPI:
+    """The retrieval API for one config and retriever.
+
+    With ``config_path``, principals, keys and JWT settings reload when the file changes.
+    """
     limits = config.retrieval
-    keys = KeyRing(list(config.principals))
+    auth = Authenticator(config, config_path)
+    limiter = RateLimiter(config.api.rate_limit_per_minute, config.api.rate_limit_burst)
     bearer = HTTPBearer(auto_error=False)
     app = FastAPI(
         title="Groundwork retrieval API",
         version=__version__,
         description="Top-k chunks the caller may read, with confidence and an answer/handoff decision.",
     )
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.api.max_body_bytes)
+
+    @app.exception_handler(RateLimited)
+    async def _limited(request: Request, exc: RateLimited) -> JSONResponse:
+        return _error(429, "rate_limited", str(exc), {"Retry-After": retry_after(exc.wait_s)})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -126,12 +127,16 @@ def create_app(config: GroundworkConfig, retriever: Retriever) -> FastAPI:
         logger.error("unhandled %s on %s", type(exc).__name__, request.url.path)
         return _error(500, "internal_error", "internal error")
 
-    def principal(
+    def caller(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> PrincipalConfig:
+    ) -> Caller:
         if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
             raise AuthError("missing bearer token: send 'Authorization: Bearer <key>'")
-        return keys.authenticate(creds.credentials)
+        who = auth.authenticate(creds.credentials)
+        wait = limiter.acquire(who.principal.name)
+        if wait:
+            raise RateLimited(wait)
+        return who
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:
@@ -142,13 +147,9 @@ def create_app(config: GroundworkConfig, retriever: Retriever) -> FastAPI:
         "/v1/search",
         response_model=SearchResponse,
         tags=["retrieval"],
-        responses={
-            401: {"model": ErrorResponse},
-            422: {"model": ErrorResponse},
-            503: {"model": ErrorResponse},
-        },
+        responses={code: {"model": ErrorResponse} for code in (401, 413, 415, 422, 429, 503)},
     )
-    def search(body: SearchRequest, caller: Annotated[PrincipalConfig, Depends(principal)]) -> Any:
+    def search(body: SearchRequest, who: Annotated[Caller, Depends(caller)]) -> Any:
         """Top-k chunks the caller may read, from the caller's regions only."""
         if len(body.query) > limits.max_query_chars:
             return _error(422, "invalid_request", f"query: at most {limits.max_query_chars} characters")
@@ -156,7 +157,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever) -> FastAPI:
             return _error(422, "invalid_request", f"k: at most {limits.max_k}")
         if not body.query.strip():
             return _error(422, "invalid_request", "query: must not be blank")
-        outcome = retriever.search(caller, body.query, body.k)
+        outcome = retriever.search(who.principal, body.query, body.k, auth_method=who.method)
         return SearchResponse(
             results=[SearchResult.model_validate(h, from_attributes=True) for h in outcome.results],
             confidence=outcome.confidence,

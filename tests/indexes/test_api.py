@@ -13,7 +13,11 @@ from tests.conftest import ALICE_KEY, BOB_KEY
 
 @pytest.fixture(scope="module")
 def client(demo_reader: Services) -> TestClient:
-    app = create_app(demo_reader.config, Retriever(demo_reader))
+    # This module checks behaviour, not the rate limit (tests/indexes/test_api_security.py does).
+    config = demo_reader.config.model_copy(
+        update={"api": demo_reader.config.api.model_copy(update={"rate_limit_burst": 10_000})}
+    )
+    app = create_app(config, Retriever(demo_reader))
     return TestClient(app, raise_server_exceptions=False)
 
 
