@@ -150,7 +150,7 @@ class Redactor:
                     doc_layout.append(("text", el, _add(units, el.text)))
             layout.append(doc_layout)
 
-        analyzed = self._analyze(units)
+        analyzed = self._analyze(units) if units else []
         for text, results in zip(units, analyzed, strict=True):
             for r in results:
                 if r.entity_type == PERSON:
