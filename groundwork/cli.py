@@ -44,7 +44,17 @@ def _print_ingest(summary: object) -> None:
         "  listed: "
         + " ".join(
             f"{k}={plan.get(k, 0)}"
-            for k in ("new", "changed", "unchanged", "retag", "move", "failed_before", "refused")
+            for k in (
+                "new",
+                "changed",
+                "unchanged",
+                "retag",
+                "move",
+                "rename",
+                "deleted",
+                "failed_before",
+                "refused",
+            )
         )
     )
     red = summary.assets.get("redacted_documents", {})
@@ -57,7 +67,8 @@ def _print_ingest(summary: object) -> None:
             print(
                 f"  {key}: wrote {meta.get('documents_written', 0)} documents / "
                 f"{meta.get('chunks_written', 0)} chunks, re-tagged {meta.get('retagged_without_reembedding', 0)}, "
-                f"moved in {meta.get('moved_in_without_reembedding', 0)}; holds {meta.get('index_documents', 0)} documents, "
+                f"moved in {meta.get('moved_in_without_reembedding', 0)}, "
+                f"renamed {meta.get('renamed_without_reembedding', 0)}, deleted {meta.get('deleted_or_purged', 0)}; holds {meta.get('index_documents', 0)} documents, "
                 f"{meta.get('index_chunks', 0)} chunks, {meta.get('index_failures', 0)} failed"
             )
     for check, passed in sorted(summary.checks.items()):

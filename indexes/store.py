@@ -12,7 +12,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from pipelines.records import PERMANENT_REASONS, EmbeddedDocument, Failure, Governance
+from pipelines.ids import chunk_id
+from pipelines.records import PERMANENT_REASONS, DocumentTask, EmbeddedDocument, Failure, Governance
 
 logger = logging.getLogger(__name__)
 
@@ -203,10 +204,35 @@ class RegionIndex:
         return doc, chunks
 
     def import_document(
-        self, doc: dict[str, Any], chunks: list[dict[str, Any]], governance: Governance
+        self,
+        doc: dict[str, Any],
+        chunks: list[dict[str, Any]],
+        governance: Governance,
+        *,
+        task: DocumentTask | None = None,
     ) -> int:
-        """Store an exported document here under new tags, replacing any copy; returns chunks written."""
+        """Store an exported document here under new tags, replacing any copy; returns chunks written.
+
+        With ``task`` the document also takes that task's identity (a rename): its id, source id,
+        URI and version and its chunks' ids change; its text and embeddings do not.
+        """
         access = list(governance.access)
+        if task is not None:
+            identity: dict[str, Any] = {
+                "document_id": uuid.UUID(task.document_id),
+                "source_id": task.ref.source_id,
+                "source_uri": task.ref.uri,
+                "version": task.ref.version,
+            }
+            doc = {**doc, **identity}
+            chunks = [
+                {
+                    **row,
+                    **{k: v for k, v in identity.items() if k in row},
+                    "chunk_id": uuid.UUID(chunk_id(task.document_id, row["seq"])),
+                }
+                for row in chunks
+            ]
         with self.pool.connection() as conn, conn.transaction():
             conn.execute(self._q("DELETE FROM {s}.documents WHERE document_id = %s"), (doc["document_id"],))
             cols = list(doc)
@@ -254,6 +280,22 @@ class RegionIndex:
         with self.pool.connection() as conn:
             cur = conn.execute(self._q("DELETE FROM {s}.documents WHERE document_id = %s"), (document_id,))
             return cur.rowcount > 0
+
+    def failure_ids(self, source: str) -> set[str]:
+        """The source ids of ``source`` with a recorded failure, whatever its reason."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                self._q("SELECT source_id FROM {s}.ingest_failures WHERE source = %s"), (source,)
+            )
+            return {r[0] for r in rows}
+
+    def clear_failure(self, source: str, source_id: str) -> None:
+        """Forget the failure record of one document."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"),
+                (source, source_id),
+            )
 
     def record_failure(self, failure: Failure) -> None:
         """Record (or update) a document's failure; the message must already be free of content."""

@@ -59,7 +59,17 @@ def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkRe
             "to_process": len(plan.tasks),
             **{
                 k: totals.get(k, 0)
-                for k in ("new", "changed", "unchanged", "failed_before", "retag", "move", "refused")
+                for k in (
+                    "new",
+                    "changed",
+                    "unchanged",
+                    "failed_before",
+                    "retag",
+                    "move",
+                    "rename",
+                    "deleted",
+                    "refused",
+                )
             },
             "policy_refusals": failure_table(plan.failures),
             "by_source": {name: dict(c) for name, c in plan.counts.items()},
@@ -180,7 +190,8 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
                     "chunks_written": report.chunks_written,
                     "retagged_without_reembedding": report.retagged,
                     "moved_in_without_reembedding": report.moved_in,
-                    "stale_copies_purged": report.purged,
+                    "renamed_without_reembedding": report.renamed_in,
+                    "deleted_or_purged": report.purged,
                     "failures": len(report.failures),
                     "failure_details": failure_table(report.failures),
                     "redactions_by_type": dict(sorted(report.redactions.items())),

@@ -20,6 +20,7 @@ from groundwork.errors import ConnectorError, DocumentError
 from indexes.store import RegionIndex, StoredState
 from pipelines.chunking import chunk_document
 from pipelines.embedding import Embedder
+from pipelines.ids import document_id
 from pipelines.partition import check_size, partition_document
 from pipelines.policy import PolicyError, make_task, refused_task
 from pipelines.records import (
@@ -49,19 +50,23 @@ _PROGRESS_EVERY_S = 5.0
 
 @dataclass(slots=True)
 class Plan:
-    """What a run will do.
+    """What a run will do: the least work that makes each index exactly true to its sources.
 
-    ``tasks`` are (re)processed in full; ``retags`` only get new access tags, and ``moves`` are
-    copied to their new region with their embeddings, never re-embedded; ``purges`` are stale
-    copies (document id, region) to delete from regions the policy no longer places them in.
-    ``failures`` are documents the policy refused.
+    ``tasks`` are (re)processed in full. ``retags`` only get new access tags; ``moves`` are copied
+    to their new region and ``renames`` to their new identity, with their embeddings, never
+    re-embedded. ``purges`` are (document id, region) copies to delete: documents gone from their
+    source, refused by the policy, or left in a region the policy no longer names. ``failures`` are
+    documents the policy refused; ``stale_failures`` (region, source, source id) are failure records
+    of files that no longer exist.
     """
 
     tasks: list[DocumentTask] = field(default_factory=list)
     retags: list[DocumentTask] = field(default_factory=list)
     moves: list[tuple[DocumentTask, str]] = field(default_factory=list)
+    renames: list[tuple[DocumentTask, str, str]] = field(default_factory=list)
     purges: list[tuple[str, str]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    stale_failures: list[tuple[str, str, str]] = field(default_factory=list)
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     source_errors: dict[str, str] = field(default_factory=dict)
 
@@ -75,7 +80,9 @@ def plan_run(
 
     A document whose stored version and tags match is unchanged; one that failed before for a
     content reason at the same version is not retried until its content changes; one whose content
-    is unchanged but whose policy changed is re-tagged (same region) or moved (new region).
+    is unchanged but whose policy changed is re-tagged (same region) or moved (new region); one gone
+    from the listing is deleted, unless its content reappears under a new path (a rename), which is
+    moved to its new identity. A source that cannot be listed is left as it is.
     """
     plan = Plan()
     for source in config.sources:
@@ -83,27 +90,64 @@ def plan_run(
         plan.counts[source.name] = counts
         stored: dict[str, dict[str, StoredState]] = {}
         failed: dict[str, str] = {}
+        failure_ids: dict[str, set[str]] = {}
         for region, index in indexes.items():
             for doc_id, state in index.document_states(source.name).items():
                 stored.setdefault(doc_id, {})[region] = state
             failed.update(index.failed_versions(source.name))
+            failure_ids[region] = index.failure_ids(source.name)
         try:
             refs = list(connectors[source.name].list())
         except ConnectorError as exc:
             plan.source_errors[source.name] = str(exc)
             logger.error("source %s could not be listed: %s", source.name, exc)
             continue
+        listed: set[str] = set()
+        new_tasks: list[DocumentTask] = []
         for ref in refs:
+            doc_id = document_id(ref.source, ref.source_id)
+            listed.add(doc_id)
             try:
                 task = make_task(source, ref, "new")
             except PolicyError as exc:
                 counts["refused"] += 1
                 plan.failures.append(Failure(refused_task(ref, exc), "policy", exc.reason, str(exc)))
+                # Fail closed: a document the policy no longer admits leaves every index.
+                plan.purges.extend((doc_id, r) for r in sorted(stored.get(doc_id, {})))
                 continue
-            kind = _classify(plan, task, stored.get(task.document_id, {}), failed.get(ref.source_id))
+            kind = _classify(plan, task, stored.get(doc_id, {}), failed.get(ref.source_id))
+            if kind == "new":
+                new_tasks.append(task)
             counts[kind] += 1
+        gone = {d: copies for d, copies in stored.items() if d not in listed}
+        _match_renames(plan, new_tasks, gone, counts)
+        for doc_id, copies in gone.items():
+            counts["deleted"] += 1
+            plan.purges.extend((doc_id, r) for r in sorted(copies))
+        listed_ids = {ref.source_id for ref in refs}
+        for region, ids in failure_ids.items():
+            plan.stale_failures.extend((region, source.name, i) for i in sorted(ids - listed_ids))
         logger.info("source %s: %s", source.name, dict(counts))
     return plan
+
+
+def _match_renames(
+    plan: Plan, new_tasks: list[DocumentTask], gone: dict[str, dict[str, StoredState]], counts: Counter[str]
+) -> None:
+    """Turn a new document whose content equals a vanished one's into a rename (no re-embedding)."""
+    by_version: dict[str, list[tuple[str, str]]] = {}
+    for doc_id, copies in sorted(gone.items()):
+        for region, state in sorted(copies.items()):
+            by_version.setdefault(state.version, []).append((doc_id, region))
+    for task in new_tasks:
+        candidates = by_version.get(task.ref.version)
+        if not candidates:
+            continue
+        old_id, region = candidates.pop(0)
+        plan.tasks.remove(task)
+        plan.renames.append((replace(task, change="rename"), old_id, region))
+        counts["new"] -= 1
+        counts["rename"] += 1
 
 
 def _classify(
@@ -248,6 +292,7 @@ class IndexReport:
     chunks_written: int = 0
     retagged: int = 0
     moved_in: int = 0
+    renamed_in: int = 0
     purged: int = 0
     failures: list[Failure] = field(default_factory=list)
     redactions: Counter[str] = field(default_factory=Counter)
@@ -288,10 +333,27 @@ def index_region(
     failures += _each(
         "index", [t for t in plan.retags if t.governance.residency == region], lambda t: t, retag
     ).failures
+
+    def rename(item: tuple[DocumentTask, str, str]) -> None:
+        task, old_id, origin = item
+        exported = indexes[origin].export_document(old_id)
+        if exported is None:
+            raise DocumentError(
+                "the stored copy to rename disappeared", stage="index", reason="move_source_missing"
+            )
+        index.import_document(*exported, task.governance, task=task)
+        report.renamed_in += 1
+
     moves = [m for m in plan.moves if m[0].governance.residency == region]
     moved = _each("index", moves, lambda m: m[0], move)
+    renames = [r for r in plan.renames if r[0].governance.residency == region]
+    renamed = _each("index", renames, lambda r: r[0], rename)
+    # A failed move or rename keeps its old copy: the purge below must not delete it.
     report.failed_moves = {f.task.document_id for f in moved.failures}
-    failures += moved.failures
+    report.failed_moves |= {
+        old for task, old, _ in renames if task.document_id in {f.task.document_id for f in renamed.failures}
+    }
+    failures += moved.failures + renamed.failures
     for failure in failures:
         index.record_failure(failure)
     report.failures = failures
@@ -299,8 +361,14 @@ def index_region(
 
 
 def purge_stale(plan: Plan, indexes: Mapping[str, RegionIndex], reports: list[IndexReport]) -> int:
-    """Delete copies left in regions the policy no longer places a document in (after all writes)."""
+    """After all writes: delete deleted, refused and misplaced copies, and failures of vanished files."""
     keep = set().union(*(r.failed_moves for r in reports)) if reports else set()
+    for region, source, source_id in plan.stale_failures:
+        if region in indexes:
+            indexes[region].clear_failure(source, source_id)
+    for _task, old_id, origin in plan.renames:
+        if old_id not in keep and (old_id, origin) not in plan.purges:
+            plan.purges.append((old_id, origin))
     purged = 0
     for doc_id, region in plan.purges:
         if doc_id not in keep and region in indexes and indexes[region].delete_document(doc_id):
