@@ -92,6 +92,45 @@ def cmd_failures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase a document everywhere, leaving only a tombstone; it will not be ingested again."""
+    from groundwork.services import Services
+    from pipelines.erasure import forget
+
+    _, config = _load(args)
+    services = Services(config)
+    try:
+        report = forget(services, by=args.by, document_id=args.document, source_uri=args.uri)
+    finally:
+        services.close()
+    for region, ids in sorted(report.erased.items()):
+        for doc_id in ids:
+            print(f"forgot {doc_id} in {region} (tombstone recorded; by {args.by})")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Clear recorded failures so the next ingest tries those documents again, then ingest."""
+    from groundwork.ingest import run_ingest
+    from groundwork.services import Services
+
+    path, config = _load(args)
+    services = Services(config)
+    try:
+        cleared = 0
+        for region in config.regions:
+            index = services.index(region)
+            for failure in index.failures():
+                index.clear_failure(str(failure["source"]), str(failure["source_id"]))
+                cleared += 1
+    finally:
+        services.close()
+    print(f"cleared {cleared} failure record(s); ingesting")
+    summary = run_ingest(path, config)
+    _print_ingest(summary)
+    return 0 if summary.success else 1
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Search as a configured principal, through the same retriever the API uses."""
     from groundwork.services import Services
@@ -274,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("ingest", cmd_ingest, "run the ingest job once (a Dagster run)")
     add("failures", cmd_failures, "list documents that failed to ingest, with reasons")
+    add("retry", cmd_retry, "clear recorded failures and ingest again (for files fixed or after an outage)")
+    p = add("forget", cmd_forget, "erase a document everywhere, leaving a tombstone (right to be forgotten)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--document", help="document id")
+    target.add_argument("--uri", help="source URI, e.g. file:///share/hr/case-0142.eml")
+    p.add_argument("--by", default=os.environ.get("USER", "operator"), help="who asked (recorded)")
     p = add("serve", cmd_serve, "serve the retrieval API")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)

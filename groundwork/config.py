@@ -92,6 +92,7 @@ class FilesystemSourceConfig(_Strict):
     rules: list[PolicyRule] = Field(default_factory=list)
     include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
     exclude: list[str] = Field(default_factory=list)
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
 
     @property
     def regions(self) -> set[str]:

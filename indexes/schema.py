@@ -10,7 +10,8 @@ Who may do what is enforced by PostgreSQL, not by the application:
   It may INSERT into retrieval_audit and nothing else; it owns nothing and cannot bypass RLS.
 - the **writer** role (ingest) may write documents, chunks and failures, and only rows whose
   residency is this index's region.
-- retrieval_audit is append-only for everyone, its owner included (a trigger refuses UPDATE/DELETE).
+- retrieval_audit and erasures (the tombstones of forgotten and expired documents: who, when,
+  which id, never content) are append-only for everyone, the owner included.
 """
 
 from __future__ import annotations
@@ -96,13 +97,27 @@ CREATE TABLE IF NOT EXISTS {schema}.retrieval_audit (
     confidence      real NOT NULL
 );
 
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS modified_at timestamptz;
+
+CREATE TABLE IF NOT EXISTS {schema}.erasures (
+    erasure_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    document_id  uuid NOT NULL,
+    at           timestamptz NOT NULL DEFAULT now(),
+    by           text NOT NULL,
+    reason       text NOT NULL CHECK (reason IN ('forget', 'retention'))
+);
+CREATE INDEX IF NOT EXISTS erasures_document ON {schema}.erasures (document_id);
+
 CREATE OR REPLACE FUNCTION {schema}.refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'retrieval_audit is append-only';
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
 END $$;
 
 DROP TRIGGER IF EXISTS retrieval_audit_append_only ON {schema}.retrieval_audit;
 CREATE TRIGGER retrieval_audit_append_only BEFORE UPDATE OR DELETE ON {schema}.retrieval_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS erasures_append_only ON {schema}.erasures;
+CREATE TRIGGER erasures_append_only BEFORE UPDATE OR DELETE ON {schema}.erasures
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
 """
 
@@ -114,6 +129,7 @@ GRANT SELECT ON {schema}.documents, {schema}.chunks TO {reader};
 GRANT INSERT ON {schema}.retrieval_audit TO {reader};
 GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.documents, {schema}.chunks, {schema}.ingest_failures
     TO {writer};
+GRANT SELECT, INSERT ON {schema}.erasures TO {writer};
 
 ALTER TABLE {schema}.documents ENABLE ROW LEVEL SECURITY;
 ALTER TABLE {schema}.chunks ENABLE ROW LEVEL SECURITY;

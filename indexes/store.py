@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
@@ -92,14 +93,15 @@ class RegionIndex:
                     """
                     INSERT INTO {s}.documents (document_id, source, source_id, source_uri, version,
                         content_type, residency, access, access_digest, redactions, element_count,
-                        chunk_count, ingested_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                        chunk_count, modified_at, ingested_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
                     ON CONFLICT (document_id) DO UPDATE SET
                         source_uri = EXCLUDED.source_uri, version = EXCLUDED.version,
                         content_type = EXCLUDED.content_type, residency = EXCLUDED.residency,
                         access = EXCLUDED.access, access_digest = EXCLUDED.access_digest,
                         redactions = EXCLUDED.redactions, element_count = EXCLUDED.element_count,
-                        chunk_count = EXCLUDED.chunk_count, ingested_at = now()
+                        chunk_count = EXCLUDED.chunk_count, modified_at = EXCLUDED.modified_at,
+                        ingested_at = now()
                     """
                 ),
                 (
@@ -115,6 +117,7 @@ class RegionIndex:
                     redactions,
                     len(red.elements),
                     len(chunked.chunks),
+                    ref.modified_at,
                 ),
             )
             # COPY cannot load a table under row-level security, so rows go through a temporary
@@ -280,6 +283,55 @@ class RegionIndex:
         with self.pool.connection() as conn:
             cur = conn.execute(self._q("DELETE FROM {s}.documents WHERE document_id = %s"), (document_id,))
             return cur.rowcount > 0
+
+    def erased_ids(self, reason: str = "forget") -> set[str]:
+        """Ids of documents erased for ``reason``: a forgotten document is never ingested again."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                self._q("SELECT DISTINCT document_id::text FROM {s}.erasures WHERE reason = %s"), (reason,)
+            )
+            return {r[0] for r in rows}
+
+    def erase(self, document_id: str, *, by: str, reason: str) -> bool:
+        """Delete a document, its chunks and its failure record, leaving a tombstone (who, when, id).
+
+        Returns whether the document was stored here. The tombstone is written even when it was not,
+        so a document that failed ingest or was never stored here is still kept out.
+        """
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                self._q("DELETE FROM {s}.documents WHERE document_id = %s RETURNING source, source_id"),
+                (document_id,),
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"), row
+                )
+            conn.execute(
+                self._q("INSERT INTO {s}.erasures (document_id, by, reason) VALUES (%s, %s, %s)"),
+                (document_id, by, reason),
+            )
+        return row is not None
+
+    def find_documents(self, *, document_id: str | None = None, source_uri: str | None = None) -> list[str]:
+        """Ids of stored documents with this id or source URI."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT document_id::text FROM {s}.documents WHERE document_id::text = %s OR source_uri = %s"
+                ),
+                (document_id, source_uri),
+            )
+            return [r[0] for r in rows]
+
+    def expired(self, source: str, cutoff: datetime) -> list[str]:
+        """Ids of stored documents of ``source`` last modified before ``cutoff``."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                self._q("SELECT document_id::text FROM {s}.documents WHERE source = %s AND modified_at < %s"),
+                (source, cutoff),
+            )
+            return [r[0] for r in rows]
 
     def failure_ids(self, source: str) -> set[str]:
         """The source ids of ``source`` with a recorded failure, whatever its reason."""

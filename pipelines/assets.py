@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from pipelines.erasure import purge_expired
 from pipelines.records import Batch, Failure
 from pipelines.resources import GroundworkResource
 from pipelines.stages import (
@@ -69,6 +70,8 @@ def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkRe
                     "rename",
                     "deleted",
                     "refused",
+                    "forgotten",
+                    "expired",
                 )
             },
             "policy_refusals": failure_table(plan.failures),
@@ -217,6 +220,15 @@ def _governance_check(region: str) -> dg.AssetChecksDefinition:
 def build_index_checks(regions: list[str]) -> list[dg.AssetChecksDefinition]:
     """Per region: a blocking check that no chunk lacks residency or access tags."""
     return [_governance_check(r) for r in regions]
+
+
+@dg.asset(group_name="governance", kinds={"postgres"})
+def expired_documents_purge(context: dg.AssetExecutionContext, groundwork: GroundworkResource) -> None:
+    """Documents past their source's retention period, erased with a tombstone (who, when, id)."""
+    report = purge_expired(groundwork.services)
+    context.add_output_metadata(
+        {"erased": report.total, "by_region": {r: len(ids) for r, ids in report.erased.items()}}
+    )
 
 
 INTERMEDIATE_ASSETS = [source_documents, partitioned_documents, redacted_documents, chunks, embeddings]

@@ -7,10 +7,17 @@ from pathlib import Path
 import dagster as dg
 
 from groundwork.config import GroundworkConfig, load_config, resolve_config_path
-from pipelines.assets import INTERMEDIATE_ASSETS, build_index_assets, build_index_checks
+from pipelines.assets import (
+    GROUP,
+    INTERMEDIATE_ASSETS,
+    build_index_assets,
+    build_index_checks,
+    expired_documents_purge,
+)
 from pipelines.resources import GroundworkResource
 
 INGEST_JOB = "ingest"
+RETENTION_JOB = "retention"
 
 
 def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definitions:
@@ -21,13 +28,18 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
     """
     ingest = dg.define_asset_job(
         INGEST_JOB,
-        selection=dg.AssetSelection.all(),
+        selection=dg.AssetSelection.groups(GROUP),
         description="List sources, partition, redact, tag, chunk, embed and index new or changed documents.",
     )
+    retention = dg.define_asset_job(
+        RETENTION_JOB,
+        selection=dg.AssetSelection.assets(expired_documents_purge),
+        description="Erase documents past their source's retention period.",
+    )
     return dg.Definitions(
-        assets=[*INTERMEDIATE_ASSETS, build_index_assets(config.regions)],
+        assets=[*INTERMEDIATE_ASSETS, build_index_assets(config.regions), expired_documents_purge],
         asset_checks=build_index_checks(config.regions),
-        jobs=[ingest],
+        jobs=[ingest, retention],
         schedules=[
             dg.ScheduleDefinition(
                 name="nightly_ingest",
@@ -35,7 +47,14 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
                 cron_schedule="0 2 * * *",
                 execution_timezone="UTC",
                 default_status=dg.DefaultScheduleStatus.STOPPED,
-            )
+            ),
+            dg.ScheduleDefinition(
+                name="daily_retention",
+                job=retention,
+                cron_schedule="0 3 * * *",
+                execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            ),
         ],
         resources={
             "groundwork": GroundworkResource(config_path=str(config_path)),

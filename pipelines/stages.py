@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from connectors import Connector
@@ -57,7 +58,8 @@ class Plan:
     re-embedded. ``purges`` are (document id, region) copies to delete: documents gone from their
     source, refused by the policy, or left in a region the policy no longer names. ``failures`` are
     documents the policy refused; ``stale_failures`` (region, source, source id) are failure records
-    of files that no longer exist.
+    of files that no longer exist. ``expired`` are (document id, region) copies past their source's
+    retention period, erased with a tombstone.
     """
 
     tasks: list[DocumentTask] = field(default_factory=list)
@@ -65,6 +67,7 @@ class Plan:
     moves: list[tuple[DocumentTask, str]] = field(default_factory=list)
     renames: list[tuple[DocumentTask, str, str]] = field(default_factory=list)
     purges: list[tuple[str, str]] = field(default_factory=list)
+    expired: list[tuple[str, str]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     stale_failures: list[tuple[str, str, str]] = field(default_factory=list)
     counts: dict[str, Counter[str]] = field(default_factory=dict)
@@ -85,7 +88,10 @@ def plan_run(
     moved to its new identity. A source that cannot be listed is left as it is.
     """
     plan = Plan()
+    forgotten = set().union(*(index.erased_ids("forget") for index in indexes.values()))
+    now = datetime.now(UTC)
     for source in config.sources:
+        cutoff = now - timedelta(days=source.retention_days) if source.retention_days else None
         counts: Counter[str] = Counter()
         plan.counts[source.name] = counts
         stored: dict[str, dict[str, StoredState]] = {}
@@ -107,6 +113,14 @@ def plan_run(
         for ref in refs:
             doc_id = document_id(ref.source, ref.source_id)
             listed.add(doc_id)
+            if doc_id in forgotten:  # erased on request: never ingested again
+                counts["forgotten"] += 1
+                plan.purges.extend((doc_id, r) for r in sorted(stored.get(doc_id, {})))
+                continue
+            if cutoff is not None and ref.modified_at is not None and ref.modified_at < cutoff:
+                counts["expired"] += 1
+                plan.expired.extend((doc_id, r) for r in sorted(stored.get(doc_id, {})))
+                continue
             try:
                 task = make_task(source, ref, "new")
             except PolicyError as exc:
@@ -369,6 +383,11 @@ def purge_stale(plan: Plan, indexes: Mapping[str, RegionIndex], reports: list[In
     for _task, old_id, origin in plan.renames:
         if old_id not in keep and (old_id, origin) not in plan.purges:
             plan.purges.append((old_id, origin))
+    for doc_id, region in plan.expired:
+        if region in indexes and indexes[region].erase(doc_id, by="retention", reason="retention"):
+            for report in reports:
+                if report.region == region:
+                    report.purged += 1
     purged = 0
     for doc_id, region in plan.purges:
         if doc_id not in keep and region in indexes and indexes[region].delete_document(doc_id):

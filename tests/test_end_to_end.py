@@ -105,13 +105,14 @@ def test_definitions_load(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
         "embeddings",
         "index/uk",
         "index/eu",
+        "expired_documents_purge",
     }
     assert graph.get(dg.AssetKey(["index", "uk"])).parent_keys == {
         dg.AssetKey("embeddings"),
         dg.AssetKey("source_documents"),
     }
     assert defs.resolve_job_def("ingest") is not None
-    assert [s.name for s in defs.schedules or []] == ["nightly_ingest"]
+    assert sorted(s.name for s in defs.schedules or []) == ["daily_retention", "nightly_ingest"]
     monkeypatch.setenv("GROUNDWORK_CONFIG", str(run.config_path))
     from pipelines.definitions import defs as code_location
 

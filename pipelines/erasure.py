@@ -1,0 +1,89 @@
+"""Erasure: the right to be forgotten and retention periods.
+
+Both delete a document's chunks, embeddings, document row and failure record from every region and
+leave only a tombstone in ``erasures`` (who, when, which id, why; never content). A forgotten
+document is never ingested again; an expired one is not re-ingested while it stays expired. After
+deleting, the affected tables are rewritten (``VACUUM FULL``) so the removed rows do not linger in
+the table files.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import sql
+
+from groundwork.errors import GroundworkError
+
+if TYPE_CHECKING:
+    from groundwork.services import Services
+
+logger = logging.getLogger(__name__)
+
+_REWRITTEN_TABLES = ("chunks", "documents", "ingest_failures")
+
+
+@dataclass(slots=True)
+class ErasureReport:
+    """What an erasure removed, per region."""
+
+    erased: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Documents erased in all regions."""
+        return sum(len(v) for v in self.erased.values())
+
+
+def forget(
+    services: Services, *, by: str, document_id: str | None = None, source_uri: str | None = None
+) -> ErasureReport:
+    """Erase one document, named by id or by source URI, from every region it is stored in."""
+    if not document_id and not source_uri:
+        raise GroundworkError("name the document to forget: --document ID or --uri URI")
+    report = ErasureReport()
+    for region in services.config.regions:
+        index = services.index(region)
+        for doc_id in index.find_documents(document_id=document_id, source_uri=source_uri):
+            index.erase(doc_id, by=by, reason="forget")
+            report.erased.setdefault(region, []).append(doc_id)
+    if not report.total:
+        raise GroundworkError(
+            f"no stored document has {'id ' + str(document_id) if document_id else 'URI ' + str(source_uri)}"
+        )
+    _rewrite(services, report)
+    logger.info("forgot %d document(s) on request of %s", report.total, by)
+    return report
+
+
+def purge_expired(services: Services, *, now: datetime | None = None) -> ErasureReport:
+    """Erase every stored document older than its source's retention period."""
+    now = now or datetime.now(UTC)
+    report = ErasureReport()
+    for source in services.config.sources:
+        if not source.retention_days:
+            continue
+        cutoff = now - timedelta(days=source.retention_days)
+        for region in services.config.regions:
+            index = services.index(region)
+            for doc_id in index.expired(source.name, cutoff):
+                index.erase(doc_id, by="retention", reason="retention")
+                report.erased.setdefault(region, []).append(doc_id)
+    if report.total:
+        _rewrite(services, report)
+    return report
+
+
+def _rewrite(services: Services, report: ErasureReport) -> None:
+    """Rewrite the tables a deletion touched, as the owner, so deleted tuples leave the files."""
+    for region in report.erased:
+        target = services.targets[region]
+        with psycopg.connect(target.dsn, autocommit=True) as conn:
+            for table in _REWRITTEN_TABLES:
+                conn.execute(
+                    sql.SQL("VACUUM FULL {}.{}").format(sql.Identifier(target.schema), sql.Identifier(table))
+                )
