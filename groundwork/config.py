@@ -146,6 +146,7 @@ class DatabaseConfig(_Strict):
     writer_role: RoleName = "groundwork_writer"
     embedded: EmbeddedDatabaseConfig = Field(default_factory=EmbeddedDatabaseConfig)
     pool_max_size: int = Field(default=8, ge=1, le=100)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _one_mode(self) -> DatabaseConfig:

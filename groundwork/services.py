@@ -64,7 +64,10 @@ class Services:
     @cached_property
     def pools(self) -> RegionPools:
         """Connection pools, one per region, opened on first use."""
-        return RegionPools(self.targets, role=self.role, max_size=self.config.database.pool_max_size)
+        db = self.config.database
+        return RegionPools(
+            self.targets, role=self.role, max_size=db.pool_max_size, timeout=db.timeout_seconds
+        )
 
     @cached_property
     def connectors(self) -> dict[str, Connector]:

@@ -9,10 +9,12 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 
 from groundwork import __version__
@@ -113,10 +115,12 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
         return _error(401, "unauthorized", str(exc), {"WWW-Authenticate": "Bearer"})
 
-    @app.exception_handler(IndexError_)
-    async def _unavailable(request: Request, exc: IndexError_) -> JSONResponse:
-        logger.error("index unavailable: %s", exc)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("index unavailable: %s", type(exc).__name__)
         return _error(503, "index_unavailable", "the index is unavailable; try again later")
+
+    for unavailable in (IndexError_, psycopg.OperationalError, PoolTimeout):
+        app.add_exception_handler(unavailable, _unavailable)
 
     @app.exception_handler(GroundworkError)
     async def _refused(request: Request, exc: GroundworkError) -> JSONResponse:

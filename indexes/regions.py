@@ -146,10 +146,18 @@ def _configure(conn: psycopg.Connection) -> None:
 class RegionPools:
     """One connection pool per region for one role, opened on first use; ``opened`` counts them."""
 
-    def __init__(self, targets: dict[str, RegionTarget], *, role: Role = "writer", max_size: int = 8) -> None:
+    def __init__(
+        self,
+        targets: dict[str, RegionTarget],
+        *,
+        role: Role = "writer",
+        max_size: int = 8,
+        timeout: float = 10.0,
+    ) -> None:
         self.targets = targets
         self.role = role
         self.max_size = max_size
+        self.timeout = timeout
         self._pools: dict[str, ConnectionPool] = {}
         self.opened: Counter[str] = Counter()
 
@@ -172,10 +180,12 @@ class RegionPools:
                 max_size=self.max_size,
                 configure=_configure_reader if self.role == "reader" else _configure,
                 open=False,
+                timeout=self.timeout,
+                kwargs={"connect_timeout": max(1, int(self.timeout))},
                 name=f"groundwork-{region}-{self.role}",
             )
             try:
-                pool.open(wait=True, timeout=15)
+                pool.open(wait=True, timeout=self.timeout)
             except Exception as exc:  # psycopg_pool raises PoolTimeout wrapping the real cause
                 pool.close()
                 raise IndexError_(

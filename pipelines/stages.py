@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from connectors import Connector
 from groundwork.config import GroundworkConfig
-from groundwork.errors import ConnectorError, DocumentError
+from groundwork.errors import ConnectorError, DocumentError, IndexError_
 from indexes.store import RegionIndex, StoredState
 from pipelines.chunking import chunk_document
 from pipelines.embedding import Embedder
@@ -189,6 +192,22 @@ def _classify(
     return change
 
 
+#: Errors that a retry may cure: a lost connection, a pool that found no connection in time.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, PoolTimeout)
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+
+
+def with_retries(work: Callable[[A], B], item: A, delays: Sequence[float] = RETRY_DELAYS_S) -> B:
+    """``work(item)``, retried with backoff on a transient database error."""
+    for delay in delays:
+        try:
+            return work(item)
+        except TRANSIENT_ERRORS as exc:
+            logger.warning("transient %s; retrying in %.1fs", type(exc).__name__, delay)
+            time.sleep(delay)
+    return work(item)
+
+
 def _each(
     stage: Stage,
     items: Iterable[A],
@@ -203,7 +222,11 @@ def _each(
     for i, item in enumerate(items, 1):
         task = task_of(item)
         try:
-            out.items.append(work(item))
+            out.items.append(with_retries(work, item))
+        except TRANSIENT_ERRORS as exc:
+            # Still failing after retries: the database is down. That is the run's failure, not the
+            # document's; the next run picks up where this one stopped.
+            raise IndexError_(f"index database unavailable during {stage}: {type(exc).__name__}") from exc
         except DocumentError as exc:
             out.failures.append(Failure(task, stage, exc.reason, str(exc)))
             logger.warning("%s failed at %s: %s", task.ref.source_id, stage, exc.reason)
