@@ -51,3 +51,10 @@ class Connector(Protocol):
     def fetch(self, ref: DocumentRef) -> bytes:
         """Return the bytes of one listed document."""
         ...
+
+    def change_token(self) -> str | None:
+        """A cheap token that changes whenever the source might have changed, or None if unknown.
+
+        Sensors compare tokens to start a run without a full listing (no content is read).
+        """
+        ...

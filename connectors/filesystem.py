@@ -67,6 +67,20 @@ class FilesystemConnector:
                 modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
             )
 
+    def change_token(self) -> str | None:
+        """A digest of every selected file's path, size and modification time (stat only, no reads)."""
+        if not self.root.is_dir():
+            return None
+        h = hashlib.sha256()
+        for path in sorted(self.root.rglob("*")):
+            if path.is_symlink() or not path.is_file():
+                continue
+            rel = path.relative_to(self.root).as_posix()
+            if self._selected(rel):
+                st = path.stat()
+                h.update(f"{rel}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+
     def fetch(self, ref: DocumentRef) -> bytes:
         """Read the file behind ``ref``; refuses ids that escape the root."""
         path = (self.root / ref.source_id).resolve()

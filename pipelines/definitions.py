@@ -13,8 +13,10 @@ from pipelines.assets import (
     build_index_assets,
     build_index_checks,
     expired_documents_purge,
+    index_key,
 )
 from pipelines.resources import GroundworkResource
+from pipelines.sensors import build_freshness, build_source_change_sensor
 
 INGEST_JOB = "ingest"
 RETENTION_JOB = "retention"
@@ -36,9 +38,11 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
         selection=dg.AssetSelection.assets(expired_documents_purge),
         description="Erase documents past their source's retention period.",
     )
+    freshness_checks, freshness_sensor = build_freshness([index_key(r) for r in config.regions])
     return dg.Definitions(
         assets=[*INTERMEDIATE_ASSETS, build_index_assets(config.regions), expired_documents_purge],
-        asset_checks=build_index_checks(config.regions),
+        asset_checks=[*build_index_checks(config.regions), *freshness_checks],
+        sensors=[build_source_change_sensor(config, ingest), freshness_sensor],
         jobs=[ingest, retention],
         schedules=[
             dg.ScheduleDefinition(

@@ -127,7 +127,12 @@ def test_first_run_indexes_everything_but_the_broken_files(first: IngestSummary)
     assert first.assets["index/uk"]["index_failures"] == 2
     assert first.assets["index/eu"]["documents_written"] == 5
     assert first.assets["redacted_documents"]["redactions_by_type"]["UK_NINO"] >= 2
-    assert all(first.checks.values()) and len(first.checks) == 2
+    assert first.checks == {
+        "index/uk:chunks_are_governed": True,
+        "index/eu:chunks_are_governed": True,
+        "index/uk:freshness_check": True,
+        "index/eu:freshness_check": True,
+    }
 
 
 def test_failed_documents_are_recorded_with_reasons(run: Run, first: IngestSummary) -> None:
@@ -190,3 +195,19 @@ def _snapshot(server: EmbeddedServer) -> dict[str, list[tuple[str, ...]]]:
                 )
                 snap[f"{region}.{table}"] = [tuple(r) for r in conn.execute(q)]
     return snap
+
+
+def test_source_change_sensor_fires_only_when_a_source_changes(run: Run) -> None:
+    defs = build_definitions(run.config_path, run.config)
+    sensor = defs.resolve_sensor_def("source_change_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context())
+    assert len(first.run_requests or []) == 1
+    again = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+    assert not again.run_requests
+    (run.config_path.parent / "corpus/handbook/new-note.md").write_text("# Note\n\nA new note.\n")
+    try:
+        changed = sensor.evaluate_tick(dg.build_sensor_context(cursor=first.cursor))
+        assert len(changed.run_requests or []) == 1
+        assert changed.run_requests[0].tags["groundwork/changed_sources"] == "handbook"
+    finally:
+        (run.config_path.parent / "corpus/handbook/new-note.md").unlink()
