@@ -212,6 +212,12 @@ def main() -> None:
             for p in data["principals"]:
                 if p["name"] == principal_name:
                     p["api_key_sha256"] = hashlib.sha256(key.encode()).hexdigest()
+            # The benchmark measures latency, not the per-principal rate limit.
+            data["api"] = {
+                **data.get("api", {}),
+                "rate_limit_per_minute": 1_000_000,
+                "rate_limit_burst": 100_000,
+            }
             bench_config.write_text(yaml.safe_dump(data))
             app = create_app(load_config(bench_config), retriever)
             port = free_port()
