@@ -6,6 +6,7 @@ and a ``message``; request values are never echoed back, since a query may hold 
 """
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import PoolTimeout
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from groundwork import __version__
 from groundwork.config import GroundworkConfig
@@ -23,18 +24,33 @@ from groundwork.errors import AuthError, GroundworkError, IndexError_
 from indexes.auth import Authenticator, Caller
 from indexes.confidence import Decision, Reason
 from indexes.limits import BodyLimitMiddleware, RateLimiter, retry_after
-from indexes.search import Retriever
+from indexes.search import NO_FILTERS, Retriever, SearchFilters
 
 logger = logging.getLogger(__name__)
 
 
+class Filters(BaseModel):
+    """Optional narrowing of a search. Access and residency are enforced whatever is asked here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None, max_length=50
+    )
+    content_types: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
+        default=None, max_length=20, description="e.g. application/pdf, text/markdown"
+    )
+    modified_after: datetime | None = Field(default=None, description="Only documents modified after this.")
+
+
 class SearchRequest(BaseModel):
-    """A search: the query text and how many results to return."""
+    """A search: the query text, how many results to return, optional filters."""
 
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=100_000, description="What to search for.")
     k: int = Field(default=5, ge=1, le=1000, description="How many results, at most.")
+    filters: Filters | None = None
 
 
 class SearchResult(BaseModel):
@@ -51,6 +67,8 @@ class SearchResult(BaseModel):
     page_number: int | None
     version: str
     redactions: dict[str, int] = Field(description="PII placeholders in the document, by entity type.")
+    lexical_score: float | None = Field(default=None, description="Full-text rank (hybrid mode), if matched.")
+    fused_score: float | None = Field(default=None, description="Reciprocal-rank-fusion score (hybrid mode).")
 
 
 class SearchResponse(BaseModel):
@@ -161,7 +179,17 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
             return _error(422, "invalid_request", f"k: at most {limits.max_k}")
         if not body.query.strip():
             return _error(422, "invalid_request", "query: must not be blank")
-        outcome = retriever.search(who.principal, body.query, body.k, auth_method=who.method)
+        f = body.filters
+        filters = (
+            SearchFilters(
+                sources=tuple(f.sources) if f.sources is not None else None,
+                content_types=tuple(f.content_types) if f.content_types is not None else None,
+                modified_after=f.modified_after,
+            )
+            if f is not None
+            else NO_FILTERS
+        )
+        outcome = retriever.search(who.principal, body.query, body.k, auth_method=who.method, filters=filters)
         return SearchResponse(
             results=[SearchResult.model_validate(h, from_attributes=True) for h in outcome.results],
             confidence=outcome.confidence,

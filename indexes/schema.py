@@ -67,6 +67,9 @@ CREATE TABLE IF NOT EXISTS {schema}.chunks (
 CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw
     ON {schema}.chunks USING hnsw (embedding vector_cosine_ops);
 CREATE INDEX IF NOT EXISTS chunks_access_gin ON {schema}.chunks USING gin (access);
+ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS tsv tsvector
+    GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
+CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON {schema}.chunks USING gin (tsv);
 
 CREATE TABLE IF NOT EXISTS {schema}.ingest_failures (
     source       text NOT NULL,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
@@ -31,6 +32,20 @@ class SearchHit:
     page_number: int | None
     version: str
     redactions: dict[str, int]
+    lexical_score: float | None = None
+    fused_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """Optional narrowing of a search; access and residency are enforced regardless."""
+
+    sources: tuple[str, ...] | None = None
+    content_types: tuple[str, ...] | None = None
+    modified_after: datetime | None = None
+
+
+NO_FILTERS = SearchFilters()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,22 +89,54 @@ class Retriever:
         return sorted(set(principal.regions) & set(self.services.config.regions))
 
     def search(
-        self, principal: PrincipalConfig, query: str, k: int, *, auth_method: str = "api_key"
+        self,
+        principal: PrincipalConfig,
+        query: str,
+        k: int,
+        *,
+        auth_method: str = "api_key",
+        filters: SearchFilters = NO_FILTERS,
     ) -> SearchOutcome:
-        """The ``k`` closest chunks the principal may read, merged across its regions, audited."""
+        """The ``k`` best chunks the principal may read, merged across its regions, audited.
+
+        ``retrieval.mode`` picks dense (cosine) ranking or hybrid: dense and full-text candidates
+        fused by reciprocal rank fusion. Either way ``score`` is the cosine similarity, comparable
+        across regions, and confidence is computed from it.
+        """
         vector = self.services.embedder.embed([query])[0]
         grants = principal.grants()
         regions = self.regions_for(principal)
-        hits: list[SearchHit] = []
-        for region in regions:
-            hits.extend(self.search_region(region, regions, vector, grants, k))
-        # Scores are cosine similarities from one model, so they compare across regions.
-        hits.sort(key=lambda h: (-h.score, h.chunk_id))
+        if self.config.mode == "hybrid":
+            hits = self._hybrid(query, vector, grants, regions, k, filters)
+        else:
+            hits = [h for r in regions for h in self.search_region(r, regions, vector, grants, k, filters)]
+            # Scores are cosine similarities from one model, so they compare across regions.
+            hits.sort(key=lambda h: (-h.score, h.chunk_id))
         hits = hits[:k]
         conf, decision, reasons = decide([h.score for h in hits], self.config)
         outcome = SearchOutcome(hits, conf, decision, reasons, regions)
         self._audit(principal, auth_method, query, k, outcome)
         return outcome
+
+    def _hybrid(
+        self, query: str, vector: Any, grants: list[str], regions: list[str], k: int, filters: SearchFilters
+    ) -> list[SearchHit]:
+        n = max(k, self.config.candidates)
+        dense = [h for r in regions for h in self.search_region(r, regions, vector, grants, n, filters)]
+        lexical = [
+            h for r in regions for h in self.lexical_region(r, regions, query, vector, grants, n, filters)
+        ]
+        dense.sort(key=lambda h: (-h.score, h.chunk_id))
+        lexical.sort(key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
+        fused: dict[str, float] = {}
+        best: dict[str, SearchHit] = {}
+        for ranked in (dense[:n], lexical[:n]):
+            for rank, hit in enumerate(ranked, 1):
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (self.config.rrf_k + rank)
+                if hit.chunk_id not in best or hit.lexical_score is not None:
+                    best[hit.chunk_id] = hit
+        ordered = sorted(fused, key=lambda c: (-fused[c], c))
+        return [replace(best[c], fused_score=round(fused[c], 6)) for c in ordered]
 
     def _audit(
         self, principal: PrincipalConfig, auth_method: str, query: str, k: int, out: SearchOutcome
@@ -120,39 +167,101 @@ class Retriever:
                 )
 
     def search_region(
-        self, region: str, regions: list[str], vector: Any, grants: list[str], k: int
+        self,
+        region: str,
+        regions: list[str],
+        vector: Any,
+        grants: list[str],
+        k: int,
+        filters: SearchFilters = NO_FILTERS,
     ) -> list[SearchHit]:
         """The ``k`` closest chunks in one region that ``grants`` may read (no audit, no decision)."""
         index = self.services.index(region)
         query = sql.SQL(
-            """
-            SELECT chunk_id, document_id, text, 1 - (embedding <=> %(v)s) AS score, source, source_uri,
-                   residency, seq, page_number, version, redactions
-            FROM {s}.chunks
-            WHERE access && %(grants)s::text[] AND residency = %(region)s
-            ORDER BY embedding <=> %(v)s
-            LIMIT %(k)s
-            """
-        ).format(s=sql.Identifier(index.schema))
+            "SELECT {cols}, NULL::real FROM {s}.chunks c WHERE {where} ORDER BY c.embedding <=> %(v)s LIMIT %(k)s"
+        ).format(
+            cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)
+        )
+        params = {"v": vector, "grants": grants, "region": region, "k": k, **_filter_params(filters)}
         with index.pool.connection() as conn, conn.transaction():
             set_caller(conn, grants, regions)
             # Iterative scans keep an access-filtered HNSW search returning k rows when k exist.
             conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.config.ef_search),))
             conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            rows = conn.execute(query, {"v": vector, "grants": grants, "region": region, "k": k}).fetchall()
-        return [
-            SearchHit(
-                chunk_id=str(r[0]),
-                document_id=str(r[1]),
-                text=r[2],
-                score=round(float(r[3]), 4),
-                source=r[4],
-                source_uri=r[5],
-                residency=r[6],
-                seq=r[7],
-                page_number=r[8],
-                version=r[9],
-                redactions=r[10],
-            )
-            for r in rows
-        ]
+            rows = conn.execute(query, params).fetchall()
+        return _hits(rows)
+
+    def lexical_region(
+        self,
+        region: str,
+        regions: list[str],
+        text: str,
+        vector: Any,
+        grants: list[str],
+        k: int,
+        filters: SearchFilters = NO_FILTERS,
+    ) -> list[SearchHit]:
+        """The ``k`` best full-text matches in one region (on redacted text), with their cosine scores."""
+        index = self.services.index(region)
+        query = sql.SQL(
+            "SELECT {cols}, ts_rank_cd(c.tsv, q)::real FROM {s}.chunks c, websearch_to_tsquery('english', %(q)s) q"
+            " WHERE c.tsv @@ q AND {where} ORDER BY ts_rank_cd(c.tsv, q) DESC, c.chunk_id LIMIT %(k)s"
+        ).format(
+            cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)
+        )
+        params = {
+            "q": text,
+            "v": vector,
+            "grants": grants,
+            "region": region,
+            "k": k,
+            **_filter_params(filters),
+        }
+        with index.pool.connection() as conn, conn.transaction():
+            set_caller(conn, grants, regions)
+            rows = conn.execute(query, params).fetchall()
+        return _hits(rows)
+
+
+_COLUMNS = sql.SQL(
+    "c.chunk_id, c.document_id, c.text, 1 - (c.embedding <=> %(v)s), c.source, c.source_uri, c.residency,"
+    " c.seq, c.page_number, c.version, c.redactions"
+)
+# Access and residency repeat the RLS policy (for the planner); the rest are the caller's filters.
+# {s} is formatted with the schema where the query is composed.
+_WHERE = sql.SQL(
+    "c.access && %(grants)s::text[] AND c.residency = %(region)s"
+    " AND (%(sources)s::text[] IS NULL OR c.source = ANY(%(sources)s::text[]))"
+    " AND (%(types)s::text[] IS NULL AND %(after)s::timestamptz IS NULL OR EXISTS ("
+    "   SELECT 1 FROM {s}.documents d WHERE d.document_id = c.document_id"
+    "   AND (%(types)s::text[] IS NULL OR d.content_type = ANY(%(types)s::text[]))"
+    "   AND (%(after)s::timestamptz IS NULL OR d.modified_at > %(after)s::timestamptz)))"
+)
+
+
+def _filter_params(filters: SearchFilters) -> dict[str, Any]:
+    return {
+        "sources": list(filters.sources) if filters.sources is not None else None,
+        "types": list(filters.content_types) if filters.content_types is not None else None,
+        "after": filters.modified_after,
+    }
+
+
+def _hits(rows: list[Any]) -> list[SearchHit]:
+    return [
+        SearchHit(
+            chunk_id=str(r[0]),
+            document_id=str(r[1]),
+            text=r[2],
+            score=round(float(r[3]), 4),
+            source=r[4],
+            source_uri=r[5],
+            residency=r[6],
+            seq=r[7],
+            page_number=r[8],
+            version=r[9],
+            redactions=r[10],
+            lexical_score=None if r[11] is None else round(float(r[11]), 4),
+        )
+        for r in rows
+    ]

@@ -19,6 +19,14 @@ from pipelines.records import PERMANENT_REASONS, DocumentTask, EmbeddedDocument,
 logger = logging.getLogger(__name__)
 
 
+_CHUNK_COLUMNS = sql.SQL(
+    "chunk_id, document_id, seq, text, page_number, embedding, residency, access, source, source_uri,"
+    " version, redactions"
+)
+#: Columns the database computes (the full-text vector): never copied between indexes.
+_GENERATED_COLUMNS = {"tsv"}
+
+
 @dataclass(frozen=True, slots=True)
 class StoredState:
     """What the index holds for one document: enough to tell whether it changed."""
@@ -170,7 +178,11 @@ class RegionIndex:
                             redactions,
                         )
                     )
-            conn.execute(self._q("INSERT INTO {s}.chunks SELECT * FROM chunk_stage"))
+            conn.execute(
+                sql.SQL("INSERT INTO {s}.chunks ({cols}) SELECT {cols} FROM chunk_stage").format(
+                    s=self._s, cols=_CHUNK_COLUMNS
+                )
+            )
             conn.execute(
                 self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"),
                 (ref.source, ref.source_id),
@@ -254,7 +266,7 @@ class RegionIndex:
                 [Jsonb(values[c]) if c == "redactions" else values[c] for c in cols],
             )
             if chunks:
-                ccols = list(chunks[0])
+                ccols = [c for c in chunks[0] if c not in _GENERATED_COLUMNS]
                 with conn.cursor() as cur:
                     cur.executemany(
                         sql.SQL("INSERT INTO {s}.chunks ({cols}) VALUES ({vals})").format(
