@@ -6,6 +6,7 @@ unredacted text is never written to disk.
 """
 
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -167,6 +168,10 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
                 group_name=GROUP,
                 kinds={"postgres"},
                 description=f"The {r!r} pgvector index: governed chunks of documents resident in {r}.",
+                # Stale when not refreshed for a day (the nightly schedule plus slack).
+                freshness_policy=dg.FreshnessPolicy.time_window(
+                    warn_window=timedelta(hours=26), fail_window=timedelta(hours=50)
+                ),
             )
             for r in regions
         ],

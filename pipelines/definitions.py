@@ -13,10 +13,9 @@ from pipelines.assets import (
     build_index_assets,
     build_index_checks,
     expired_documents_purge,
-    index_key,
 )
 from pipelines.resources import GroundworkResource
-from pipelines.sensors import build_freshness, build_source_change_sensor
+from pipelines.sensors import build_source_change_sensor
 
 INGEST_JOB = "ingest"
 RETENTION_JOB = "retention"
@@ -38,11 +37,10 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
         selection=dg.AssetSelection.assets(expired_documents_purge),
         description="Erase documents past their source's retention period.",
     )
-    freshness_checks, freshness_sensor = build_freshness([index_key(r) for r in config.regions])
     return dg.Definitions(
         assets=[*INTERMEDIATE_ASSETS, build_index_assets(config.regions), expired_documents_purge],
-        asset_checks=[*build_index_checks(config.regions), *freshness_checks],
-        sensors=[build_source_change_sensor(config, ingest), freshness_sensor],
+        asset_checks=build_index_checks(config.regions),
+        sensors=[build_source_change_sensor(config, ingest)],
         jobs=[ingest, retention],
         schedules=[
             dg.ScheduleDefinition(

@@ -1,16 +1,12 @@
-"""Dagster sensors: start an ingest when a source changes, evaluate freshness checks."""
+"""Dagster sensors: start an ingest when a source changes."""
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 
 from connectors import build_connector
 from groundwork.config import GroundworkConfig
-
-#: An index not refreshed for this long fails its freshness check (the nightly schedule plus slack).
-STALE_AFTER = timedelta(hours=26)
 
 
 def build_source_change_sensor(config: GroundworkConfig, job: Any) -> dg.SensorDefinition:
@@ -42,13 +38,3 @@ def build_source_change_sensor(config: GroundworkConfig, job: Any) -> dg.SensorD
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(tokens))
 
     return source_change_sensor
-
-
-def build_freshness(
-    index_keys: list[dg.AssetKey],
-) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
-    """Freshness checks on every region index (warn when stale) and the sensor that evaluates them."""
-    checks = list(dg.build_last_update_freshness_checks(assets=index_keys, lower_bound_delta=STALE_AFTER))
-    return checks, dg.build_sensor_for_freshness_checks(
-        freshness_checks=checks, name="index_freshness_sensor"
-    )

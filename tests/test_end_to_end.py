@@ -127,12 +127,7 @@ def test_first_run_indexes_everything_but_the_broken_files(first: IngestSummary)
     assert first.assets["index/uk"]["index_failures"] == 2
     assert first.assets["index/eu"]["documents_written"] == 5
     assert first.assets["redacted_documents"]["redactions_by_type"]["UK_NINO"] >= 2
-    assert first.checks == {
-        "index/uk:chunks_are_governed": True,
-        "index/eu:chunks_are_governed": True,
-        "index/uk:freshness_check": True,
-        "index/eu:freshness_check": True,
-    }
+    assert first.checks == {"index/uk:chunks_are_governed": True, "index/eu:chunks_are_governed": True}
 
 
 def test_failed_documents_are_recorded_with_reasons(run: Run, first: IngestSummary) -> None:
