@@ -80,11 +80,8 @@ def cmd_failures(args: argparse.Namespace) -> int:
     from groundwork.services import Services
 
     _, config = _load(args)
-    services = Services(config)
-    try:
+    with Services(config) as services:
         rows = [(r, f) for r in config.regions for f in services.index(r).failures()]
-    finally:
-        services.close()
     if not rows:
         print("no failed documents")
     for region, f in rows:
@@ -98,11 +95,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
     from pipelines.erasure import forget
 
     _, config = _load(args)
-    services = Services(config)
-    try:
+    with Services(config) as services:
         report = forget(services, by=args.by, document_id=args.document, source_uri=args.uri)
-    finally:
-        services.close()
     for region, ids in sorted(report.erased.items()):
         for doc_id in ids:
             print(f"forgot {doc_id} in {region} (tombstone recorded; by {args.by})")
@@ -115,16 +109,13 @@ def cmd_retry(args: argparse.Namespace) -> int:
     from groundwork.services import Services
 
     path, config = _load(args)
-    services = Services(config)
-    try:
+    with Services(config) as services:
         cleared = 0
         for region in config.regions:
             index = services.index(region)
             for failure in index.failures():
                 index.clear_failure(str(failure["source"]), str(failure["source_id"]))
                 cleared += 1
-    finally:
-        services.close()
     print(f"cleared {cleared} failure record(s); ingesting")
     summary = run_ingest(path, config)
     _print_ingest(summary)
@@ -141,11 +132,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     k = args.k or config.retrieval.default_k
     if not 1 <= k <= config.retrieval.max_k:
         raise GroundworkError(f"--k must be between 1 and {config.retrieval.max_k}")
-    services = Services(config, role="reader")
-    try:
+    with Services(config, role="reader") as services:
         outcome = Retriever(services).search(principal, args.query, k, auth_method="cli")
-    finally:
-        services.close()
     if args.json:
         from indexes.api import SearchResult
 
@@ -269,8 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     print("\n== Failed documents (recorded, not indexed) ==")
     cmd_failures(args)
-    services = Services(config, role="reader")
-    try:
+    with Services(config, role="reader") as services:
         retriever = Retriever(services)
         print("\n== Searches ==")
         for who, query in DEMO_QUERIES:
@@ -279,8 +266,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             principal = config.principal(who)
             print(f"\n-- as {who}: groups {list(principal.groups)}, regions {list(principal.regions)}")
             _print_outcome(who, query, retriever.search(principal, query, 3, auth_method="cli"))
-    finally:
-        services.close()
     print("\nNext: `groundwork serve --config ...` for the API, `groundwork ui --config ...` for Dagster.")
     return 0
 

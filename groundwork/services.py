@@ -119,3 +119,9 @@ class Services:
         """Close database pools."""
         if "pools" in self.__dict__:
             self.pools.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -183,13 +183,7 @@ class Retriever:
             cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)
         )
         params = {"v": vector, "grants": grants, "region": region, "k": k, **_filter_params(filters)}
-        with index.pool.connection() as conn, conn.transaction():
-            set_caller(conn, grants, regions)
-            # Iterative scans keep an access-filtered HNSW search returning k rows when k exist.
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.config.ef_search),))
-            conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            rows = conn.execute(query, params).fetchall()
-        return _hits(rows)
+        return self._run(index, query, params, grants, regions, hnsw=True)
 
     def lexical_region(
         self,
@@ -217,10 +211,25 @@ class Retriever:
             "k": k,
             **_filter_params(filters),
         }
+        return self._run(index, query, params, grants, regions, hnsw=False)
+
+    def _run(
+        self,
+        index: Any,
+        query: sql.Composed,
+        params: dict[str, Any],
+        grants: list[str],
+        regions: list[str],
+        *,
+        hnsw: bool,
+    ) -> list[SearchHit]:
         with index.pool.connection() as conn, conn.transaction():
             set_caller(conn, grants, regions)
-            rows = conn.execute(query, params).fetchall()
-        return _hits(rows)
+            if hnsw:
+                # Iterative scans keep an access-filtered HNSW search returning k rows when k exist.
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.config.ef_search),))
+                conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+            return _hits(conn.execute(query, params).fetchall())
 
 
 _COLUMNS = sql.SQL(
