@@ -54,6 +54,8 @@ def _print_ingest(summary: object) -> None:
                 "deleted",
                 "failed_before",
                 "refused",
+                "forgotten",
+                "expired",
             )
         )
     )
