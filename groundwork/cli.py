@@ -124,6 +124,20 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0 if summary.success else 1
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate retrieval and handoff on a BEIR-format data set through the real pipeline and API."""
+    import tempfile
+
+    from groundwork.evaluate import format_results, run_eval
+
+    with tempfile.TemporaryDirectory(prefix="groundwork-eval-") as tmp:
+        results = run_eval(Path(args.dataset).resolve(), Path(tmp))
+    print(format_results(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Search as a configured principal, through the same retriever the API uses."""
     from groundwork.services import Services
@@ -318,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.add_argument("--region", default=None, help="with url: the DSN of this region's database")
     add("demo", cmd_demo, "ingest the configured corpus and run sample searches")
+    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-format data set (dense, lexical, hybrid)")
+    p.add_argument("--dataset", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/test.tsv")
+    p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.set_defaults(func=cmd_eval)
     p = add("ui", cmd_ui, "open the Dagster UI on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     return parser

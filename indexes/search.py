@@ -108,6 +108,11 @@ class Retriever:
         regions = self.regions_for(principal)
         if self.config.mode == "hybrid":
             hits = self._hybrid(query, vector, grants, regions, k, filters)
+        elif self.config.mode == "lexical":
+            hits = [
+                h for r in regions for h in self.lexical_region(r, regions, query, vector, grants, k, filters)
+            ]
+            hits.sort(key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
         else:
             hits = [h for r in regions for h in self.search_region(r, regions, vector, grants, k, filters)]
             # Scores are cosine similarities from one model, so they compare across regions.

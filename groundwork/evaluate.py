@@ -1,0 +1,246 @@
+"""``groundwork eval``: retrieval quality and handoff behaviour on a BEIR-format data set.
+
+The data set goes through the real path: its documents are written as files, ingested by the
+filesystem connector with redaction into a fresh embedded index, and every query is asked through
+the retrieval API over HTTP, once per retrieval mode (dense, lexical, hybrid). The relevant
+documents of every fourth query are held out of the corpus, so those queries have no answer: they
+measure whether ``handoff`` fires when it should.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from groundwork.config import load_config
+from groundwork.errors import GroundworkError
+from indexes.embedded import EmbeddedServer
+from indexes.regions import embedded_data_dir
+
+logger = logging.getLogger(__name__)
+
+MODES = ("dense", "lexical", "hybrid")
+EVAL_KEY = "groundwork-eval-key"
+HOLD_OUT_EVERY = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A BEIR data set: documents, queries and graded relevance judgements."""
+
+    corpus: dict[str, tuple[str, str]]  # id -> (title, text)
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]  # query id -> document id -> grade
+
+
+def load_dataset(folder: Path) -> Dataset:
+    """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/test.tsv``; errors name the bad line."""
+    try:
+        corpus = {
+            str(r["_id"]): (str(r.get("title", "")), str(r["text"])) for r in _jsonl(folder / "corpus.jsonl")
+        }
+        queries = {str(r["_id"]): str(r["text"]) for r in _jsonl(folder / "queries.jsonl")}
+        qrels: dict[str, dict[str, int]] = {}
+        lines = (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        raise GroundworkError(f"{folder} is not a BEIR data set: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        parts = line.split("\t")
+        if n == 1 and parts[0] == "query-id":
+            continue
+        if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
+            raise GroundworkError(f"qrels/test.tsv line {n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+        if int(parts[2]) > 0:
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return Dataset(corpus, {q: t for q, t in queries.items() if q in qrels}, qrels)
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def hold_out(data: Dataset) -> tuple[set[str], set[str], set[str]]:
+    """Split queries: (answerable, unanswerable) and the document ids removed from the corpus."""
+    ordered = sorted(data.queries)
+    held = {q for i, q in enumerate(ordered) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1}
+    removed = {d for q in held for d in data.qrels[q]}
+    unanswerable = {q for q in ordered if not (set(data.qrels[q]) - removed)}
+    return set(ordered) - unanswerable, unanswerable, removed
+
+
+def ndcg_at(ranked: list[str], grades: dict[str, int], k: int) -> float:
+    """Normalised discounted cumulative gain of a ranked list of document ids."""
+    dcg = sum(grades.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sum(g / math.log2(i + 2) for i, g in enumerate(sorted(grades.values(), reverse=True)[:k]))
+    return dcg / ideal if ideal else 0.0
+
+
+def recall_at(ranked: list[str], grades: dict[str, int], k: int) -> float:
+    """Share of the relevant documents found in the top ``k``."""
+    return len(set(ranked[:k]) & set(grades)) / len(grades) if grades else 0.0
+
+
+def reciprocal_rank(ranked: list[str], grades: dict[str, int]) -> float:
+    """1 / rank of the first relevant document, 0 if none."""
+    return next((1.0 / (i + 1) for i, d in enumerate(ranked) if d in grades), 0.0)
+
+
+def expected_calibration_error(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
+    """ECE of (confidence, top result relevant) pairs over equal-width bins."""
+    if not pairs:
+        return 0.0
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [(c, ok) for c, ok in pairs if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        if members:
+            conf = sum(c for c, _ in members) / len(members)
+            acc = sum(ok for _, ok in members) / len(members)
+            total += len(members) / len(pairs) * abs(conf - acc)
+    return total
+
+
+def run_eval(dataset_dir: Path, workdir: Path) -> dict[str, dict[str, float]]:
+    """Ingest the data set (minus held-out documents) and evaluate every retrieval mode."""
+    from groundwork.ingest import run_ingest
+
+    data = load_dataset(dataset_dir)
+    answerable, unanswerable, removed = hold_out(data)
+    docs = workdir / "corpus"
+    docs.mkdir(parents=True)
+    for doc_id, (title, text) in data.corpus.items():
+        if doc_id not in removed:
+            (docs / f"{_safe(doc_id)}.txt").write_text(
+                f"{title}\n\n{text}" if title else text, encoding="utf-8"
+            )
+    config_path = workdir / "eval.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "name": "eval",
+                        "connector": "filesystem",
+                        "path": "corpus",
+                        "residency": "eval",
+                        "access": ["public"],
+                    }
+                ],
+                "principals": [
+                    {
+                        "name": "evaluator",
+                        "api_key_sha256": hashlib.sha256(EVAL_KEY.encode()).hexdigest(),
+                        "regions": ["eval"],
+                    }
+                ],
+                "retrieval": {"max_k": 100},
+                "api": {"rate_limit_per_minute": 1_000_000, "rate_limit_burst": 100_000},
+            }
+        )
+    )
+    config = load_config(config_path)
+    try:
+        summary = run_ingest(config_path, config)
+        if not summary.success:
+            raise GroundworkError("the evaluation ingest failed; see the Dagster run")
+        by_file = {f"{_safe(d)}.txt": d for d in data.corpus}
+        return {m: _evaluate_mode(config_path, m, data, answerable, unanswerable, by_file) for m in MODES}
+    finally:
+        EmbeddedServer(embedded_data_dir(config)).stop()
+
+
+def _safe(doc_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in doc_id)
+
+
+def _evaluate_mode(
+    config_path: Path,
+    mode: str,
+    data: Dataset,
+    answerable: set[str],
+    unanswerable: set[str],
+    by_file: dict[str, str],
+) -> dict[str, float]:
+    import uvicorn
+
+    from groundwork.services import Services
+    from indexes.api import create_app
+    from indexes.search import Retriever
+
+    base = load_config(config_path)
+    config = base.model_copy(update={"retrieval": base.retrieval.model_copy(update={"mode": mode})})
+    with Services(config, role="reader") as services:
+        app = create_app(config, Retriever(services))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        rows = []
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                for qid in sorted(data.queries):
+                    r = client.post(
+                        "/v1/search",
+                        json={"query": data.queries[qid], "k": 100},
+                        headers={"Authorization": f"Bearer {EVAL_KEY}"},
+                    )
+                    r.raise_for_status()
+                    body = r.json()
+                    ranked: list[str] = []
+                    for hit in body["results"]:
+                        doc = by_file.get(hit["source_uri"].rsplit("/", 1)[-1])
+                        if doc is not None and doc not in ranked:
+                            ranked.append(doc)
+                    rows.append((qid, ranked, body["confidence"], body["decision"]))
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+    scored = [(q, ranked, data.qrels[q]) for q, ranked, _, _ in rows if q in answerable]
+    handoffs = {q for q, _, _, decision in rows if decision == "handoff"}
+    calib = [
+        (conf, q in answerable and bool(ranked) and ranked[0] in data.qrels[q]) for q, ranked, conf, _ in rows
+    ]
+    n = max(len(scored), 1)
+    return {
+        "ndcg@10": sum(ndcg_at(r, g, 10) for _, r, g in scored) / n,
+        "recall@10": sum(recall_at(r, g, 10) for _, r, g in scored) / n,
+        "recall@100": sum(recall_at(r, g, 100) for _, r, g in scored) / n,
+        "mrr": sum(reciprocal_rank(r, g) for _, r, g in scored) / n,
+        "ece": expected_calibration_error(calib),
+        "handoff_precision": len(handoffs & unanswerable) / len(handoffs) if handoffs else 0.0,
+        "handoff_recall": len(handoffs & unanswerable) / len(unanswerable) if unanswerable else 0.0,
+        "answerable": float(len(answerable)),
+        "unanswerable": float(len(unanswerable)),
+    }
+
+
+def format_results(results: dict[str, dict[str, float]]) -> str:
+    """A plain table: one row per mode."""
+    cols = ["ndcg@10", "recall@10", "recall@100", "mrr", "ece", "handoff_precision", "handoff_recall"]
+    first = next(iter(results.values()))
+    lines = [
+        f"queries: {int(first['answerable'])} answerable, {int(first['unanswerable'])} unanswerable (held out)",
+        "mode     " + "  ".join(f"{c:>17}" for c in cols),
+    ]
+    for mode, m in results.items():
+        lines.append(f"{mode:<8} " + "  ".join(f"{m[c]:>17.3f}" for c in cols))
+    return "\n".join(lines)
