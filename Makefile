@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= examples/demo/groundwork.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint ui serve bench db-stop clean
+.PHONY: install demo test lint ui serve bench eval db-stop clean
 
 # torch goes first, from its CPU wheel, and stays pinned by constraints.txt for every later install.
 # unstructured-inference is installed without its dependencies: its timm/torchvision pins would pull a
@@ -38,6 +38,9 @@ serve: install
 
 bench: install
 	$(BIN)/python benchmarks/bench.py --config $(CONFIG)
+
+eval: install
+	$(BIN)/groundwork eval --dataset examples/eval/pgdocs
 
 db-stop:
 	$(BIN)/groundwork db stop --config $(CONFIG)
