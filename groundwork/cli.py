@@ -133,6 +133,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="groundwork-eval-") as tmp:
         results = run_eval(Path(args.dataset).resolve(), Path(tmp))
     print(format_results(results))
+    if args.fit_calibration:
+        from groundwork.evaluate import FITTED
+        from indexes.confidence import CALIBRATION_DIR
+
+        for mode, calibration in sorted(FITTED.items()):
+            calibration.save(CALIBRATION_DIR / f"{mode}.json")
+            print(f"calibration for {mode} written to {CALIBRATION_DIR / f'{mode}.json'}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
@@ -335,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-format data set (dense, lexical, hybrid)")
     p.add_argument("--dataset", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/test.tsv")
     p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument(
+        "--fit-calibration",
+        action="store_true",
+        help="write the fitted confidence calibrations into indexes/calibration/ (shipped with the index code)",
+    )
     p.set_defaults(func=cmd_eval)
     p = add("ui", cmd_ui, "open the Dagster UI on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)

@@ -247,6 +247,7 @@ class RetrievalConfig(_Strict):
     handoff_below: float = Field(default=0.4, ge=0.0, le=1.0)
     ef_search: int = Field(default=100, ge=10, le=1000)
     mode: Literal["dense", "lexical", "hybrid"] = "dense"
+    calibrated: bool = False
     rrf_k: int = Field(default=60, ge=1, le=1000)
     candidates: int = Field(default=40, ge=1, le=1000)
 

@@ -26,6 +26,7 @@ import yaml
 
 from groundwork.config import load_config
 from groundwork.errors import GroundworkError
+from indexes.confidence import Calibration, features
 from indexes.embedded import EmbeddedServer
 from indexes.regions import embedded_data_dir
 
@@ -210,17 +211,24 @@ def _evaluate_mode(
                         doc = by_file.get(hit["source_uri"].rsplit("/", 1)[-1])
                         if doc is not None and doc not in ranked:
                             ranked.append(doc)
-                    rows.append((qid, ranked, body["confidence"], body["decision"]))
+                    x = features(
+                        [h["score"] for h in body["results"]], [h["lexical_score"] for h in body["results"]]
+                    )
+                    rows.append((qid, ranked, body["confidence"], body["decision"], x))
         finally:
             server.should_exit = True
             thread.join(timeout=10)
-    scored = [(q, ranked, data.qrels[q]) for q, ranked, _, _ in rows if q in answerable]
-    handoffs = {q for q, _, _, decision in rows if decision == "handoff"}
-    calib = [
-        (conf, q in answerable and bool(ranked) and ranked[0] in data.qrels[q]) for q, ranked, conf, _ in rows
-    ]
+    scored = [(q, ranked, data.qrels[q]) for q, ranked, _, _, _ in rows if q in answerable]
+    handoffs = {q for q, _, _, decision, _ in rows if decision == "handoff"}
+    labels = {
+        q: q in answerable and bool(ranked) and ranked[0] in data.qrels[q] for q, ranked, _, _, _ in rows
+    }
+    calib = [(conf, labels[q]) for q, _, conf, _, _ in rows]
     n = max(len(scored), 1)
-    return {
+    fitted = _fit_calibration(
+        mode, services_model(config), rows, labels, unanswerable, config.retrieval.handoff_below
+    )
+    return fitted | {
         "ndcg@10": sum(ndcg_at(r, g, 10) for _, r, g in scored) / n,
         "recall@10": sum(recall_at(r, g, 10) for _, r, g in scored) / n,
         "recall@100": sum(recall_at(r, g, 100) for _, r, g in scored) / n,
@@ -230,6 +238,62 @@ def _evaluate_mode(
         "handoff_recall": len(handoffs & unanswerable) / len(unanswerable) if unanswerable else 0.0,
         "answerable": float(len(answerable)),
         "unanswerable": float(len(unanswerable)),
+    }
+
+
+def services_model(config: Any) -> str:
+    """The embedding model name recorded with a calibration."""
+    from pipelines.embedding import Embedder
+
+    return Embedder(config.embedding).model_name
+
+
+#: Calibrations fitted by the last evaluation, by mode (written out with --fit-calibration).
+FITTED: dict[str, Calibration] = {}
+
+
+def _fit_calibration(
+    mode: str,
+    model: str,
+    rows: list[tuple[str, list[str], float, str, list[float]]],
+    labels: dict[str, bool],
+    unanswerable: set[str],
+    threshold: float,
+) -> dict[str, float]:
+    """Fit a logistic calibration; report its out-of-fold ECE and handoff figures (2 folds by query)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = [r[4] for r in rows]
+    y = [labels[r[0]] for r in rows]
+    if len(set(y)) < 2:
+        return {}
+    folds = [
+        [i for i, r in enumerate(rows) if int(hashlib.sha256(r[0].encode()).hexdigest(), 16) % 2 == f]
+        for f in (0, 1)
+    ]
+    prob = [0.0] * len(rows)
+    for f in (0, 1):
+        train = folds[1 - f]
+        if len({y[i] for i in train}) < 2:
+            return {}
+        clf = LogisticRegression(C=1.0, max_iter=1000).fit([x[i] for i in train], [y[i] for i in train])
+        for i, p in zip(folds[f], clf.predict_proba([x[i] for i in folds[f]])[:, 1], strict=True):
+            prob[i] = float(p)
+    handoffs = {rows[i][0] for i, p in enumerate(prob) if p < threshold}
+    full = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
+    FITTED[mode] = Calibration(
+        mode=mode,
+        model=model,
+        coef=tuple(float(c) for c in full.coef_[0]),
+        intercept=float(full.intercept_[0]),
+        fitted_on=f"{len(rows)} queries",
+    )
+    return {
+        "ece_calibrated_oof": expected_calibration_error(list(zip(prob, y, strict=True))),
+        "handoff_precision_calibrated_oof": len(handoffs & unanswerable) / len(handoffs) if handoffs else 0.0,
+        "handoff_recall_calibrated_oof": len(handoffs & unanswerable) / len(unanswerable)
+        if unanswerable
+        else 0.0,
     }
 
 
@@ -243,4 +307,10 @@ def format_results(results: dict[str, dict[str, float]]) -> str:
     ]
     for mode, m in results.items():
         lines.append(f"{mode:<8} " + "  ".join(f"{m[c]:>17.3f}" for c in cols))
+    oof = ["ece_calibrated_oof", "handoff_precision_calibrated_oof", "handoff_recall_calibrated_oof"]
+    if all(c in m for m in results.values() for c in oof):
+        lines.append("with a logistic calibration, out of fold (2 folds by query):")
+        lines.append("mode     " + "  ".join(f"{c.removesuffix('_calibrated_oof'):>17}" for c in oof))
+        for mode, m in results.items():
+            lines.append(f"{mode:<8} " + "  ".join(f"{m[c]:>17.3f}" for c in oof))
     return "\n".join(lines)

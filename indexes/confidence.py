@@ -9,10 +9,82 @@ authorized was found or when confidence is below ``handoff_below`` (default 0.4,
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from groundwork.config import RetrievalConfig
+
+#: Where fitted calibrations ship, one file per retrieval mode.
+CALIBRATION_DIR = Path(__file__).with_name("calibration")
+
+#: The retrieval features a calibration is fitted on, in order.
+FEATURES = ("top_score", "margin", "top_lexical", "lexical_share")
+
+
+def features(scores: Sequence[float], lexical: Sequence[float | None]) -> list[float]:
+    """Features of a ranked result list: top cosine, margin to the next, full-text agreement."""
+    if not scores:
+        return [0.0, 0.0, 0.0, 0.0]
+    top = scores[0]
+    margin = top - scores[1] if len(scores) > 1 else top
+    top_lexical = float(lexical[0] or 0.0) if lexical else 0.0
+    share = sum(1 for x in lexical[:5] if x) / min(len(scores), 5) if lexical else 0.0
+    return [top, margin, top_lexical, share]
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A Platt-scaled logistic model: P(top result answers the query | retrieval features).
+
+    Fitted by ``groundwork eval --fit-calibration`` on labelled data and shipped per retrieval mode,
+    tied to the embedding model it was fitted with.
+    """
+
+    mode: str
+    model: str
+    coef: tuple[float, ...]
+    intercept: float
+    fitted_on: str
+
+    def probability(self, x: Sequence[float]) -> float:
+        """The calibrated probability for one feature vector."""
+        z = self.intercept + sum(c * v for c, v in zip(self.coef, x, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def save(self, path: Path) -> None:
+        """Write the calibration as JSON."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps(
+                {
+                    "mode": self.mode,
+                    "model": self.model,
+                    "features": list(FEATURES),
+                    "coef": list(self.coef),
+                    "intercept": self.intercept,
+                    "fitted_on": self.fitted_on,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+
+def load_calibration(mode: str, model: str, folder: Path = CALIBRATION_DIR) -> Calibration | None:
+    """The shipped calibration for ``mode`` if it was fitted with ``model`` and these features."""
+    path = folder / f"{mode}.json"
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    if raw.get("model") != model or tuple(raw.get("features", ())) != FEATURES:
+        return None
+    return Calibration(
+        mode, model, tuple(raw["coef"]), float(raw["intercept"]), str(raw.get("fitted_on", ""))
+    )
 
 
 class Decision(StrEnum):
@@ -38,11 +110,23 @@ def confidence(scores: Sequence[float], config: RetrievalConfig) -> float:
     return round(min(1.0, max(0.0, value)), 4)
 
 
-def decide(scores: Sequence[float], config: RetrievalConfig) -> tuple[float, Decision, list[Reason]]:
-    """Confidence, decision and reason codes for one result list."""
+def decide(
+    scores: Sequence[float],
+    config: RetrievalConfig,
+    *,
+    lexical: Sequence[float | None] = (),
+    calibration: Calibration | None = None,
+) -> tuple[float, Decision, list[Reason]]:
+    """Confidence, decision and reason codes for one ranked result list.
+
+    With a calibration, confidence is its probability; otherwise the linear mapping above.
+    """
     if not scores:
         return 0.0, Decision.HANDOFF, [Reason.NO_AUTHORIZED_RESULTS]
-    conf = confidence(scores, config)
+    if calibration is not None:
+        conf = round(calibration.probability(features(scores, lexical or [None] * len(scores))), 4)
+    else:
+        conf = confidence(scores, config)
     if conf < config.handoff_below:
         return conf, Decision.HANDOFF, [Reason.LOW_CONFIDENCE]
     return conf, Decision.ANSWER, []

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from groundwork.config import PrincipalConfig
 from groundwork.services import Services
-from indexes.confidence import Decision, Reason, decide
+from indexes.confidence import Decision, Reason, decide, load_calibration
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,11 @@ class Retriever:
             raise ValueError("retrieval must connect as the reader role (Services(config, role='reader'))")
         self.services = services
         self.config = services.config.retrieval
+        self.calibration = (
+            load_calibration(self.config.mode, services.embedder.model_name)
+            if self.config.calibrated
+            else None
+        )
 
     def regions_for(self, principal: PrincipalConfig) -> list[str]:
         """The regions to search: the principal's regions that hold an index."""
@@ -118,7 +123,12 @@ class Retriever:
             # Scores are cosine similarities from one model, so they compare across regions.
             hits.sort(key=lambda h: (-h.score, h.chunk_id))
         hits = hits[:k]
-        conf, decision, reasons = decide([h.score for h in hits], self.config)
+        conf, decision, reasons = decide(
+            [h.score for h in hits],
+            self.config,
+            lexical=[h.lexical_score for h in hits],
+            calibration=self.calibration,
+        )
         outcome = SearchOutcome(hits, conf, decision, reasons, regions)
         self._audit(principal, auth_method, query, k, outcome)
         return outcome

@@ -29,7 +29,9 @@ def page_text(path: Path) -> tuple[str, str]:
         nav.getparent().remove(nav)
     title = " ".join((tree.findtext(".//title") or path.stem).split())
     body = tree.find(".//body")
-    text = "\n".join(" ".join(line.split()) for line in (body.text_content() if body is not None else "").splitlines())
+    text = "\n".join(
+        " ".join(line.split()) for line in (body.text_content() if body is not None else "").splitlines()
+    )
     return title, "\n".join(line for line in text.splitlines() if line)
 
 
@@ -70,9 +72,10 @@ def main() -> None:
         for page in sorted(chosen):
             title, text = texts[page]
             f.write(json.dumps({"_id": page.removesuffix(".html"), "title": title, "text": text}) + "\n")
-    with (OUT / "queries.jsonl").open("w", encoding="utf-8") as fq, (OUT / "qrels" / "test.tsv").open(
-        "w", encoding="utf-8"
-    ) as fr:
+    with (
+        (OUT / "queries.jsonl").open("w", encoding="utf-8") as fq,
+        (OUT / "qrels" / "test.tsv").open("w", encoding="utf-8") as fr,
+    ):
         fr.write("query-id\tcorpus-id\tscore\n")
         for i, (term, pages) in enumerate(queries):
             qid = f"q{i:03d}"

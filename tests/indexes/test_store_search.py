@@ -155,3 +155,19 @@ def test_confidence_mapping_is_monotonic_and_bounded() -> None:
     assert values == sorted(values)
     assert decide([0.9], cfg)[1] is Decision.ANSWER
     assert decide([0.1], cfg)[1:] == (Decision.HANDOFF, [Reason.LOW_CONFIDENCE])
+
+
+def test_calibration_round_trip_and_model_guard(tmp_path) -> None:
+    from indexes.confidence import FEATURES, Calibration, features, load_calibration
+
+    cal = Calibration("dense", "model-a", tuple([8.0, 2.0, 1.0, 1.0][: len(FEATURES)]), -4.0, "test")
+    cal.save(tmp_path / "dense.json")
+    assert load_calibration("dense", "model-a", tmp_path) == cal
+    assert load_calibration("dense", "model-b", tmp_path) is None  # fitted for another model: unused
+    assert load_calibration("hybrid", "model-a", tmp_path) is None
+    low = cal.probability(features([0.1, 0.09], [None, None]))
+    high = cal.probability(features([0.8, 0.3], [2.0, 1.0]))
+    assert 0.0 < low < 0.5 < high < 1.0
+    cfg = RetrievalConfig()
+    assert decide([0.1, 0.09], cfg, calibration=cal)[1] is Decision.HANDOFF
+    assert decide([0.8, 0.3], cfg, lexical=[2.0, 1.0], calibration=cal)[1] is Decision.ANSWER
