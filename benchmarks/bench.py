@@ -206,6 +206,18 @@ def main() -> None:
             retriever = Retriever(reader)
             direct_1 = timed_searches(retriever, principal, 1, 3)
             direct_n = timed_searches(retriever, principal, CLIENTS, 3)
+            hybrid_config = config.model_copy(
+                update={"retrieval": config.retrieval.model_copy(update={"mode": "hybrid"})}
+            )
+            with Services(
+                hybrid_config, role="reader", redactor=services.redactor, embedder=services.embedder
+            ) as hybrid_reader:
+                hybrid_1 = timed_searches(Retriever(hybrid_reader), principal, 1, 3)
+            print(
+                f"\nhybrid / dense retrieval latency, 1 thread: p50 {pct(hybrid_1, 50) / pct(direct_1, 50):.2f}, "
+                f"p95 {pct(hybrid_1, 95) / pct(direct_1, 95):.2f} "
+                f"(hybrid p50 {pct(hybrid_1, 50):.1f} ms, dense p50 {pct(direct_1, 50):.1f} ms)"
+            )
 
             key = "bench-key"
             data = yaml.safe_load(bench_config.read_text())

@@ -171,6 +171,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                     "decision": outcome.decision.value,
                     "reasons": [r.value for r in outcome.reasons],
                     "regions_searched": outcome.regions_searched,
+                    "context_tokens": outcome.context_tokens,
                 },
                 indent=2,
             )

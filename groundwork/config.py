@@ -93,6 +93,7 @@ class FilesystemSourceConfig(_Strict):
     include: list[str] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
     exclude: list[str] = Field(default_factory=list)
     retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    handoff_below: float | None = Field(default=None, ge=0.0, le=1.0)
 
     @property
     def regions(self) -> set[str]:
@@ -114,6 +115,7 @@ class PrincipalConfig(_Strict):
     api_key_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
     groups: list[Name] = Field(default_factory=list)
     regions: list[Region] = Field(min_length=1)
+    handoff_below: float | None = Field(default=None, ge=0.0, le=1.0)
 
     def grants(self) -> list[str]:
         """The access grants this principal holds, in the form documents are tagged with."""
@@ -245,6 +247,9 @@ class RetrievalConfig(_Strict):
     score_floor: float = Field(default=0.25, ge=-1.0, le=1.0)
     score_ceiling: float = Field(default=0.75, ge=-1.0, le=1.0)
     handoff_below: float = Field(default=0.4, ge=0.0, le=1.0)
+    ambiguity_margin: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_redacted_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_context_tokens: int = Field(default=4000, ge=1, le=1_000_000)
     ef_search: int = Field(default=100, ge=10, le=1000)
     mode: Literal["dense", "lexical", "hybrid"] = "dense"
     calibrated: bool = False

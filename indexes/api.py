@@ -69,6 +69,7 @@ class SearchResult(BaseModel):
     redactions: dict[str, int] = Field(description="PII placeholders in the document, by entity type.")
     lexical_score: float | None = Field(default=None, description="Full-text rank (hybrid mode), if matched.")
     fused_score: float | None = Field(default=None, description="Reciprocal-rank-fusion score (hybrid mode).")
+    tokens: int = Field(description="Model tokens in the text (counted against max_context_tokens).")
 
 
 class SearchResponse(BaseModel):
@@ -79,6 +80,9 @@ class SearchResponse(BaseModel):
     decision: Decision
     reasons: list[Reason]
     regions_searched: list[str]
+    context_tokens: int = Field(
+        description="Tokens in all returned texts, at most retrieval.max_context_tokens."
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -196,6 +200,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
             decision=outcome.decision,
             reasons=outcome.reasons,
             regions_searched=outcome.regions_searched,
+            context_tokens=outcome.context_tokens,
         )
 
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -99,6 +100,8 @@ class Reason(StrEnum):
 
     NO_AUTHORIZED_RESULTS = "no_authorized_results"
     LOW_CONFIDENCE = "low_confidence"
+    AMBIGUOUS = "ambiguous"
+    MOSTLY_REDACTED = "mostly_redacted"
 
 
 def confidence(scores: Sequence[float], config: RetrievalConfig) -> float:
@@ -110,16 +113,34 @@ def confidence(scores: Sequence[float], config: RetrievalConfig) -> float:
     return round(min(1.0, max(0.0, value)), 4)
 
 
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
+
+
+def redacted_share(texts: Sequence[str]) -> float:
+    """The share of words that are PII placeholders (``<PERSON>`` ...) in these texts."""
+    words = [w for t in texts for w in t.split()]
+    if not words:
+        return 0.0
+    return sum(1 for w in words if _PLACEHOLDER.search(w)) / len(words)
+
+
 def decide(
     scores: Sequence[float],
     config: RetrievalConfig,
     *,
     lexical: Sequence[float | None] = (),
     calibration: Calibration | None = None,
+    documents: Sequence[str] = (),
+    texts: Sequence[str] = (),
+    handoff_below: float | None = None,
 ) -> tuple[float, Decision, list[Reason]]:
     """Confidence, decision and reason codes for one ranked result list.
 
-    With a calibration, confidence is its probability; otherwise the linear mapping above.
+    With a calibration, confidence is its probability; otherwise the linear mapping above. The
+    decision is ``handoff`` when nothing authorized was found, when confidence is under the
+    threshold (``handoff_below``, or the configured one), when the two best results come from
+    different documents with scores closer than ``ambiguity_margin`` (``ambiguous``), or when most
+    of the evidence is PII placeholders (``mostly_redacted``).
     """
     if not scores:
         return 0.0, Decision.HANDOFF, [Reason.NO_AUTHORIZED_RESULTS]
@@ -127,6 +148,16 @@ def decide(
         conf = round(calibration.probability(features(scores, lexical or [None] * len(scores))), 4)
     else:
         conf = confidence(scores, config)
-    if conf < config.handoff_below:
-        return conf, Decision.HANDOFF, [Reason.LOW_CONFIDENCE]
-    return conf, Decision.ANSWER, []
+    reasons = []
+    if conf < (config.handoff_below if handoff_below is None else handoff_below):
+        reasons.append(Reason.LOW_CONFIDENCE)
+    if (
+        len(scores) > 1
+        and len(documents) > 1
+        and documents[0] != documents[1]
+        and abs(scores[0] - scores[1]) < config.ambiguity_margin
+    ):
+        reasons.append(Reason.AMBIGUOUS)
+    if texts and redacted_share(texts[:3]) > config.max_redacted_share:
+        reasons.append(Reason.MOSTLY_REDACTED)
+    return conf, (Decision.HANDOFF if reasons else Decision.ANSWER), reasons

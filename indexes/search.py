@@ -34,6 +34,7 @@ class SearchHit:
     redactions: dict[str, int]
     lexical_score: float | None = None
     fused_score: float | None = None
+    tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class SearchOutcome:
     decision: Decision
     reasons: list[Reason]
     regions_searched: list[str] = field(default_factory=list)
+    context_tokens: int = 0
 
 
 def set_caller(conn: Any, grants: list[str], regions: list[str]) -> None:
@@ -122,16 +124,40 @@ class Retriever:
             hits = [h for r in regions for h in self.search_region(r, regions, vector, grants, k, filters)]
             # Scores are cosine similarities from one model, so they compare across regions.
             hits.sort(key=lambda h: (-h.score, h.chunk_id))
-        hits = hits[:k]
+        hits = self._within_budget(hits[:k])
         conf, decision, reasons = decide(
             [h.score for h in hits],
             self.config,
             lexical=[h.lexical_score for h in hits],
             calibration=self.calibration,
+            documents=[h.document_id for h in hits],
+            texts=[h.text for h in hits],
+            handoff_below=self._threshold(principal, hits),
         )
-        outcome = SearchOutcome(hits, conf, decision, reasons, regions)
+        outcome = SearchOutcome(hits, conf, decision, reasons, regions, sum(h.tokens for h in hits))
         self._audit(principal, auth_method, query, k, outcome)
         return outcome
+
+    def _within_budget(self, hits: list[SearchHit]) -> list[SearchHit]:
+        """Count each result's tokens and keep results, best first, while they fit the context budget."""
+        counts = self.services.embedder.count_tokens([h.text for h in hits])
+        kept, used = [], 0
+        for hit, n in zip(hits, counts, strict=True):
+            if used + n > self.config.max_context_tokens:
+                break
+            kept.append(replace(hit, tokens=n))
+            used += n
+        return kept
+
+    def _threshold(self, principal: PrincipalConfig, hits: list[SearchHit]) -> float | None:
+        """The handoff threshold: the principal's own, else the top result's source's, else the default."""
+        if principal.handoff_below is not None:
+            return principal.handoff_below
+        if hits:
+            source = next((s for s in self.services.config.sources if s.name == hits[0].source), None)
+            if source is not None and source.handoff_below is not None:
+                return source.handoff_below
+        return None
 
     def _hybrid(
         self, query: str, vector: Any, grants: list[str], regions: list[str], k: int, filters: SearchFilters

@@ -55,6 +55,13 @@ class Embedder:
             logger.info("embedding model loaded from %s (%d dimensions)", path, dim)
         return self._model
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """How many model tokens each text has (no special tokens, no truncation)."""
+        if not texts:
+            return []
+        encoded = self._load().tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         """Embed texts in batches; returns an array of shape (len(texts), dimensions)."""
         if not texts:
