@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from pipelines.ids import chunk_id
-from pipelines.records import PERMANENT_REASONS, DocumentTask, EmbeddedDocument, Failure, Governance
+from pipelines.records import DocumentTask, EmbeddedDocument, Failure, Governance
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +67,14 @@ class RegionIndex:
             ).fetchall()
         return {doc_id: StoredState(version, digest) for doc_id, version, digest in rows}
 
-    def failed_versions(self, source: str) -> dict[str, str]:
-        """The version at which each document of ``source`` failed for a content reason, by source id."""
+    def failures_of(self, source: str) -> dict[str, tuple[str, str]]:
+        """The recorded failures of ``source``: source id -> (version, reason)."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                self._q(
-                    "SELECT source_id, version FROM {s}.ingest_failures WHERE source = %s AND reason = ANY(%s)"
-                ),
-                (source, sorted(PERMANENT_REASONS)),
+                self._q("SELECT source_id, version, reason FROM {s}.ingest_failures WHERE source = %s"),
+                (source,),
             ).fetchall()
-        return dict(rows)
+        return {source_id: (version, reason) for source_id, version, reason in rows}
 
     def write_document(self, doc: EmbeddedDocument) -> int:
         """Replace a document and its chunks in one transaction; returns the chunks written.
@@ -344,14 +342,6 @@ class RegionIndex:
                 (source, cutoff),
             )
             return [r[0] for r in rows]
-
-    def failure_ids(self, source: str) -> set[str]:
-        """The source ids of ``source`` with a recorded failure, whatever its reason."""
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                self._q("SELECT source_id FROM {s}.ingest_failures WHERE source = %s"), (source,)
-            )
-            return {r[0] for r in rows}
 
     def clear_failure(self, source: str, source_id: str) -> None:
         """Forget the failure record of one document."""

@@ -18,10 +18,9 @@ from pipelines.stages import (
     Plan,
     chunk_all,
     embed_all,
-    index_region,
+    index_all,
     partition_all,
     plan_run,
-    purge_stale,
     redact_all,
 )
 
@@ -187,8 +186,7 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
         services = groundwork.services
         indexes = services.indexes()
         selected = sorted(key.path[-1] for key in context.selected_asset_keys)
-        reports = [index_region(embeddings, source_documents, region, indexes) for region in selected]
-        purge_stale(source_documents, {r: indexes[r] for r in selected}, reports)
+        reports = index_all(embeddings, source_documents, selected, indexes)
         for report in reports:
             counts = indexes[report.region].counts()
             yield dg.MaterializeResult(

@@ -28,6 +28,7 @@ from pipelines.ids import document_id
 from pipelines.partition import check_size, partition_document
 from pipelines.policy import PolicyError, make_task, refused_task
 from pipelines.records import (
+    PERMANENT_REASONS,
     Batch,
     ChangeKind,
     ChunkedDocument,
@@ -98,13 +99,14 @@ def plan_run(
         counts: Counter[str] = Counter()
         plan.counts[source.name] = counts
         stored: dict[str, dict[str, StoredState]] = {}
-        failed: dict[str, str] = {}
+        failed: dict[str, str] = {}  # source id -> version that failed for a content reason
         failure_ids: dict[str, set[str]] = {}
         for region, index in indexes.items():
             for doc_id, state in index.document_states(source.name).items():
                 stored.setdefault(doc_id, {})[region] = state
-            failed.update(index.failed_versions(source.name))
-            failure_ids[region] = index.failure_ids(source.name)
+            recorded = index.failures_of(source.name)
+            failed.update({i: v for i, (v, reason) in recorded.items() if reason in PERMANENT_REASONS})
+            failure_ids[region] = set(recorded)
         try:
             refs = list(connectors[source.name].list())
         except ConnectorError as exc:
@@ -421,6 +423,15 @@ def purge_stale(plan: Plan, indexes: Mapping[str, RegionIndex], reports: list[In
     return purged
 
 
+def index_all(
+    batch: Batch[EmbeddedDocument], plan: Plan, regions: list[str], indexes: Mapping[str, RegionIndex]
+) -> list[IndexReport]:
+    """The index stage for ``regions``: writes, re-tags and moves per region, then stale-copy purges."""
+    reports = [index_region(batch, plan, region, indexes) for region in regions]
+    purge_stale(plan, {r: indexes[r] for r in regions}, reports)
+    return reports
+
+
 def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
     """Every stage in order without Dagster (benchmarks and tests); the Dagster job does the same."""
     config = services.config
@@ -428,6 +439,4 @@ def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
     plan = plan_run(config, services.connectors, indexes)
     parsed = partition_all(plan, services.connectors, config)
     embedded = embed_all(chunk_all(redact_all(parsed, services.redactor), config), services.embedder)
-    reports = [index_region(embedded, plan, r, indexes) for r in config.regions]
-    purge_stale(plan, indexes, reports)
-    return plan, reports
+    return plan, index_all(embedded, plan, config.regions, indexes)
