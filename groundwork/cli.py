@@ -131,17 +131,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from groundwork.evaluate import format_results, run_eval
 
     with tempfile.TemporaryDirectory(prefix="groundwork-eval-") as tmp:
-        results = run_eval(Path(args.dataset).resolve(), Path(tmp))
-    print(format_results(results))
+        report = run_eval(Path(args.dataset).resolve(), Path(tmp))
+    print(format_results(report.metrics))
     if args.fit_calibration:
-        from groundwork.evaluate import FITTED
         from indexes.confidence import CALIBRATION_DIR
 
-        for mode, calibration in sorted(FITTED.items()):
+        for mode, calibration in sorted(report.calibrations.items()):
             calibration.save(CALIBRATION_DIR / f"{mode}.json")
             print(f"calibration for {mode} written to {CALIBRATION_DIR / f'{mode}.json'}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps(report.metrics, indent=2))
     return 0
 
 

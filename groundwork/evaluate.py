@@ -116,7 +116,15 @@ def expected_calibration_error(pairs: list[tuple[float, bool]], bins: int = 10) 
     return total
 
 
-def run_eval(dataset_dir: Path, workdir: Path) -> dict[str, dict[str, float]]:
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    """Figures per retrieval mode, and the confidence calibration fitted for each mode."""
+
+    metrics: dict[str, dict[str, float]]
+    calibrations: dict[str, Calibration]
+
+
+def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
     """Ingest the data set (minus held-out documents) and evaluate every retrieval mode."""
     from groundwork.ingest import run_ingest
 
@@ -160,7 +168,11 @@ def run_eval(dataset_dir: Path, workdir: Path) -> dict[str, dict[str, float]]:
         if not summary.success:
             raise GroundworkError("the evaluation ingest failed; see the Dagster run")
         by_file = {f"{_safe(d)}.txt": d for d in data.corpus}
-        return {m: _evaluate_mode(config_path, m, data, answerable, unanswerable, by_file) for m in MODES}
+        outcomes = {m: _evaluate_mode(config_path, m, data, answerable, unanswerable, by_file) for m in MODES}
+        return EvalReport(
+            metrics={m: figures for m, (figures, _) in outcomes.items()},
+            calibrations={m: cal for m, (_, cal) in outcomes.items() if cal is not None},
+        )
     finally:
         EmbeddedServer(embedded_data_dir(config)).stop()
 
@@ -176,7 +188,7 @@ def _evaluate_mode(
     answerable: set[str],
     unanswerable: set[str],
     by_file: dict[str, str],
-) -> dict[str, float]:
+) -> tuple[dict[str, float], Calibration | None]:
     import uvicorn
 
     from groundwork.services import Services
@@ -225,7 +237,7 @@ def _evaluate_mode(
     }
     calib = [(conf, labels[q]) for q, _, conf, _, _ in rows]
     n = max(len(scored), 1)
-    fitted = _fit_calibration(
+    fitted, calibration = _fit_calibration(
         mode, services_model(config), rows, labels, unanswerable, config.retrieval.handoff_below
     )
     return fitted | {
@@ -238,7 +250,7 @@ def _evaluate_mode(
         "handoff_recall": len(handoffs & unanswerable) / len(unanswerable) if unanswerable else 0.0,
         "answerable": float(len(answerable)),
         "unanswerable": float(len(unanswerable)),
-    }
+    }, calibration
 
 
 def services_model(config: Any) -> str:
@@ -248,10 +260,6 @@ def services_model(config: Any) -> str:
     return Embedder(config.embedding).model_name
 
 
-#: Calibrations fitted by the last evaluation, by mode (written out with --fit-calibration).
-FITTED: dict[str, Calibration] = {}
-
-
 def _fit_calibration(
     mode: str,
     model: str,
@@ -259,14 +267,18 @@ def _fit_calibration(
     labels: dict[str, bool],
     unanswerable: set[str],
     threshold: float,
-) -> dict[str, float]:
-    """Fit a logistic calibration; report its out-of-fold ECE and handoff figures (2 folds by query)."""
+) -> tuple[dict[str, float], Calibration | None]:
+    """Fit a logistic calibration on all queries; report its out-of-fold ECE and handoff figures.
+
+    The figures come from two folds by query (fitted on one half, measured on the other), so they
+    are not flattered by fitting and measuring on the same queries.
+    """
     from sklearn.linear_model import LogisticRegression
 
     x = [r[4] for r in rows]
     y = [labels[r[0]] for r in rows]
     if len(set(y)) < 2:
-        return {}
+        return {}, None
     folds = [
         [i for i, r in enumerate(rows) if int(hashlib.sha256(r[0].encode()).hexdigest(), 16) % 2 == f]
         for f in (0, 1)
@@ -275,13 +287,13 @@ def _fit_calibration(
     for f in (0, 1):
         train = folds[1 - f]
         if len({y[i] for i in train}) < 2:
-            return {}
+            return {}, None
         clf = LogisticRegression(C=1.0, max_iter=1000).fit([x[i] for i in train], [y[i] for i in train])
         for i, p in zip(folds[f], clf.predict_proba([x[i] for i in folds[f]])[:, 1], strict=True):
             prob[i] = float(p)
     handoffs = {rows[i][0] for i, p in enumerate(prob) if p < threshold}
     full = LogisticRegression(C=1.0, max_iter=1000).fit(x, y)
-    FITTED[mode] = Calibration(
+    calibration = Calibration(
         mode=mode,
         model=model,
         coef=tuple(float(c) for c in full.coef_[0]),
@@ -294,7 +306,7 @@ def _fit_calibration(
         "handoff_recall_calibrated_oof": len(handoffs & unanswerable) / len(unanswerable)
         if unanswerable
         else 0.0,
-    }
+    }, calibration
 
 
 def format_results(results: dict[str, dict[str, float]]) -> str:

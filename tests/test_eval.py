@@ -85,7 +85,8 @@ def test_eval_runs_the_real_pipeline_for_every_mode(tmp_path: Path, monkeypatch:
     home = tmp_path / "dagster_home"
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    results = run_eval(_write(tmp_path / "ds", CORPUS, QUERIES, QRELS), tmp_path / "work")
+    report = run_eval(_write(tmp_path / "ds", CORPUS, QUERIES, QRELS), tmp_path / "work")
+    results = report.metrics
     assert set(results) == {"dense", "lexical", "hybrid"}
     dense = results["dense"]
     assert dense["answerable"] == 3
