@@ -23,13 +23,9 @@ from groundwork.errors import IndexError_
 
 SCHEMA_VERSION = "2"
 
-_TABLES = """
+#: The tables of one index version: what a model or chunking change rebuilds.
+_DATA_TABLES = """
 CREATE SCHEMA IF NOT EXISTS {schema};
-
-CREATE TABLE IF NOT EXISTS {schema}.index_meta (
-    key   text PRIMARY KEY,
-    value text NOT NULL
-);
 
 CREATE TABLE IF NOT EXISTS {schema}.documents (
     document_id    uuid PRIMARY KEY,
@@ -70,6 +66,17 @@ CREATE INDEX IF NOT EXISTS chunks_access_gin ON {schema}.chunks USING gin (acces
 ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS tsv tsvector
     GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
 CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON {schema}.chunks USING gin (tsv);
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS modified_at timestamptz;
+"""
+
+#: The tables that outlive index versions: settings, failures, the audit trail and tombstones.
+_TABLES = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+CREATE TABLE IF NOT EXISTS {schema}.index_meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS {schema}.ingest_failures (
     source       text NOT NULL,
@@ -100,8 +107,6 @@ CREATE TABLE IF NOT EXISTS {schema}.retrieval_audit (
     confidence      real NOT NULL
 );
 
-ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS modified_at timestamptz;
-
 CREATE TABLE IF NOT EXISTS {schema}.erasures (
     erasure_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     document_id  uuid NOT NULL,
@@ -128,11 +133,18 @@ _SECURITY = """
 REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {schema} TO {reader}, {writer};
 GRANT SELECT ON {schema}.index_meta TO {reader}, {writer};
-GRANT SELECT ON {schema}.documents, {schema}.chunks TO {reader};
 GRANT INSERT ON {schema}.retrieval_audit TO {reader};
-GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.documents, {schema}.chunks, {schema}.ingest_failures
-    TO {writer};
+GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.ingest_failures TO {writer};
 GRANT SELECT, INSERT ON {schema}.erasures TO {writer};
+"""
+
+#: Grants and row-level security of one index version's tables. The reader may read only the live
+#: version (``reader_usage`` is empty for a version being built).
+_DATA_SECURITY = """
+REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;
+GRANT USAGE ON SCHEMA {schema} TO {writer};
+{reader_usage}
+GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.documents, {schema}.chunks TO {writer};
 
 ALTER TABLE {schema}.documents ENABLE ROW LEVEL SECURITY;
 ALTER TABLE {schema}.chunks ENABLE ROW LEVEL SECURITY;
@@ -177,48 +189,153 @@ def ensure_roles(conn: psycopg.Connection, *roles: str) -> None:
             ) from exc
 
 
+#: The settings an index version is built with; changing any of them builds a new version.
+VERSION_SETTINGS = ("model", "dimensions", "chunking")
+
+
+def build_schema_name(schema: str) -> str:
+    """Where the next version of ``schema``'s index is built while the live one serves."""
+    return f"{schema}__build"
+
+
+def version_lock_key(schema: str) -> str:
+    """Advisory lock key: searches hold it shared, the switch to a new version exclusively."""
+    return f"groundwork-index:{schema}"
+
+
+def _create_version(
+    conn: psycopg.Connection, schema: str, *, dims: int, region: str, reader: str, writer: str, live: bool
+) -> None:
+    ident = sql.Identifier(schema)
+    conn.execute(sql.SQL(_DATA_TABLES).format(schema=ident, dims=sql.Literal(dims)))
+    reader_usage = (
+        sql.SQL("GRANT SELECT ON {schema}.documents, {schema}.chunks TO {reader};").format(
+            schema=ident, reader=sql.Identifier(reader)
+        )
+        if live
+        else sql.SQL("")
+    )
+    conn.execute(
+        sql.SQL(_DATA_SECURITY).format(
+            schema=ident,
+            reader=sql.Identifier(reader),
+            writer=sql.Identifier(writer),
+            region=sql.Literal(region),
+            reader_usage=reader_usage,
+        )
+    )
+
+
+def _put_meta(conn: psycopg.Connection, schema: str, values: dict[str, str]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            sql.SQL(
+                "INSERT INTO {}.index_meta (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+                " WHERE index_meta.value IS DISTINCT FROM EXCLUDED.value"
+            ).format(sql.Identifier(schema)),
+            list(values.items()),
+        )
+
+
 def ensure_schema(
     conn: psycopg.Connection,
     schema: str,
     *,
     region: str,
-    dimensions: int,
-    model: str,
+    settings: dict[str, str],
     reader: str,
     writer: str,
-) -> None:
-    """Create or update the schema, grants and policies; refuse one built for another model or size."""
+    builds: bool = True,
+) -> str | None:
+    """Create or update the schema, grants and policies; returns the schema of a version being built.
+
+    A new index takes ``settings`` (see :data:`VERSION_SETTINGS`). An index built with other
+    settings (another embedding model or size, other chunking) stays live and searchable while the
+    next version is built beside it, in :func:`build_schema_name`; :func:`switch_version` makes that
+    version live once it is complete. Returns that schema's name, or None when the live version
+    already has these settings. With ``builds`` false (a process that only reads) no version is
+    started or dropped.
+    """
     ident = sql.Identifier(schema)
+    build = build_schema_name(schema)
     ensure_roles(conn, reader, writer)
     with conn.transaction():
         # Serialise concurrent first runs: DDL with IF NOT EXISTS still races on catalog rows.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"groundwork-schema:{schema}",))
-        conn.execute(sql.SQL(_TABLES).format(schema=ident, dims=sql.Literal(dimensions)))
+        conn.execute(sql.SQL(_TABLES).format(schema=ident))
         conn.execute(
             sql.SQL(_SECURITY).format(
-                schema=ident,
-                reader=sql.Identifier(reader),
-                writer=sql.Identifier(writer),
-                region=sql.Literal(region),
+                schema=ident, reader=sql.Identifier(reader), writer=sql.Identifier(writer)
             )
         )
-        rows: dict[str, str] = dict(
+        meta: dict[str, str] = dict(
             conn.execute(sql.SQL("SELECT key, value FROM {}.index_meta").format(ident)).fetchall()
         )
-        wanted = {"model": model, "dimensions": str(dimensions)}
-        for key, value in wanted.items():
-            if key in rows and rows[key] != value:
-                raise IndexError_(
-                    f"index schema {schema!r} was built with {key}={rows[key]!r}, "
-                    f"but this configuration uses {value!r}; rebuild the index or use another database"
-                )
-        wanted["schema_version"] = SCHEMA_VERSION
-        with conn.cursor() as cur:
-            cur.executemany(
-                sql.SQL(
-                    "INSERT INTO {}.index_meta (key, value) VALUES (%s, %s)"
-                    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-                    " WHERE index_meta.value IS DISTINCT FROM EXCLUDED.value"
-                ).format(ident),
-                list(wanted.items()),
+        live_dims = int(meta.get("dimensions", settings["dimensions"]))
+        _create_version(conn, schema, dims=live_dims, region=region, reader=reader, writer=writer, live=True)
+        # A setting the live version never recorded (an index from before it was recorded) is
+        # taken to be the current one.
+        changed = [k for k in VERSION_SETTINGS if k in meta and meta[k] != settings[k]]
+        if not builds:
+            if not meta:
+                _put_meta(conn, schema, {**settings, "schema_version": SCHEMA_VERSION})
+            return None
+        if not changed:
+            _put_meta(conn, schema, {**settings, "schema_version": SCHEMA_VERSION})
+            if any(k.startswith("build.") for k in meta):  # the change was undone: drop the build
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(build)))
+                conn.execute(sql.SQL("DELETE FROM {}.index_meta WHERE key LIKE 'build.%%'").format(ident))
+            return None
+        if any(meta.get(f"build.{k}") != settings[k] for k in VERSION_SETTINGS):
+            # No build yet, or one for settings changed again since: start from empty.
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(build)))
+        _create_version(
+            conn,
+            build,
+            dims=int(settings["dimensions"]),
+            region=region,
+            reader=reader,
+            writer=writer,
+            live=False,
+        )
+        _put_meta(conn, schema, {f"build.{k}": settings[k] for k in VERSION_SETTINGS})
+        return build
+
+
+def switch_version(conn: psycopg.Connection, schema: str, *, reader: str) -> dict[str, str]:
+    """Make the version built beside ``schema``'s live index live, and drop the old one, atomically.
+
+    One transaction moves the old tables out, the new ones in, and updates the recorded settings;
+    it waits for searches in flight (they hold the version lock shared) and searches that start
+    meanwhile wait for it, so every search reads one version, never a mix. Returns the new settings.
+    """
+    ident = sql.Identifier(schema)
+    build = sql.Identifier(build_schema_name(schema))
+    old = sql.Identifier(f"{schema}__old")
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (version_lock_key(schema),))
+        meta: dict[str, str] = dict(
+            conn.execute(sql.SQL("SELECT key, value FROM {}.index_meta").format(ident)).fetchall()
+        )
+        new = {k: meta.get(f"build.{k}") for k in VERSION_SETTINGS}
+        settings = {k: v for k, v in new.items() if v is not None}
+        if len(settings) != len(VERSION_SETTINGS):
+            raise IndexError_(f"no new version of index {schema!r} is being built")
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE; CREATE SCHEMA {}").format(old, old))
+        for table in ("chunks", "documents"):
+            conn.execute(sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(ident, sql.Identifier(table), old))
+        for table in ("documents", "chunks"):
+            conn.execute(
+                sql.SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(build, sql.Identifier(table), ident)
             )
+        conn.execute(
+            sql.SQL("GRANT SELECT ON {s}.documents, {s}.chunks TO {r}").format(
+                s=ident, r=sql.Identifier(reader)
+            )
+        )
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(old))
+        conn.execute(sql.SQL("DROP SCHEMA {}").format(build))
+        conn.execute(sql.SQL("DELETE FROM {}.index_meta WHERE key LIKE 'build.%%'").format(ident))
+        _put_meta(conn, schema, settings)
+    return settings

@@ -6,13 +6,17 @@ import logging
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 
 from groundwork.config import PrincipalConfig
+from groundwork.errors import IndexError_
 from groundwork.services import Services
-from indexes.confidence import Decision, Reason, decide, load_calibration
+from indexes.confidence import Calibration, Decision, Reason, decide, load_calibration
+from indexes.schema import version_lock_key
+from pipelines.embedding import DEFAULT_MODEL_NAME, Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +76,21 @@ def set_caller(conn: Any, grants: list[str], regions: list[str]) -> None:
     )
 
 
+class _VersionChanged(Exception):
+    """A region's live index version uses another model than the query was embedded with."""
+
+
 class Retriever:
     """Searches the region indexes a principal may read, as the database's reader role.
 
     Per transaction it sets the caller's grants and regions, which the row-level security policies
     compare with every row; the SQL filter below repeats them only to help the planner. Every
     search is recorded in each searched region's append-only audit table, with the query redacted.
+
+    A query is embedded with the model of each region's live index version, which may differ from
+    the configured one while a new version is built. Each search transaction holds the region's
+    version lock shared and checks that model, so a switch to a new version never lands between
+    embedding the query and reading the index.
     """
 
     def __init__(self, services: Services) -> None:
@@ -85,11 +98,65 @@ class Retriever:
             raise ValueError("retrieval must connect as the reader role (Services(config, role='reader'))")
         self.services = services
         self.config = services.config.retrieval
-        self.calibration = (
-            load_calibration(self.config.mode, services.embedder.model_name)
-            if self.config.calibrated
-            else None
-        )
+        # The live model of each region (name, dimensions), as last read from its index.
+        self._live: dict[str, tuple[str, int]] = {}
+        self._embedders: dict[str, Embedder] = {services.embedder.model_name: services.embedder}
+        self._calibrations: dict[str, Calibration | None] = {}
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The calibration for the configured model, if enabled and fitted for it."""
+        return self.calibration_for(self.services.embedder.model_name)
+
+    def calibration_for(self, model: str) -> Calibration | None:
+        """The shipped calibration of this retrieval mode for ``model`` (None when disabled)."""
+        if not self.config.calibrated:
+            return None
+        if model not in self._calibrations:
+            self._calibrations[model] = load_calibration(self.config.mode, model)
+        return self._calibrations[model]
+
+    def live_model(self, region: str) -> tuple[str, int]:
+        """The model name and vector size of ``region``'s live index version."""
+        if region not in self._live:
+            index = self.services.index(region)
+            with index.pool.connection() as conn:
+                meta: dict[str, str] = dict(
+                    conn.execute(
+                        sql.SQL(
+                            "SELECT key, value FROM {}.index_meta WHERE key IN ('model', 'dimensions')"
+                        ).format(sql.Identifier(index.schema))
+                    ).fetchall()
+                )
+            self._live[region] = (meta["model"], int(meta["dimensions"]))
+        return self._live[region]
+
+    def _embedder(self, model: str, dimensions: int) -> Embedder:
+        if model not in self._embedders:
+            config = self.services.config.embedding.model_copy(
+                update={
+                    "model_path": None if model == DEFAULT_MODEL_NAME else Path(model),
+                    "dimensions": dimensions,
+                }
+            )
+            self._embedders[model] = Embedder(config)
+        return self._embedders[model]
+
+    def query_vectors(self, query: str, regions: list[str]) -> dict[str, Any]:
+        """The query embedded with each region's live model (once per distinct model)."""
+        by_model: dict[str, Any] = {}
+        out = {}
+        for region in regions:
+            model, dims = self.live_model(region)
+            if model not in by_model:
+                try:
+                    by_model[model] = self._embedder(model, dims).embed([query])[0]
+                except (OSError, ValueError) as exc:
+                    raise IndexError_(
+                        f"the {region!r} index was built with model {model!r}, which cannot be loaded here"
+                    ) from exc
+            out[region] = by_model[model]
+        return out
 
     def regions_for(self, principal: PrincipalConfig) -> list[str]:
         """The regions to search: the principal's regions that hold an index."""
@@ -110,26 +177,19 @@ class Retriever:
         fused by reciprocal rank fusion. Either way ``score`` is the cosine similarity, comparable
         across regions, and confidence is computed from it.
         """
-        vector = self.services.embedder.embed([query])[0]
         grants = principal.grants()
         regions = self.regions_for(principal)
-        if self.config.mode == "hybrid":
-            hits = self._hybrid(query, vector, grants, regions, k, filters)
-        elif self.config.mode == "lexical":
-            hits = [
-                h for r in regions for h in self.lexical_region(r, regions, query, vector, grants, k, filters)
-            ]
-            hits.sort(key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
-        else:
-            hits = [h for r in regions for h in self.search_region(r, regions, vector, grants, k, filters)]
-            # Scores are cosine similarities from one model, so they compare across regions.
-            hits.sort(key=lambda h: (-h.score, h.chunk_id))
+        try:
+            hits = self._ranked(query, grants, regions, k, filters)
+        except _VersionChanged:  # a region switched index version meanwhile: embed again, once
+            hits = self._ranked(query, grants, regions, k, filters)
         hits = self._within_budget(hits[:k])
+        model = self.live_model(hits[0].residency)[0] if hits else self.services.embedder.model_name
         conf, decision, reasons = decide(
             [h.score for h in hits],
             self.config,
             lexical=[h.lexical_score for h in hits],
-            calibration=self.calibration,
+            calibration=self.calibration_for(model),
             documents=[h.document_id for h in hits],
             texts=[h.text for h in hits],
             handoff_below=self._threshold(principal, hits),
@@ -137,6 +197,25 @@ class Retriever:
         outcome = SearchOutcome(hits, conf, decision, reasons, regions, sum(h.tokens for h in hits))
         self._audit(principal, auth_method, query, k, outcome)
         return outcome
+
+    def _ranked(
+        self, query: str, grants: list[str], regions: list[str], k: int, filters: SearchFilters
+    ) -> list[SearchHit]:
+        vectors = self.query_vectors(query, regions)
+        if self.config.mode == "hybrid":
+            return self._hybrid(query, vectors, grants, regions, k, filters)
+        if self.config.mode == "lexical":
+            hits = [
+                h
+                for r in regions
+                for h in self.lexical_region(r, regions, query, vectors[r], grants, k, filters)
+            ]
+            hits.sort(key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
+            return hits
+        hits = [h for r in regions for h in self.search_region(r, regions, vectors[r], grants, k, filters)]
+        # Scores are cosine similarities from one model, so they compare across regions.
+        hits.sort(key=lambda h: (-h.score, h.chunk_id))
+        return hits
 
     def _within_budget(self, hits: list[SearchHit]) -> list[SearchHit]:
         """Count each result's tokens and keep results, best first, while they fit the context budget."""
@@ -160,12 +239,18 @@ class Retriever:
         return None
 
     def _hybrid(
-        self, query: str, vector: Any, grants: list[str], regions: list[str], k: int, filters: SearchFilters
+        self,
+        query: str,
+        vectors: dict[str, Any],
+        grants: list[str],
+        regions: list[str],
+        k: int,
+        filters: SearchFilters,
     ) -> list[SearchHit]:
         n = max(k, self.config.candidates)
-        dense = [h for r in regions for h in self.search_region(r, regions, vector, grants, n, filters)]
+        dense = [h for r in regions for h in self.search_region(r, regions, vectors[r], grants, n, filters)]
         lexical = [
-            h for r in regions for h in self.lexical_region(r, regions, query, vector, grants, n, filters)
+            h for r in regions for h in self.lexical_region(r, regions, query, vectors[r], grants, n, filters)
         ]
         dense.sort(key=lambda h: (-h.score, h.chunk_id))
         lexical.sort(key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
@@ -224,7 +309,7 @@ class Retriever:
             cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)
         )
         params = {"v": vector, "grants": grants, "region": region, "k": k, **_filter_params(filters)}
-        return self._run(index, query, params, grants, regions, hnsw=True)
+        return self._run(region, index, query, params, grants, regions, hnsw=True)
 
     def lexical_region(
         self,
@@ -252,10 +337,11 @@ class Retriever:
             "k": k,
             **_filter_params(filters),
         }
-        return self._run(index, query, params, grants, regions, hnsw=False)
+        return self._run(region, index, query, params, grants, regions, hnsw=False)
 
     def _run(
         self,
+        region: str,
         index: Any,
         query: sql.Composed,
         params: dict[str, Any],
@@ -265,6 +351,18 @@ class Retriever:
         hnsw: bool,
     ) -> list[SearchHit]:
         with index.pool.connection() as conn, conn.transaction():
+            # Held until commit: a switch to a new index version waits, or has already happened.
+            conn.execute(
+                "SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (version_lock_key(index.schema),)
+            )
+            live = conn.execute(
+                sql.SQL("SELECT value FROM {}.index_meta WHERE key = 'model'").format(
+                    sql.Identifier(index.schema)
+                )
+            ).fetchone()
+            if live is None or live[0] != self.live_model(region)[0]:
+                self._live.pop(region, None)
+                raise _VersionChanged(region)
             set_caller(conn, grants, regions)
             if hnsw:
                 # Iterative scans keep an access-filtered HNSW search returning k rows when k exist.

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from pipelines.ids import chunk_id
-from pipelines.records import DocumentTask, EmbeddedDocument, Failure, Governance
+from pipelines.records import PERMANENT_REASONS, DocumentTask, EmbeddedDocument, Failure, Governance
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class StoredState:
 
     version: str
     access_digest: str
+    #: Stored only in the live version while a new version (other model or chunking) is built:
+    #: it must be processed again, and its embeddings must never be copied into the new version.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,27 +48,68 @@ class IndexCounts:
 
 
 class RegionIndex:
-    """One region's documents, chunks and failures, in ``schema`` of the pool's database."""
+    """One region's documents, chunks and failures, in ``schema`` of the pool's database.
 
-    def __init__(self, region: str, pool: ConnectionPool, schema: str) -> None:
+    ``schema`` holds the live index version (what search reads) and the tables that outlive
+    versions (failures, erasures, audit). While a new version is being built (the configured model
+    or chunking changed), ``build_schema`` holds its documents and chunks: content is written there,
+    while removals and access changes apply to both versions at once, so the live one stays true to
+    its sources' deletions and permissions until the switch.
+    """
+
+    def __init__(
+        self, region: str, pool: ConnectionPool, schema: str, *, build_schema: str | None = None
+    ) -> None:
         self.region = region
         self.pool = pool
         self.schema = schema
+        self.build_schema = build_schema
         self._s = sql.Identifier(schema)
 
-    def _q(self, text: str) -> sql.Composed:
-        return sql.SQL(text).format(s=self._s)
+    @property
+    def target_schema(self) -> str:
+        """The schema that new and changed documents are written to."""
+        return self.build_schema or self.schema
+
+    @property
+    def data_schemas(self) -> list[str]:
+        """The schemas holding documents and chunks: the live version, and a new one being built."""
+        return [self.schema] + ([self.build_schema] if self.build_schema else [])
+
+    def _q(self, text: str, data: str | None = None) -> sql.Composed:
+        """``text`` with ``{s}`` (this index's schema) and ``{d}`` (a version's, the target by default)."""
+        return sql.SQL(text).format(s=self._s, d=sql.Identifier(data or self.target_schema))
 
     def document_states(self, source: str) -> dict[str, StoredState]:
-        """The stored version and access digest of every document of ``source``, by document id."""
+        """The stored version and access digest of every document of ``source``, by document id.
+
+        While a new version is built, documents only the live version has are marked ``stale``.
+        """
+        query = "SELECT document_id::text, version, access_digest FROM {d}.documents WHERE source = %s"
+        states: dict[str, StoredState] = {}
         with self.pool.connection() as conn:
-            rows = conn.execute(
+            for schema in reversed(self.data_schemas):  # the target first
+                stale = schema != self.target_schema
+                for doc_id, version, digest in conn.execute(self._q(query, schema), (source,)):
+                    states.setdefault(doc_id, StoredState(version, digest, stale=stale))
+        return states
+
+    def build_missing(self) -> int:
+        """Live documents not yet in the version being built, failures a retry cannot cure aside."""
+        if self.build_schema is None:
+            return 0
+        with self.pool.connection() as conn:
+            row = conn.execute(
                 self._q(
-                    "SELECT document_id::text, version, access_digest FROM {s}.documents WHERE source = %s"
+                    "SELECT count(*) FROM {s}.documents l"
+                    " WHERE NOT EXISTS (SELECT 1 FROM {d}.documents b WHERE b.document_id = l.document_id)"
+                    " AND NOT EXISTS (SELECT 1 FROM {s}.ingest_failures f WHERE f.source = l.source"
+                    "   AND f.source_id = l.source_id AND f.reason = ANY(%s))"
                 ),
-                (source,),
-            ).fetchall()
-        return {doc_id: StoredState(version, digest) for doc_id, version, digest in rows}
+                (sorted(PERMANENT_REASONS),),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def failures_of(self, source: str) -> dict[str, tuple[str, str]]:
         """The recorded failures of ``source``: source id -> (version, reason)."""
@@ -93,11 +137,11 @@ class RegionIndex:
         doc_uuid = uuid.UUID(task.document_id)
         redactions = Jsonb(dict(sorted(red.redactions.items())))
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(self._q("DELETE FROM {s}.chunks WHERE document_id = %s"), (task.document_id,))
+            conn.execute(self._q("DELETE FROM {d}.chunks WHERE document_id = %s"), (task.document_id,))
             conn.execute(
                 self._q(
                     """
-                    INSERT INTO {s}.documents (document_id, source, source_id, source_uri, version,
+                    INSERT INTO {d}.documents (document_id, source, source_id, source_uri, version,
                         content_type, residency, access, access_digest, redactions, element_count,
                         chunk_count, modified_at, ingested_at)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
@@ -128,11 +172,9 @@ class RegionIndex:
             )
             # COPY cannot load a table under row-level security, so rows go through a temporary
             # staging table and then INSERT ... SELECT, where the writer's residency policy applies.
+            # It lives for one transaction: versions being built may differ in vector size.
             conn.execute(
-                self._q(
-                    "CREATE TEMP TABLE IF NOT EXISTS chunk_stage (LIKE {s}.chunks INCLUDING DEFAULTS)"
-                    " ON COMMIT DELETE ROWS"
-                )
+                self._q("CREATE TEMP TABLE chunk_stage (LIKE {d}.chunks INCLUDING DEFAULTS) ON COMMIT DROP")
             )
             with (
                 conn.cursor() as cur,
@@ -177,8 +219,8 @@ class RegionIndex:
                         )
                     )
             conn.execute(
-                sql.SQL("INSERT INTO {s}.chunks ({cols}) SELECT {cols} FROM chunk_stage").format(
-                    s=self._s, cols=_CHUNK_COLUMNS
+                sql.SQL("INSERT INTO {d}.chunks ({cols}) SELECT {cols} FROM chunk_stage").format(
+                    d=sql.Identifier(self.target_schema), cols=_CHUNK_COLUMNS
                 )
             )
             conn.execute(
@@ -190,29 +232,36 @@ class RegionIndex:
     def retag(self, document_id: str, governance: Governance) -> int:
         """Change a stored document's access tags in place, chunks included, without re-embedding.
 
-        Returns the number of chunks re-tagged; document and chunks change in one transaction.
+        Returns the number of chunks re-tagged; both versions (live and being built) change in one
+        transaction.
         """
+        retagged = 0
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(
-                self._q("UPDATE {s}.documents SET access = %s, access_digest = %s WHERE document_id = %s"),
-                (list(governance.access), governance.digest, document_id),
-            )
-            cur = conn.execute(
-                self._q("UPDATE {s}.chunks SET access = %s WHERE document_id = %s"),
-                (list(governance.access), document_id),
-            )
-            return cur.rowcount
+            for schema in self.data_schemas:
+                conn.execute(
+                    self._q(
+                        "UPDATE {d}.documents SET access = %s, access_digest = %s WHERE document_id = %s",
+                        schema,
+                    ),
+                    (list(governance.access), governance.digest, document_id),
+                )
+                cur = conn.execute(
+                    self._q("UPDATE {d}.chunks SET access = %s WHERE document_id = %s", schema),
+                    (list(governance.access), document_id),
+                )
+                retagged = max(retagged, cur.rowcount)
+        return retagged
 
     def export_document(self, document_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """A stored document's row and its chunk rows (embeddings included), to move it elsewhere."""
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             doc = cur.execute(
-                self._q("SELECT * FROM {s}.documents WHERE document_id = %s"), (document_id,)
+                self._q("SELECT * FROM {d}.documents WHERE document_id = %s"), (document_id,)
             ).fetchone()
             if doc is None:
                 return None
             chunks = cur.execute(
-                self._q("SELECT * FROM {s}.chunks WHERE document_id = %s ORDER BY seq"), (document_id,)
+                self._q("SELECT * FROM {d}.chunks WHERE document_id = %s ORDER BY seq"), (document_id,)
             ).fetchall()
         return doc, chunks
 
@@ -247,7 +296,7 @@ class RegionIndex:
                 for row in chunks
             ]
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute(self._q("DELETE FROM {s}.documents WHERE document_id = %s"), (doc["document_id"],))
+            conn.execute(self._q("DELETE FROM {d}.documents WHERE document_id = %s"), (doc["document_id"],))
             cols = list(doc)
             values = {
                 **doc,
@@ -256,8 +305,8 @@ class RegionIndex:
                 "access_digest": governance.digest,
             }
             conn.execute(
-                sql.SQL("INSERT INTO {s}.documents ({cols}) VALUES ({vals})").format(
-                    s=self._s,
+                sql.SQL("INSERT INTO {d}.documents ({cols}) VALUES ({vals})").format(
+                    d=sql.Identifier(self.target_schema),
                     cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
                     vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
                 ),
@@ -267,8 +316,8 @@ class RegionIndex:
                 ccols = [c for c in chunks[0] if c not in _GENERATED_COLUMNS]
                 with conn.cursor() as cur:
                     cur.executemany(
-                        sql.SQL("INSERT INTO {s}.chunks ({cols}) VALUES ({vals})").format(
-                            s=self._s,
+                        sql.SQL("INSERT INTO {d}.chunks ({cols}) VALUES ({vals})").format(
+                            d=sql.Identifier(self.target_schema),
                             cols=sql.SQL(", ").join(map(sql.Identifier, ccols)),
                             vals=sql.SQL(", ").join(sql.Placeholder() * len(ccols)),
                         ),
@@ -289,10 +338,15 @@ class RegionIndex:
         return len(chunks)
 
     def delete_document(self, document_id: str) -> bool:
-        """Remove a document and its chunks; returns whether it was here."""
-        with self.pool.connection() as conn:
-            cur = conn.execute(self._q("DELETE FROM {s}.documents WHERE document_id = %s"), (document_id,))
-            return cur.rowcount > 0
+        """Remove a document and its chunks from every version; returns whether it was here."""
+        found = False
+        with self.pool.connection() as conn, conn.transaction():
+            for schema in self.data_schemas:
+                cur = conn.execute(
+                    self._q("DELETE FROM {d}.documents WHERE document_id = %s", schema), (document_id,)
+                )
+                found = found or cur.rowcount > 0
+        return found
 
     def erased_ids(self, reason: str = "forget") -> set[str]:
         """Ids of documents erased for ``reason``: a forgotten document is never ingested again."""
@@ -308,11 +362,19 @@ class RegionIndex:
         Returns whether the document was stored here. The tombstone is written even when it was not,
         so a document that failed ingest or was never stored here is still kept out.
         """
+        row = None
         with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                self._q("DELETE FROM {s}.documents WHERE document_id = %s RETURNING source, source_id"),
-                (document_id,),
-            ).fetchone()
+            for schema in self.data_schemas:
+                row = (
+                    conn.execute(
+                        self._q(
+                            "DELETE FROM {d}.documents WHERE document_id = %s RETURNING source, source_id",
+                            schema,
+                        ),
+                        (document_id,),
+                    ).fetchone()
+                    or row
+                )
             if row is not None:
                 conn.execute(
                     self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"), row
@@ -324,24 +386,35 @@ class RegionIndex:
         return row is not None
 
     def find_documents(self, *, document_id: str | None = None, source_uri: str | None = None) -> list[str]:
-        """Ids of stored documents with this id or source URI."""
+        """Ids of stored documents (in any version) with this id or source URI."""
+        found: list[str] = []
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                self._q(
-                    "SELECT document_id::text FROM {s}.documents WHERE document_id::text = %s OR source_uri = %s"
-                ),
-                (document_id, source_uri),
-            )
-            return [r[0] for r in rows]
+            for schema in self.data_schemas:
+                rows = conn.execute(
+                    self._q(
+                        "SELECT document_id::text FROM {d}.documents"
+                        " WHERE document_id::text = %s OR source_uri = %s",
+                        schema,
+                    ),
+                    (document_id, source_uri),
+                )
+                found += [r[0] for r in rows if r[0] not in found]
+        return found
 
     def expired(self, source: str, cutoff: datetime) -> list[str]:
-        """Ids of stored documents of ``source`` last modified before ``cutoff``."""
+        """Ids of stored documents (in any version) of ``source`` last modified before ``cutoff``."""
+        found: list[str] = []
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                self._q("SELECT document_id::text FROM {s}.documents WHERE source = %s AND modified_at < %s"),
-                (source, cutoff),
-            )
-            return [r[0] for r in rows]
+            for schema in self.data_schemas:
+                rows = conn.execute(
+                    self._q(
+                        "SELECT document_id::text FROM {d}.documents WHERE source = %s AND modified_at < %s",
+                        schema,
+                    ),
+                    (source, cutoff),
+                )
+                found += [r[0] for r in rows if r[0] not in found]
+        return found
 
     def clear_failure(self, source: str, source_id: str) -> None:
         """Forget the failure record of one document."""
@@ -390,7 +463,7 @@ class RegionIndex:
             return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def counts(self) -> IndexCounts:
-        """How many documents, chunks and failures the index holds."""
+        """How many documents and chunks the live version holds, and how many failures are recorded."""
         with self.pool.connection() as conn:
             row = conn.execute(
                 self._q(
@@ -402,14 +475,18 @@ class RegionIndex:
         return IndexCounts(documents=row[0], chunks=row[1], failures=row[2])
 
     def ungoverned_chunks(self) -> int:
-        """Chunks missing residency or access tags, or tagged with another region (should be 0)."""
+        """Chunks (in any version) missing residency or access tags, or of another region (should be 0)."""
+        bad = 0
         with self.pool.connection() as conn:
-            row = conn.execute(
-                self._q(
-                    "SELECT count(*) FROM {s}.chunks WHERE residency IS NULL OR residency <> %s"
-                    " OR access IS NULL OR cardinality(access) = 0"
-                ),
-                (self.region,),
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
+            for schema in self.data_schemas:
+                row = conn.execute(
+                    self._q(
+                        "SELECT count(*) FROM {d}.chunks WHERE residency IS NULL OR residency <> %s"
+                        " OR access IS NULL OR cardinality(access) = 0",
+                        schema,
+                    ),
+                    (self.region,),
+                ).fetchone()
+                assert row is not None
+                bad += int(row[0])
+        return bad

@@ -18,6 +18,7 @@ from pipelines.stages import (
     Plan,
     chunk_all,
     embed_all,
+    finish_builds,
     index_all,
     partition_all,
     plan_run,
@@ -66,6 +67,7 @@ def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkRe
                     "unchanged",
                     "failed_before",
                     "retag",
+                    "rebuild",
                     "move",
                     "rename",
                     "deleted",
@@ -187,6 +189,8 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
         indexes = services.indexes()
         selected = sorted(key.path[-1] for key in context.selected_asset_keys)
         reports = index_all(embeddings, source_documents, selected, indexes)
+        building = {r for r in selected if indexes[r].build_schema is not None}
+        switched = set(finish_builds(services, source_documents, selected))
         for report in reports:
             counts = indexes[report.region].counts()
             yield dg.MaterializeResult(
@@ -204,6 +208,11 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
                     "index_documents": counts.documents,
                     "index_chunks": counts.chunks,
                     "index_failures": counts.failures,
+                    "index_version": "switched to a new version"
+                    if report.region in switched
+                    else "new version being built"
+                    if report.region in building
+                    else "live",
                 },
             )
 

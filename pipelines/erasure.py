@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_REWRITTEN_TABLES = ("chunks", "documents", "ingest_failures")
+_REWRITTEN_TABLES = ("chunks", "documents")  # in every index version, and ingest_failures
 
 
 @dataclass(slots=True)
@@ -82,8 +82,10 @@ def _rewrite(services: Services, report: ErasureReport) -> None:
     """Rewrite the tables a deletion touched, as the owner, so deleted tuples leave the files."""
     for region in report.erased:
         target = services.targets[region]
+        index = services.index(region)
+        tables = [(schema, t) for schema in index.data_schemas for t in _REWRITTEN_TABLES]
         with psycopg.connect(target.dsn, autocommit=True) as conn:
-            for table in _REWRITTEN_TABLES:
+            for schema, table in [*tables, (target.schema, "ingest_failures")]:
                 conn.execute(
-                    sql.SQL("VACUUM FULL {}.{}").format(sql.Identifier(target.schema), sql.Identifier(table))
+                    sql.SQL("VACUUM FULL {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
                 )

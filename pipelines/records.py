@@ -14,7 +14,9 @@ import numpy.typing as npt
 from connectors.base import DocumentRef
 
 #: Why a listed document is (or is not) processed in this run.
-ChangeKind = Literal["new", "changed", "unchanged", "failed_before", "retag", "move", "rename", "refused"]
+ChangeKind = Literal[
+    "new", "changed", "unchanged", "failed_before", "retag", "move", "rename", "refused", "rebuild"
+]
 
 #: The stage at which a document failed.
 Stage = Literal["list", "fetch", "partition", "redact", "chunk", "embed", "index", "policy"]

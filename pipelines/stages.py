@@ -157,7 +157,8 @@ def _match_renames(
     by_version: dict[str, list[tuple[str, str]]] = {}
     for doc_id, copies in sorted(gone.items()):
         for region, state in sorted(copies.items()):
-            by_version.setdefault(state.version, []).append((doc_id, region))
+            if not state.stale:  # a copy from the previous index version is never reused
+                by_version.setdefault(state.version, []).append((doc_id, region))
     for task in new_tasks:
         candidates = by_version.get(task.ref.version)
         if not candidates:
@@ -178,12 +179,19 @@ def _classify(
     here = copies.get(region)
     elsewhere = {r: s for r, s in copies.items() if r != region}
     plan.purges.extend((task.document_id, r) for r in sorted(elsewhere))
+    if here is not None and here.stale:
+        # Only in the live version while a new one (other model or chunking) is built: process it
+        # again for the new version, and apply an access change to the live copy now.
+        if here.access_digest != task.governance.digest:
+            plan.retags.append(replace(task, change="retag"))
+        plan.tasks.append(replace(task, change="rebuild"))
+        return "rebuild"
     if here is not None and here.version == version:
         if here.access_digest == task.governance.digest:
             return "unchanged"
         plan.retags.append(replace(task, change="retag"))
         return "retag"
-    same_content = sorted(r for r, s in elsewhere.items() if s.version == version)
+    same_content = sorted(r for r, s in elsewhere.items() if s.version == version and not s.stale)
     if here is None and same_content:
         plan.moves.append((replace(task, change="move"), same_content[0]))
         return "move"
@@ -432,6 +440,16 @@ def index_all(
     return reports
 
 
+def finish_builds(services: Services, plan: Plan, regions: list[str]) -> list[str]:
+    """After a run: switch regions whose new index version is complete (see ``Services``).
+
+    Not after a run in which a source could not be listed: its documents were not rebuilt.
+    """
+    if plan.source_errors:
+        return []
+    return services.finish_builds(regions)
+
+
 def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
     """Every stage in order without Dagster (benchmarks and tests); the Dagster job does the same."""
     config = services.config
@@ -439,4 +457,6 @@ def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
     plan = plan_run(config, services.connectors, indexes)
     parsed = partition_all(plan, services.connectors, config)
     embedded = embed_all(chunk_all(redact_all(parsed, services.redactor), config), services.embedder)
-    return plan, index_all(embedded, plan, config.regions, indexes)
+    reports = index_all(embedded, plan, config.regions, indexes)
+    finish_builds(services, plan, config.regions)
+    return plan, reports

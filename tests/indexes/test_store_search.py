@@ -129,15 +129,6 @@ def test_fixed_file_is_retried_and_indexed(ingested: Services, demo_copy: Path) 
     assert uk.counts().documents == 6
 
 
-def test_schema_refuses_another_embedding_size(ingested_demo: Services) -> None:
-    from groundwork.config import EmbeddingConfig
-    from groundwork.errors import IndexError_
-
-    config = ingested_demo.config.model_copy(update={"embedding": EmbeddingConfig(dimensions=768)})
-    with pytest.raises(IndexError_, match="dimensions"):
-        Services(config, embedder=ingested_demo.embedder).migrate("uk")
-
-
 def test_every_chunk_is_governed(ingested_demo: Services) -> None:
     for region in ingested_demo.config.regions:
         assert ingested_demo.index(region).ungoverned_chunks() == 0
