@@ -252,7 +252,7 @@ class RetrievalConfig(_Strict):
     max_context_tokens: int = Field(default=4000, ge=1, le=1_000_000)
     ef_search: int = Field(default=100, ge=10, le=1000)
     mode: Literal["dense", "lexical", "hybrid"] = "dense"
-    calibrated: bool = False
+    calibrated: bool = True
     rrf_k: int = Field(default=60, ge=1, le=1000)
     candidates: int = Field(default=40, ge=1, le=1000)
 

@@ -1,10 +1,13 @@
-"""Confidence and the answer/handoff decision, from the retrieval scores alone.
+"""Confidence and the answer/handoff decision, from the retrieval results alone.
 
-``confidence`` maps the best authorized result's cosine similarity linearly onto [0, 1]: at or below
-``score_floor`` it is 0 (nothing related), at or above ``score_ceiling`` it is 1. all-MiniLM-L6-v2
-puts unrelated passages mostly below 0.25 and passages that answer a question mostly between 0.45
-and 0.8, which is where the defaults (0.25 and 0.75) sit. The decision is ``handoff`` when nothing
-authorized was found or when confidence is below ``handoff_below`` (default 0.4, a top score of 0.45).
+By default confidence is a calibrated probability that the top result answers the query: a
+logistic (Platt) model over retrieval features (:data:`FEATURES`), fitted by ``groundwork eval
+--fit-calibration`` on labelled queries and shipped per retrieval mode and embedding model.
+
+Without a calibration for the live model (or with ``retrieval.calibrated: false``), ``confidence``
+maps the best authorized result's cosine similarity linearly onto [0, 1]: at or below
+``score_floor`` it is 0, at or above ``score_ceiling`` it is 1. The decision is ``handoff`` when
+nothing authorized was found or when confidence is below ``handoff_below`` (default 0.4).
 """
 
 from __future__ import annotations
@@ -23,18 +26,43 @@ from groundwork.config import RetrievalConfig
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
 
 #: The retrieval features a calibration is fitted on, in order.
-FEATURES = ("top_score", "margin", "top_lexical", "lexical_share")
+FEATURES = ("top_score", "margin", "top_lexical", "lexical_share", "query_coverage")
+
+_WORD = re.compile(r"\w+")
+#: Function words (question words, auxiliaries, pronouns, prepositions): they say nothing about
+#: what a passage is about.
+_STOP_WORDS = frozenset(
+    """a about an and are as at be been but by can could did do does for from get got had has have how i if
+    in into is it its many may me might much must my of on or our shall should so than that the their them
+    then there these they this those to up us was we were what when where which who whom whose why will
+    with would you your""".split()  # noqa: SIM905 (a word list reads better as words)
+)
 
 
-def features(scores: Sequence[float], lexical: Sequence[float | None]) -> list[float]:
-    """Features of a ranked result list: top cosine, margin to the next, full-text agreement."""
+def query_coverage(query: str, texts: Sequence[str], top: int = 5) -> float:
+    """The largest share of the query's words (stop words aside) that one of the top results contains.
+
+    An answer usually names what was asked about; a near miss (a related page, another command)
+    lacks some of the query's words even when its embedding is close.
+    """
+    words = {w for w in _WORD.findall(query.lower()) if w not in _STOP_WORDS}
+    if not words:
+        return 0.0
+    return max((len(words & set(_WORD.findall(t.lower()))) / len(words) for t in texts[:top]), default=0.0)
+
+
+def features(
+    scores: Sequence[float], lexical: Sequence[float | None], query: str = "", texts: Sequence[str] = ()
+) -> list[float]:
+    """Features of a ranked result list: top cosine, margin to the next, full-text agreement, and
+    how much of the query the best results contain."""
     if not scores:
-        return [0.0, 0.0, 0.0, 0.0]
+        return [0.0] * len(FEATURES)
     top = scores[0]
     margin = top - scores[1] if len(scores) > 1 else top
     top_lexical = float(lexical[0] or 0.0) if lexical else 0.0
     share = sum(1 for x in lexical[:5] if x) / min(len(scores), 5) if lexical else 0.0
-    return [top, margin, top_lexical, share]
+    return [top, margin, top_lexical, share, query_coverage(query, texts)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +156,7 @@ def decide(
     scores: Sequence[float],
     config: RetrievalConfig,
     *,
+    query: str = "",
     lexical: Sequence[float | None] = (),
     calibration: Calibration | None = None,
     documents: Sequence[str] = (),
@@ -145,7 +174,8 @@ def decide(
     if not scores:
         return 0.0, Decision.HANDOFF, [Reason.NO_AUTHORIZED_RESULTS]
     if calibration is not None:
-        conf = round(calibration.probability(features(scores, lexical or [None] * len(scores))), 4)
+        x = features(scores, lexical or [None] * len(scores), query, texts)
+        conf = round(calibration.probability(x), 4)
     else:
         conf = confidence(scores, config)
     reasons = []

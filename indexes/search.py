@@ -188,6 +188,7 @@ class Retriever:
         conf, decision, reasons = decide(
             [h.score for h in hits],
             self.config,
+            query=query,
             lexical=[h.lexical_score for h in hits],
             calibration=self.calibration_for(model),
             documents=[h.document_id for h in hits],

@@ -151,14 +151,31 @@ def test_confidence_mapping_is_monotonic_and_bounded() -> None:
 def test_calibration_round_trip_and_model_guard(tmp_path) -> None:
     from indexes.confidence import FEATURES, Calibration, features, load_calibration
 
-    cal = Calibration("dense", "model-a", tuple([8.0, 2.0, 1.0, 1.0][: len(FEATURES)]), -4.0, "test")
+    cal = Calibration("dense", "model-a", (8.0, 2.0, 1.0, 1.0, 3.0), -6.0, "test")
+    assert len(cal.coef) == len(FEATURES)
     cal.save(tmp_path / "dense.json")
     assert load_calibration("dense", "model-a", tmp_path) == cal
     assert load_calibration("dense", "model-b", tmp_path) is None  # fitted for another model: unused
     assert load_calibration("hybrid", "model-a", tmp_path) is None
-    low = cal.probability(features([0.1, 0.09], [None, None]))
-    high = cal.probability(features([0.8, 0.3], [2.0, 1.0]))
+    low = cal.probability(features([0.1, 0.09], [None, None], "vacuum", ["about indexes", "other"]))
+    high = cal.probability(features([0.8, 0.3], [2.0, 1.0], "vacuum", ["how to vacuum", "other"]))
     assert 0.0 < low < 0.5 < high < 1.0
     cfg = RetrievalConfig()
     assert decide([0.1, 0.09], cfg, calibration=cal)[1] is Decision.HANDOFF
-    assert decide([0.8, 0.3], cfg, lexical=[2.0, 1.0], calibration=cal)[1] is Decision.ANSWER
+    assert (
+        decide(
+            [0.8, 0.3], cfg, query="vacuum", lexical=[2.0, 1.0], texts=["how to vacuum", "x"], calibration=cal
+        )[1]
+        is Decision.ANSWER
+    )
+
+
+def test_query_coverage_counts_the_query_words_the_best_result_contains() -> None:
+    from indexes.confidence import query_coverage
+
+    assert (
+        query_coverage("What is the ALTER TEXT SEARCH configuration?", ["alter text search template"]) == 0.75
+    )
+    assert query_coverage("PQtrace", ["libpq fast path", "PQtrace enables tracing"]) == 1.0
+    assert query_coverage("PQtrace", []) == 0.0
+    assert query_coverage("the of", ["the of"]) == 0.0  # stop words only: nothing to match
