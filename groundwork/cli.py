@@ -34,6 +34,29 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0 if summary.success else 1
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Run the backfill job for each source (or the named ones): shards in parallel processes."""
+    from groundwork.errors import ConfigError
+    from groundwork.ingest import run_backfill
+
+    path, config = _load(args)
+    names = [s.name for s in config.sources]
+    unknown = sorted(set(args.source or []) - set(names))
+    if unknown:
+        raise ConfigError(f"no source named {', '.join(unknown)}; configured: {', '.join(names)}")
+    ok = True
+    for summary in run_backfill(path, config, args.source or names):
+        print(f"Dagster run {summary.run_id}: {'succeeded' if summary.success else 'FAILED'}")
+        for source, totals in sorted(summary.assets.items()):
+            print(
+                f"  source {source}: {totals.get('shards', 0)} shards, {totals.get('to_process', 0)} to process, "
+                f"{totals.get('embeddings_computed', 0)} embeddings, {totals.get('documents_written', 0)} written, "
+                f"{totals.get('deleted_or_purged', 0)} deleted, {totals.get('failures', 0)} failed"
+            )
+        ok = ok and summary.success
+    return 0 if ok else 1
+
+
 def _print_ingest(summary: object) -> None:
     from groundwork.ingest import IngestSummary
 
@@ -320,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("ingest", cmd_ingest, "run the ingest job once (a Dagster run)")
+    p = add("backfill", cmd_backfill, "index sources in parallel shards (one Dagster run per source)")
+    p.add_argument("--source", action="append", help="only this source (repeatable)")
     add("failures", cmd_failures, "list documents that failed to ingest, with reasons")
     add("retry", cmd_retry, "clear recorded failures and ingest again (for files fixed or after an outage)")
     p = add("forget", cmd_forget, "erase a document everywhere, leaving a tombstone (right to be forgotten)")

@@ -166,6 +166,13 @@ class PartitioningConfig(_Strict):
     pdf_strategy: Literal["fast", "ocr_only"] = "fast"
 
 
+class BackfillConfig(_Strict):
+    """The ``backfill`` job: each source's documents split into shards processed in parallel."""
+
+    shards: int = Field(default=4, ge=1, le=256)
+    max_parallel: int = Field(default=2, ge=1, le=64)
+
+
 EntityType = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,40}$")]
 
 DEFAULT_ENTITIES = [
@@ -327,6 +334,7 @@ class GroundworkConfig(_Strict):
     state_dir: Path = Field(default=Path(".groundwork"), validate_default=True)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     partitioning: PartitioningConfig = Field(default_factory=PartitioningConfig)
+    backfill: BackfillConfig = Field(default_factory=BackfillConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)

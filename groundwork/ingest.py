@@ -63,3 +63,33 @@ def run_ingest(config_path: Path, config: GroundworkConfig) -> IngestSummary:
     for evaluation in result.get_asset_check_evaluations():
         summary.checks[f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"] = evaluation.passed
     return summary
+
+
+def run_backfill(config_path: Path, config: GroundworkConfig, sources: list[str]) -> list[IngestSummary]:
+    """Run the backfill job once per source (a partition), shards in parallel processes."""
+    home = dagster_home(config)
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    # The step processes rebuild the job from the config this names.
+    os.environ["GROUNDWORK_CONFIG"] = str(config_path)
+    import dagster as dg
+
+    from indexes.regions import resolve_targets
+    from pipelines.definitions import backfill_job
+
+    resolve_targets(config)  # start the embedded server (if it is the default) before the steps do
+    summaries = []
+    with dg.DagsterInstance.get() as instance:
+        for source in sources:
+            logger.info("backfill of source %s", source)
+            with dg.execute_job(
+                dg.reconstructable(backfill_job),
+                instance=instance,
+                tags={"dagster/partition": source},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            ) as result:
+                summary = IngestSummary(run_id=result.run_id, success=result.success)
+                if result.success:
+                    summary.assets[source] = result.output_for_node("finish_source")
+            summaries.append(summary)
+    return summaries

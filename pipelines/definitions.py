@@ -14,6 +14,7 @@ from pipelines.assets import (
     build_index_checks,
     expired_documents_purge,
 )
+from pipelines.backfill import BACKFILL_JOB, build_backfill_job
 from pipelines.resources import GroundworkResource
 from pipelines.sensors import build_source_change_sensor
 
@@ -25,7 +26,9 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
     """Definitions for one config: one index asset per residency region it names.
 
     Intermediate assets use the in-memory IO manager and the in-process executor: partitioned text
-    is unredacted, so it is never pickled to disk, and a run materializes the chain together.
+    is unredacted, so it is never pickled to disk, and a run materializes the chain together. The
+    backfill job runs one source per partition with its shards in parallel processes; only shard
+    numbers and counts go through its filesystem IO manager.
     """
     ingest = dg.define_asset_job(
         INGEST_JOB,
@@ -37,11 +40,16 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
         selection=dg.AssetSelection.assets(expired_documents_purge),
         description="Erase documents past their source's retention period.",
     )
+    resource = GroundworkResource(config_path=str(config_path))
     return dg.Definitions(
-        assets=[*INTERMEDIATE_ASSETS, build_index_assets(config.regions), expired_documents_purge],
+        assets=[
+            *INTERMEDIATE_ASSETS,
+            build_index_assets(config.regions),
+            expired_documents_purge,
+        ],
         asset_checks=build_index_checks(config.regions),
         sensors=[build_source_change_sensor(config, ingest)],
-        jobs=[ingest, retention],
+        jobs=[ingest, retention, build_backfill_job(config, resource)],
         schedules=[
             dg.ScheduleDefinition(
                 name="nightly_ingest",
@@ -59,11 +67,16 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
             ),
         ],
         resources={
-            "groundwork": GroundworkResource(config_path=str(config_path)),
+            "groundwork": resource,
             "io_manager": dg.mem_io_manager,
         },
         executor=dg.in_process_executor,
     )
+
+
+def backfill_job() -> dg.JobDefinition:
+    """The backfill job of the ``$GROUNDWORK_CONFIG`` code location (for ``dg.reconstructable``)."""
+    return defs().resolve_job_def(BACKFILL_JOB)
 
 
 @dg.definitions

@@ -15,3 +15,8 @@ def document_id(source: str, source_id: str) -> str:
 def chunk_id(document_id: str, seq: int) -> str:
     """The id of the ``seq``-th chunk of a document."""
     return str(uuid.uuid5(_NAMESPACE, f"chunk\x00{document_id}\x00{seq}"))
+
+
+def shard_of(document_id: str, shards: int) -> int:
+    """Which of ``shards`` shards a document belongs to: stable, and about even across shards."""
+    return uuid.UUID(document_id).int % shards

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -24,7 +24,7 @@ from groundwork.errors import ConnectorError, DocumentError, IndexError_
 from indexes.store import RegionIndex, StoredState
 from pipelines.chunking import chunk_document
 from pipelines.embedding import Embedder
-from pipelines.ids import document_id
+from pipelines.ids import document_id, shard_of
 from pipelines.partition import check_size, partition_document
 from pipelines.policy import PolicyError, make_task, refused_task
 from pipelines.records import (
@@ -82,6 +82,9 @@ def plan_run(
     config: GroundworkConfig,
     connectors: Mapping[str, Connector],
     indexes: Mapping[str, RegionIndex],
+    *,
+    sources: Collection[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Plan:
     """List every source and decide, per document, the least work that makes the index true.
 
@@ -90,11 +93,21 @@ def plan_run(
     is unchanged but whose policy changed is re-tagged (same region) or moved (new region); one gone
     from the listing is deleted, unless its content reappears under a new path (a rename), which is
     moved to its new identity. A source that cannot be listed is left as it is.
+
+    ``sources`` limits the plan to those sources, and ``shard`` (i, n) to the documents in shard i
+    of n (see :func:`~pipelines.ids.shard_of`), so shards can be planned and processed in parallel.
+    A rename across two shards is seen as a deletion in one and a new document in the other.
     """
+
+    def mine(doc_id: str) -> bool:
+        return shard is None or shard_of(doc_id, shard[1]) == shard[0]
+
     plan = Plan()
     forgotten = set().union(*(index.erased_ids("forget") for index in indexes.values()))
     now = datetime.now(UTC)
     for source in config.sources:
+        if sources is not None and source.name not in sources:
+            continue
         cutoff = now - timedelta(days=source.retention_days) if source.retention_days else None
         counts: Counter[str] = Counter()
         plan.counts[source.name] = counts
@@ -103,12 +116,15 @@ def plan_run(
         failure_ids: dict[str, set[str]] = {}
         for region, index in indexes.items():
             for doc_id, state in index.document_states(source.name).items():
-                stored.setdefault(doc_id, {})[region] = state
-            recorded = index.failures_of(source.name)
+                if mine(doc_id):
+                    stored.setdefault(doc_id, {})[region] = state
+            recorded = {
+                i: v for i, v in index.failures_of(source.name).items() if mine(document_id(source.name, i))
+            }
             failed.update({i: v for i, (v, reason) in recorded.items() if reason in PERMANENT_REASONS})
             failure_ids[region] = set(recorded)
         try:
-            refs = list(connectors[source.name].list())
+            refs = [r for r in connectors[source.name].list() if mine(document_id(r.source, r.source_id))]
         except ConnectorError as exc:
             plan.source_errors[source.name] = str(exc)
             logger.error("source %s could not be listed: %s", source.name, exc)
@@ -450,13 +466,17 @@ def finish_builds(services: Services, plan: Plan, regions: list[str]) -> list[st
     return services.finish_builds(regions)
 
 
-def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
-    """Every stage in order without Dagster (benchmarks and tests); the Dagster job does the same."""
+def process(services: Services, plan: Plan) -> tuple[Batch[EmbeddedDocument], list[IndexReport]]:
+    """Partition, redact, chunk, embed and index a plan's documents in this process, in memory."""
     config = services.config
-    indexes = services.indexes()
-    plan = plan_run(config, services.connectors, indexes)
     parsed = partition_all(plan, services.connectors, config)
     embedded = embed_all(chunk_all(redact_all(parsed, services.redactor), config), services.embedder)
-    reports = index_all(embedded, plan, config.regions, indexes)
-    finish_builds(services, plan, config.regions)
+    return embedded, index_all(embedded, plan, config.regions, services.indexes())
+
+
+def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
+    """Every stage in order without Dagster (benchmarks and tests); the Dagster job does the same."""
+    plan = plan_run(services.config, services.connectors, services.indexes())
+    _, reports = process(services, plan)
+    finish_builds(services, plan, services.config.regions)
     return plan, reports
