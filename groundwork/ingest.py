@@ -70,14 +70,31 @@ def run_backfill(config_path: Path, config: GroundworkConfig, sources: list[str]
     home = dagster_home(config)
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    # The step processes rebuild the job from the config this names.
-    os.environ["GROUNDWORK_CONFIG"] = str(config_path)
     import dagster as dg
 
-    from indexes.regions import resolve_targets
+    from groundwork.services import Services
+
+    # Start the embedded server (if it is the default) and prepare every region's schema here, once,
+    # rather than in every step process at the same moment.
+    with Services(config) as services:
+        for region in config.regions:
+            services.migrate(region)
+    previous = os.environ.get("GROUNDWORK_CONFIG")
+    # The step processes rebuild the job from the config this names.
+    os.environ["GROUNDWORK_CONFIG"] = str(config_path)
+    try:
+        summaries = _backfill_runs(dg, sources)
+    finally:
+        if previous is None:
+            os.environ.pop("GROUNDWORK_CONFIG", None)
+        else:
+            os.environ["GROUNDWORK_CONFIG"] = previous
+    return summaries
+
+
+def _backfill_runs(dg: Any, sources: list[str]) -> list[IngestSummary]:
     from pipelines.definitions import backfill_job
 
-    resolve_targets(config)  # start the embedded server (if it is the default) before the steps do
     summaries = []
     with dg.DagsterInstance.get() as instance:
         for source in sources:

@@ -119,7 +119,10 @@ def _ensure_database(admin_dsn: str, name: str) -> None:
 def ensure_extension(target: RegionTarget) -> None:
     """Create the vector extension (as the owner) so pools can register the type."""
     try:
-        with psycopg.connect(target.dsn, autocommit=True, connect_timeout=15) as conn:
+        with psycopg.connect(target.dsn, autocommit=True, connect_timeout=15) as conn, conn.transaction():
+            # Processes preparing a new database at once (parallel backfill steps) take turns:
+            # IF NOT EXISTS alone still races on the catalog.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('groundwork-extension'))")
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.Error as exc:
         raise IndexError_(
