@@ -26,6 +26,13 @@ def dagster_home(config: GroundworkConfig) -> Path:
     return config.state_dir / "dagster_home"
 
 
+def _use_dagster_home(config: GroundworkConfig) -> None:
+    """Create the Dagster instance folder if needed and point ``DAGSTER_HOME`` at it."""
+    home = dagster_home(config)
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+
+
 @dataclass(slots=True)
 class IngestSummary:
     """What an ingest run did, from its materialization metadata."""
@@ -38,9 +45,7 @@ class IngestSummary:
 
 def run_ingest(config_path: Path, config: GroundworkConfig) -> IngestSummary:
     """Materialize every asset of the ingest job once, in process, and summarise the run."""
-    home = dagster_home(config)
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
+    _use_dagster_home(config)
     import dagster as dg
 
     from pipelines.definitions import INGEST_JOB, build_definitions
@@ -67,9 +72,7 @@ def run_ingest(config_path: Path, config: GroundworkConfig) -> IngestSummary:
 
 def run_backfill(config_path: Path, config: GroundworkConfig, sources: list[str]) -> list[IngestSummary]:
     """Run the backfill job once per source (a partition), shards in parallel processes."""
-    home = dagster_home(config)
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
+    _use_dagster_home(config)
     import dagster as dg
 
     from groundwork.services import Services

@@ -226,6 +226,21 @@ def _create_version(
     )
 
 
+def read_meta(conn: psycopg.Connection, schema: str) -> dict[str, str]:
+    """The index's recorded settings: the live version's, and ``build.*`` for one being built."""
+    return dict(conn.execute(sql.SQL("SELECT key, value FROM {}.index_meta").format(sql.Identifier(schema))))
+
+
+def _forget_build(conn: psycopg.Connection, schema: str) -> None:
+    """Drop the version being built beside ``schema`` (if any) and its recorded settings."""
+    conn.execute(
+        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(build_schema_name(schema)))
+    )
+    conn.execute(
+        sql.SQL("DELETE FROM {}.index_meta WHERE key LIKE 'build.%%'").format(sql.Identifier(schema))
+    )
+
+
 def _put_meta(conn: psycopg.Connection, schema: str, values: dict[str, str]) -> None:
     with conn.cursor() as cur:
         cur.executemany(
@@ -269,9 +284,7 @@ def ensure_schema(
                 schema=ident, reader=sql.Identifier(reader), writer=sql.Identifier(writer)
             )
         )
-        meta: dict[str, str] = dict(
-            conn.execute(sql.SQL("SELECT key, value FROM {}.index_meta").format(ident)).fetchall()
-        )
+        meta = read_meta(conn, schema)
         live_dims = int(meta.get("dimensions", settings["dimensions"]))
         _create_version(conn, schema, dims=live_dims, region=region, reader=reader, writer=writer, live=True)
         # A setting the live version never recorded (an index from before it was recorded) is
@@ -284,12 +297,11 @@ def ensure_schema(
         if not changed:
             _put_meta(conn, schema, {**settings, "schema_version": SCHEMA_VERSION})
             if any(k.startswith("build.") for k in meta):  # the change was undone: drop the build
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(build)))
-                conn.execute(sql.SQL("DELETE FROM {}.index_meta WHERE key LIKE 'build.%%'").format(ident))
+                _forget_build(conn, schema)
             return None
         if any(meta.get(f"build.{k}") != settings[k] for k in VERSION_SETTINGS):
             # No build yet, or one for settings changed again since: start from empty.
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(build)))
+            _forget_build(conn, schema)
         _create_version(
             conn,
             build,
@@ -315,9 +327,7 @@ def switch_version(conn: psycopg.Connection, schema: str, *, reader: str) -> dic
     old = sql.Identifier(f"{schema}__old")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (version_lock_key(schema),))
-        meta: dict[str, str] = dict(
-            conn.execute(sql.SQL("SELECT key, value FROM {}.index_meta").format(ident)).fetchall()
-        )
+        meta = read_meta(conn, schema)
         new = {k: meta.get(f"build.{k}") for k in VERSION_SETTINGS}
         settings = {k: v for k, v in new.items() if v is not None}
         if len(settings) != len(VERSION_SETTINGS):
@@ -335,7 +345,6 @@ def switch_version(conn: psycopg.Connection, schema: str, *, reader: str) -> dic
             )
         )
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(old))
-        conn.execute(sql.SQL("DROP SCHEMA {}").format(build))
-        conn.execute(sql.SQL("DELETE FROM {}.index_meta WHERE key LIKE 'build.%%'").format(ident))
+        _forget_build(conn, schema)  # its tables moved out: the schema is empty
         _put_meta(conn, schema, settings)
     return settings

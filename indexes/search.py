@@ -15,7 +15,7 @@ from groundwork.config import PrincipalConfig
 from groundwork.errors import IndexError_
 from groundwork.services import Services
 from indexes.confidence import Calibration, Decision, Reason, decide, load_calibration
-from indexes.schema import version_lock_key
+from indexes.schema import read_meta, version_lock_key
 from pipelines.embedding import DEFAULT_MODEL_NAME, Embedder
 
 logger = logging.getLogger(__name__)
@@ -121,13 +121,7 @@ class Retriever:
         if region not in self._live:
             index = self.services.index(region)
             with index.pool.connection() as conn:
-                meta: dict[str, str] = dict(
-                    conn.execute(
-                        sql.SQL(
-                            "SELECT key, value FROM {}.index_meta WHERE key IN ('model', 'dimensions')"
-                        ).format(sql.Identifier(index.schema))
-                    ).fetchall()
-                )
+                meta = read_meta(conn, index.schema)
             self._live[region] = (meta["model"], int(meta["dimensions"]))
         return self._live[region]
 
@@ -310,7 +304,7 @@ class Retriever:
             cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)
         )
         params = {"v": vector, "grants": grants, "region": region, "k": k, **_filter_params(filters)}
-        return self._run(region, index, query, params, grants, regions, hnsw=True)
+        return self._run(region, query, params, grants, regions, hnsw=True)
 
     def lexical_region(
         self,
@@ -338,12 +332,11 @@ class Retriever:
             "k": k,
             **_filter_params(filters),
         }
-        return self._run(region, index, query, params, grants, regions, hnsw=False)
+        return self._run(region, query, params, grants, regions, hnsw=False)
 
     def _run(
         self,
         region: str,
-        index: Any,
         query: sql.Composed,
         params: dict[str, Any],
         grants: list[str],
@@ -351,17 +344,13 @@ class Retriever:
         *,
         hnsw: bool,
     ) -> list[SearchHit]:
+        index = self.services.index(region)
         with index.pool.connection() as conn, conn.transaction():
             # Held until commit: a switch to a new index version waits, or has already happened.
             conn.execute(
                 "SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (version_lock_key(index.schema),)
             )
-            live = conn.execute(
-                sql.SQL("SELECT value FROM {}.index_meta WHERE key = 'model'").format(
-                    sql.Identifier(index.schema)
-                )
-            ).fetchone()
-            if live is None or live[0] != self.live_model(region)[0]:
+            if read_meta(conn, index.schema).get("model") != self.live_model(region)[0]:
                 self._live.pop(region, None)
                 raise _VersionChanged(region)
             set_caller(conn, grants, regions)

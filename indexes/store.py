@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -387,33 +387,24 @@ class RegionIndex:
 
     def find_documents(self, *, document_id: str | None = None, source_uri: str | None = None) -> list[str]:
         """Ids of stored documents (in any version) with this id or source URI."""
-        found: list[str] = []
-        with self.pool.connection() as conn:
-            for schema in self.data_schemas:
-                rows = conn.execute(
-                    self._q(
-                        "SELECT document_id::text FROM {d}.documents"
-                        " WHERE document_id::text = %s OR source_uri = %s",
-                        schema,
-                    ),
-                    (document_id, source_uri),
-                )
-                found += [r[0] for r in rows if r[0] not in found]
-        return found
+        return self._ids_in_any_version(
+            "document_id::text = %s OR source_uri = %s", (document_id, source_uri)
+        )
 
     def expired(self, source: str, cutoff: datetime) -> list[str]:
         """Ids of stored documents (in any version) of ``source`` last modified before ``cutoff``."""
+        return self._ids_in_any_version("source = %s AND modified_at < %s", (source, cutoff))
+
+    def _ids_in_any_version(self, where: LiteralString, params: tuple[Any, ...]) -> list[str]:
+        """Ids of documents matching ``where`` in the live version or the one being built, once each."""
         found: list[str] = []
         with self.pool.connection() as conn:
             for schema in self.data_schemas:
-                rows = conn.execute(
-                    self._q(
-                        "SELECT document_id::text FROM {d}.documents WHERE source = %s AND modified_at < %s",
-                        schema,
-                    ),
-                    (source, cutoff),
+                query = sql.SQL("SELECT document_id::text FROM {d}.documents WHERE {w}").format(
+                    d=sql.Identifier(schema),
+                    w=sql.SQL(where),
                 )
-                found += [r[0] for r in rows if r[0] not in found]
+                found += [r[0] for r in conn.execute(query, params) if r[0] not in found]
         return found
 
     def clear_failure(self, source: str, source_id: str) -> None:
