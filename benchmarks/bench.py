@@ -34,15 +34,18 @@ import httpx
 import uvicorn
 import yaml
 
-from groundwork.config import PrincipalConfig, load_config
+from connectors.filesystem import FilesystemSettings
 from groundwork.errors import DocumentError
-from groundwork.services import Services, configure_offline
-from indexes.api import create_app
+from groundwork.offline import configure_offline
+from groundwork.settings import PrincipalConfig, SourceConfig, load_config
 from indexes.embedded import EmbeddedServer
 from indexes.regions import embedded_data_dir
 from indexes.search import Retriever
+from orchestration.local import run_all
+from orchestration.services import Services
 from pipelines.partition import SUPPORTED_TYPES, partition_document, suffix_of
-from pipelines.stages import run_all
+from serving.api import create_app
+from serving.retrieval import build_retriever
 
 QUERIES = [
     "How many days of annual leave do I get?",
@@ -57,6 +60,13 @@ QUERIES = [
 CLIENTS = 8
 
 
+def folder_of(source: SourceConfig) -> Path:
+    """The folder of a filesystem source (the benchmark copies and edits files)."""
+    if not isinstance(source.settings, FilesystemSettings):
+        raise SystemExit(f"the benchmark copies folders: source {source.name!r} is not a filesystem source")
+    return source.settings.path
+
+
 def prepare(config_path: Path, copies: int, workdir: Path) -> tuple[Path, str]:
     """A config whose sources are ``copies`` copies of the originals, with a fresh state folder."""
     config = load_config(config_path)
@@ -64,7 +74,7 @@ def prepare(config_path: Path, copies: int, workdir: Path) -> tuple[Path, str]:
     for raw, source in zip(data["sources"], config.sources, strict=True):
         target = workdir / "corpus" / source.name
         for i in range(copies):
-            shutil.copytree(source.path, target / f"copy{i}")
+            shutil.copytree(folder_of(source), target / f"copy{i}")
         raw["path"] = str(target)
     data["state_dir"] = str(workdir / "state")
     data.pop("database", None)
@@ -112,7 +122,7 @@ def touch_one_percent(services: Services, indexed: int) -> int:
     wanted = max(1, round(indexed / 100))
     changed = 0
     for source in services.config.sources:
-        for path in sorted(source.path.rglob("*")):
+        for path in sorted(folder_of(source).rglob("*")):
             if changed >= wanted:
                 return changed
             if path.suffix in {".md", ".txt"}:
@@ -202,17 +212,16 @@ def main() -> None:
                 print("\n(no principals configured: API latency skipped)")
                 return
             principal = config.principal(principal_name)
-            reader = Services(config, role="reader", redactor=services.redactor, embedder=services.embedder)
-            retriever = Retriever(reader)
+            retriever = build_retriever(config, redactor=services.redactor, embedder=services.embedder)
             direct_1 = timed_searches(retriever, principal, 1, 3)
             direct_n = timed_searches(retriever, principal, CLIENTS, 3)
             hybrid_config = config.model_copy(
                 update={"retrieval": config.retrieval.model_copy(update={"mode": "hybrid"})}
             )
-            with Services(
-                hybrid_config, role="reader", redactor=services.redactor, embedder=services.embedder
+            with build_retriever(
+                hybrid_config, redactor=services.redactor, embedder=services.embedder
             ) as hybrid_reader:
-                hybrid_1 = timed_searches(Retriever(hybrid_reader), principal, 1, 3)
+                hybrid_1 = timed_searches(hybrid_reader, principal, 1, 3)
             print(
                 f"\nhybrid / dense retrieval latency, 1 thread: p50 {pct(hybrid_1, 50) / pct(direct_1, 50):.2f}, "
                 f"p95 {pct(hybrid_1, 95) / pct(direct_1, 95):.2f} "
@@ -273,8 +282,8 @@ def main() -> None:
             )
         finally:
             services.close()
-            if "reader" in locals():
-                reader.close()
+            if "retriever" in locals():
+                retriever.close()
             EmbeddedServer(embedded_data_dir(config)).stop()
 
 

@@ -1,41 +1,20 @@
-"""Where documents come from. Plain Python: no Dagster here.
+"""Where documents come from. Plain Python: no Dagster, no SQL.
 
-Connectors register by name in :data:`REGISTRY`; :func:`build_connector` turns a source's config
-into a connector.
+Connectors register under the ``groundwork.connectors`` entry-point group (see
+:mod:`groundwork.plugins`); :func:`build_connector` turns a source's config into its connector.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from connectors.base import Connector, DocumentRef
-from connectors.filesystem import FilesystemConnector
-from groundwork.errors import ConfigError
-
-#: Connector factories by the ``connector`` name used in the config file.
-REGISTRY: dict[str, Callable[[Any], Connector]] = {}
+from connectors.base import Connector, Known
+from groundwork.plugins import connector_classes
+from groundwork.settings import SourceConfig
 
 
-def register(name: str, factory: Callable[[Any], Connector]) -> None:
-    """Add a connector factory; a name can be registered only once."""
-    if name in REGISTRY:
-        raise ValueError(f"connector {name!r} is already registered")
-    REGISTRY[name] = factory
+def build_connector(source: SourceConfig) -> Connector:
+    """The connector for one source, built by the class registered under its ``connector`` name."""
+    connector: Connector = connector_classes()[source.connector].from_settings(source.name, source.settings)
+    return connector
 
 
-def build_connector(source: Any) -> Connector:
-    """The connector for one source config, chosen by its ``connector`` field."""
-    try:
-        factory = REGISTRY[source.connector]
-    except KeyError:
-        raise ConfigError(f"unknown connector {source.connector!r}; known: {sorted(REGISTRY)}") from None
-    return factory(source)
-
-
-register(
-    "filesystem",
-    lambda s: FilesystemConnector(s.name, s.path, include=list(s.include), exclude=list(s.exclude)),
-)
-
-__all__ = ["REGISTRY", "Connector", "DocumentRef", "FilesystemConnector", "build_connector", "register"]
+__all__ = ["Connector", "Known", "build_connector"]

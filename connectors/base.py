@@ -1,41 +1,20 @@
-"""Typed records and the protocol every connector follows: cheap listing, then fetching bytes."""
+"""The protocol every connector follows: cheap listing, then fetching bytes.
+
+A connector module defines its settings model (a :class:`~groundwork.settings.ConnectorSettings`
+subclass) and a class implementing :class:`Connector`, and registers the class under the
+``groundwork.connectors`` entry-point group (see :mod:`groundwork.plugins`).
+"""
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
+from groundwork.records import DocumentRef
 
-def path_matches(rel: str, pattern: str) -> bool:
-    """Whether a POSIX relative path matches a glob; ``**/`` also matches at the top level."""
-    return fnmatch.fnmatchcase(rel, pattern) or (
-        pattern.startswith("**/") and fnmatch.fnmatchcase(rel, pattern[3:])
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentRef:
-    """One document as a listing sees it: identity and version, no content.
-
-    ``source_id`` is stable for the life of the document in its source (a relative path for files);
-    ``version`` changes whenever the content does (a content hash for files).
-    """
-
-    source: str
-    source_id: str
-    uri: str
-    version: str
-    size_bytes: int
-    modified_at: datetime | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def filename(self) -> str:
-        """The last path segment of ``source_id``, used to pick a partitioner."""
-        return self.source_id.rsplit("/", 1)[-1]
+#: What a listing may already know of a document from the index, by source id:
+#: (fingerprint, version) as stored by the last run that processed it.
+Known = Mapping[str, tuple[str | None, str]]
 
 
 @runtime_checkable
@@ -44,8 +23,13 @@ class Connector(Protocol):
 
     name: str
 
-    def list(self) -> Iterator[DocumentRef]:
-        """Yield a reference for every document currently in the source."""
+    def list(self, known: Known | None = None) -> Iterator[DocumentRef]:
+        """Yield a reference for every document currently in the source.
+
+        ``known`` maps source ids to the (fingerprint, version) the index holds: a connector whose
+        version costs a read (a content hash) reuses the stored version when the cheap fingerprint
+        is unchanged. Connectors whose source reports versions (ETag, UID) ignore it.
+        """
         ...
 
     def fetch(self, ref: DocumentRef) -> bytes:

@@ -7,22 +7,43 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar, Literal
 
-from connectors.base import DocumentRef, path_matches
+from pydantic import Field, field_validator
+
+from connectors.base import Known
 from groundwork.errors import ConnectorError
+from groundwork.globs import path_matches
+from groundwork.records import DocumentRef
+from groundwork.settings import ConnectorSettings, resolve_path
 
 logger = logging.getLogger(__name__)
 
 _HASH_CHUNK = 1024 * 1024
 
 
+class FilesystemSettings(ConnectorSettings):
+    """A folder tree: ``path`` (relative to the config file's folder) and globs on relative paths."""
+
+    connector: Literal["filesystem"]
+    path: Path
+    include: list[str] = Field(default_factory=lambda: ["**/*"])
+    exclude: list[str] = Field(default_factory=list)
+
+    _resolve = field_validator("path")(resolve_path)
+
+
 class FilesystemConnector:
     """Reads every regular file under ``root`` whose relative path matches the globs.
 
     The source id is the POSIX path relative to ``root``; the version is the SHA-256 of the content,
-    so a touched but unchanged file is not reprocessed. Symbolic links are not followed, so a source
-    cannot reach outside its root.
+    so a touched but unchanged file is not reprocessed. Listing is cheap: a file whose size and
+    modification time (its fingerprint) equal what the index recorded keeps its recorded version
+    without being read; only new or touched files are hashed. Symbolic links are not followed, so a
+    source cannot reach outside its root.
     """
+
+    settings_model: ClassVar[type[ConnectorSettings]] = FilesystemSettings
 
     def __init__(
         self,
@@ -36,25 +57,44 @@ class FilesystemConnector:
         self.root = root
         self.include = include or ["**/*"]
         self.exclude = exclude or []
+        #: Files hashed by the last listing (the others kept their recorded version).
+        self.hashed = 0
+
+    @classmethod
+    def from_settings(cls, name: str, settings: ConnectorSettings) -> FilesystemConnector:
+        """The connector for a source's validated settings."""
+        assert isinstance(settings, FilesystemSettings)
+        return cls(name, settings.path, include=list(settings.include), exclude=list(settings.exclude))
 
     def _selected(self, rel: str) -> bool:
         return any(path_matches(rel, p) for p in self.include) and not any(
             path_matches(rel, p) for p in self.exclude
         )
 
-    def list(self) -> Iterator[DocumentRef]:
-        """Yield a reference for every selected file, in sorted path order."""
-        if not self.root.is_dir():
-            raise ConnectorError(f"source {self.name!r}: folder does not exist: {self.root}")
+    def _files(self) -> Iterator[tuple[Path, str]]:
         for path in sorted(self.root.rglob("*")):
             if path.is_symlink() or not path.is_file():
                 continue
             rel = path.relative_to(self.root).as_posix()
-            if not self._selected(rel):
-                continue
+            if self._selected(rel):
+                yield path, rel
+
+    def list(self, known: Known | None = None) -> Iterator[DocumentRef]:
+        """Yield a reference for every selected file, in sorted path order."""
+        if not self.root.is_dir():
+            raise ConnectorError(f"source {self.name!r}: folder does not exist: {self.root}")
+        known = known or {}
+        self.hashed = 0
+        for path, rel in self._files():
             try:
                 stat = path.stat()
-                digest = _sha256(path)
+                fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
+                recorded = known.get(rel)
+                if recorded is not None and recorded[0] == fingerprint:
+                    version = recorded[1]
+                else:
+                    version = f"sha256:{_sha256(path)}"
+                    self.hashed += 1
             except OSError as exc:
                 logger.warning("source %s: cannot read %s: %s", self.name, rel, exc.strerror)
                 continue
@@ -62,9 +102,10 @@ class FilesystemConnector:
                 source=self.name,
                 source_id=rel,
                 uri=path.resolve().as_uri(),
-                version=f"sha256:{digest}",
+                version=version,
                 size_bytes=stat.st_size,
                 modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+                fingerprint=fingerprint,
             )
 
     def change_token(self) -> str | None:
@@ -72,13 +113,9 @@ class FilesystemConnector:
         if not self.root.is_dir():
             return None
         h = hashlib.sha256()
-        for path in sorted(self.root.rglob("*")):
-            if path.is_symlink() or not path.is_file():
-                continue
-            rel = path.relative_to(self.root).as_posix()
-            if self._selected(rel):
-                st = path.stat()
-                h.update(f"{rel}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
+        for path, rel in self._files():
+            st = path.stat()
+            h.update(f"{rel}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
     def fetch(self, ref: DocumentRef) -> bytes:

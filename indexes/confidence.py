@@ -17,10 +17,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
-from groundwork.config import RetrievalConfig
+from groundwork.enums import Decision, Reason, RetrievalMode
+from groundwork.settings import RetrievalConfig
 
 #: Where fitted calibrations ship, one file per retrieval mode.
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
@@ -103,9 +103,9 @@ class Calibration:
         )
 
 
-def load_calibration(mode: str, model: str, folder: Path = CALIBRATION_DIR) -> Calibration | None:
+def load_calibration(mode: RetrievalMode, model: str, folder: Path = CALIBRATION_DIR) -> Calibration | None:
     """The shipped calibration for ``mode`` if it was fitted with ``model`` and these features."""
-    path = folder / f"{mode}.json"
+    path = folder / f"{RetrievalMode(mode).value}.json"
     if not path.is_file():
         return None
     raw = json.loads(path.read_text())
@@ -114,22 +114,6 @@ def load_calibration(mode: str, model: str, folder: Path = CALIBRATION_DIR) -> C
     return Calibration(
         mode, model, tuple(raw["coef"]), float(raw["intercept"]), str(raw.get("fitted_on", ""))
     )
-
-
-class Decision(StrEnum):
-    """What a downstream guardrail should do with the results."""
-
-    ANSWER = "answer"
-    HANDOFF = "handoff"
-
-
-class Reason(StrEnum):
-    """Why the decision is a handoff."""
-
-    NO_AUTHORIZED_RESULTS = "no_authorized_results"
-    LOW_CONFIDENCE = "low_confidence"
-    AMBIGUOUS = "ambiguous"
-    MOSTLY_REDACTED = "mostly_redacted"
 
 
 def confidence(scores: Sequence[float], config: RetrievalConfig) -> float:

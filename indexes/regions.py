@@ -1,8 +1,9 @@
 """Residency routing: which database and schema hold each region's index, and pools to reach them.
 
-Each region has an owner DSN (migrations) and role DSNs: the API's pools log in as the reader role,
-ingest's as the writer role. Pools open on first use and are counted, so a caller's request opens
-only the regions it may read.
+Each region has a DSN per duty: the owner's (migrations), the writer's (ingest) and the reader's
+(the API). A process is given only the duty it needs, and a config may leave out the DSNs of the
+duties it does not serve. Pools open on first use and are counted, so a caller's request opens only
+the regions it may read.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -19,16 +19,14 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
-from groundwork.config import GroundworkConfig, redact_dsn
+from groundwork.enums import Role
 from groundwork.errors import ConfigError, IndexError_
+from groundwork.settings import GroundworkConfig, redact_dsn
 from indexes.embedded import EmbeddedServer
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "groundwork"
-
-#: Which database role a process connects as: the API reads, ingest writes, migrations own.
-Role = Literal["reader", "writer", "owner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +34,31 @@ class RegionTarget:
     """Where one region's index lives: DSNs per role and the schema inside that database."""
 
     region: str
-    dsn: str
+    dsn: str | None
     schema: str
-    reader_dsn: str
-    writer_dsn: str
+    reader_dsn: str | None
+    writer_dsn: str | None
 
     def dsn_for(self, role: Role) -> str:
-        """The DSN to connect with as ``role``."""
-        return {"owner": self.dsn, "reader": self.reader_dsn, "writer": self.writer_dsn}[role]
+        """The DSN to connect with as ``role``; a clear error when the config gives none."""
+        dsn = {Role.OWNER: self.dsn, Role.READER: self.reader_dsn, Role.WRITER: self.writer_dsn}[role]
+        if dsn is None:
+            setting = {
+                Role.OWNER: "database.url (or GROUNDWORK_DATABASE_URL)",
+                Role.READER: "database.reader_url (or GROUNDWORK_DATABASE_READER_URL)",
+                Role.WRITER: "database.writer_url (or GROUNDWORK_DATABASE_WRITER_URL)",
+            }[role]
+            raise ConfigError(f"no database URL for the {role} role of region {self.region!r}: set {setting}")
+        return dsn
+
+    @property
+    def owner_dsn(self) -> str:
+        """The owner's DSN (migrations, version switches, table rewrites)."""
+        return self.dsn_for(Role.OWNER)
 
     def __repr__(self) -> str:
-        return f"RegionTarget(region={self.region!r}, dsn={redact_dsn(self.dsn)!r}, schema={self.schema!r})"
+        shown = redact_dsn(self.dsn) if self.dsn else None
+        return f"RegionTarget(region={self.region!r}, dsn={shown!r}, schema={self.schema!r})"
 
 
 def as_user(dsn: str, user: str) -> str:
@@ -63,45 +75,57 @@ def embedded_data_dir(config: GroundworkConfig) -> Path:
 
 
 def uses_embedded(config: GroundworkConfig) -> bool:
-    """True when no database URL is configured, so the embedded server holds the indexes."""
-    return config.database.url is None and not config.database.urls
+    """True when no database URL is configured for any duty, so the embedded server holds the indexes."""
+    db = config.database
+    return not (db.url or db.urls or db.reader_url or db.writer_url or db.reader_urls or db.writer_urls)
 
 
-def resolve_targets(config: GroundworkConfig) -> dict[str, RegionTarget]:
+def resolve_targets(config: GroundworkConfig, *, create: bool = True) -> dict[str, RegionTarget]:
     """Map every region to its database, starting the embedded server if it is the default.
 
-    - ``database.urls``: one database per region, schema ``groundwork``;
-    - ``database.url``: one database for all, one schema per region (``groundwork_<region>``);
-    - neither: the embedded server, one database per region (``groundwork_<region>``).
+    - ``database.urls`` (or only per-region role URLs): one database per region, schema ``groundwork``;
+    - ``database.url`` (or only ``reader_url`` / ``writer_url``): one database for all, one schema
+      per region (``groundwork_<region>``);
+    - none: the embedded server, one database per region (``groundwork_<region>``), which serves all
+      three duties. With ``create`` false (a process that only reads) no database is created.
     """
     db = config.database
-    owner: dict[str, tuple[str, str]] = {}
-    if db.urls:
-        owner = {r: (db.urls[r].get_secret_value(), DEFAULT_SCHEMA) for r in config.regions}
-    elif db.url is not None:
-        url = db.url.get_secret_value()
-        owner = {r: (url, f"{DEFAULT_SCHEMA}_{r}") for r in config.regions}
-    else:
+    owner: dict[str, str | None] = {}
+    per_region = bool(db.urls) or (
+        db.url is None
+        and db.reader_url is None
+        and db.writer_url is None
+        and bool(db.reader_urls or db.writer_urls)
+    )
+    if uses_embedded(config):
         server = EmbeddedServer(embedded_data_dir(config))
         server.start()
         for region in config.regions:
             name = f"groundwork_{region}"
-            _ensure_database(server.dsn("postgres"), name)
-            owner[region] = (server.dsn(name), DEFAULT_SCHEMA)
+            if create:
+                _ensure_database(server.dsn("postgres"), name)
+            owner[region] = server.dsn(name)
+    elif db.urls:
+        owner = {r: db.urls[r].get_secret_value() for r in config.regions}
+    else:
+        url = db.url.get_secret_value() if db.url is not None else None
+        owner = dict.fromkeys(config.regions, url)
 
-    def role_dsn(explicit: dict[str, object], region: str, dsn: str, user: str) -> str:
-        given = explicit.get(region)
-        return given.get_secret_value() if given is not None else as_user(dsn, user)  # type: ignore[attr-defined]
+    def role_dsn(per: dict[str, object], one: object, region: str, dsn: str | None, user: str) -> str | None:
+        given = per.get(region) or one
+        if given is not None:
+            return given.get_secret_value()  # type: ignore[attr-defined]
+        return as_user(dsn, user) if dsn is not None else None
 
     return {
         r: RegionTarget(
             region=r,
             dsn=dsn,
-            schema=schema,
-            reader_dsn=role_dsn(dict(db.reader_urls), r, dsn, db.reader_role),
-            writer_dsn=role_dsn(dict(db.writer_urls), r, dsn, db.writer_role),
+            schema=DEFAULT_SCHEMA if per_region or uses_embedded(config) else f"{DEFAULT_SCHEMA}_{r}",
+            reader_dsn=role_dsn(dict(db.reader_urls), db.reader_url, r, dsn, db.reader_role),
+            writer_dsn=role_dsn(dict(db.writer_urls), db.writer_url, r, dsn, db.writer_role),
         )
-        for r, (dsn, schema) in owner.items()
+        for r, dsn in owner.items()
     }
 
 
@@ -119,14 +143,17 @@ def _ensure_database(admin_dsn: str, name: str) -> None:
 def ensure_extension(target: RegionTarget) -> None:
     """Create the vector extension (as the owner) so pools can register the type."""
     try:
-        with psycopg.connect(target.dsn, autocommit=True, connect_timeout=15) as conn, conn.transaction():
+        with (
+            psycopg.connect(target.owner_dsn, autocommit=True, connect_timeout=15) as conn,
+            conn.transaction(),
+        ):
             # Processes preparing a new database at once (parallel backfill steps) take turns:
             # IF NOT EXISTS alone still races on the catalog.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('groundwork-extension'))")
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.Error as exc:
         raise IndexError_(
-            f"cannot prepare the {target.region!r} index database at {redact_dsn(target.dsn)}: "
+            f"cannot prepare the {target.region!r} index database at {redact_dsn(target.owner_dsn)}: "
             f"{type(exc).__name__}: {exc.diag.message_primary or 'connection failed'}"
         ) from exc
 
@@ -153,7 +180,7 @@ class RegionPools:
         self,
         targets: dict[str, RegionTarget],
         *,
-        role: Role = "writer",
+        role: Role = Role.WRITER,
         max_size: int = 8,
         timeout: float = 10.0,
     ) -> None:
@@ -181,7 +208,7 @@ class RegionPools:
                 dsn,
                 min_size=1,
                 max_size=self.max_size,
-                configure=_configure_reader if self.role == "reader" else _configure,
+                configure=_configure_reader if self.role == Role.READER else _configure,
                 open=False,
                 timeout=self.timeout,
                 kwargs={"connect_timeout": max(1, int(self.timeout))},

@@ -16,12 +16,18 @@ Who may do what is enforced by PostgreSQL, not by the application:
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 from psycopg import sql
 
-from groundwork.errors import IndexError_
+from groundwork.errors import IndexError_, SchemaError
+from groundwork.settings import GroundworkConfig
 
-SCHEMA_VERSION = "2"
+#: The layout this code reads and writes. ``groundwork migrate`` (and every ingest, which runs it
+#: first) brings an older schema up to it in place: every statement below is idempotent.
+#: 3: documents.fingerprint (cheap listing), the audit and tombstones refuse TRUNCATE.
+SCHEMA_VERSION = "3"
 
 #: The tables of one index version: what a model or chunking change rebuilds.
 _DATA_TABLES = """
@@ -67,6 +73,7 @@ ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS tsv tsvector
     GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
 CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON {schema}.chunks USING gin (tsv);
 ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS modified_at timestamptz;
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS fingerprint text;
 """
 
 #: The tables that outlive index versions: settings, failures, the audit trail and tombstones.
@@ -126,6 +133,12 @@ CREATE TRIGGER retrieval_audit_append_only BEFORE UPDATE OR DELETE ON {schema}.r
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
 DROP TRIGGER IF EXISTS erasures_append_only ON {schema}.erasures;
 CREATE TRIGGER erasures_append_only BEFORE UPDATE OR DELETE ON {schema}.erasures
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS retrieval_audit_no_truncate ON {schema}.retrieval_audit;
+CREATE TRIGGER retrieval_audit_no_truncate BEFORE TRUNCATE ON {schema}.retrieval_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS erasures_no_truncate ON {schema}.erasures;
+CREATE TRIGGER erasures_no_truncate BEFORE TRUNCATE ON {schema}.erasures
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
 """
 
@@ -191,6 +204,15 @@ def ensure_roles(conn: psycopg.Connection, *roles: str) -> None:
 
 #: The settings an index version is built with; changing any of them builds a new version.
 VERSION_SETTINGS = ("model", "dimensions", "chunking")
+
+
+def version_settings(config: GroundworkConfig) -> dict[str, str]:
+    """The settings this config builds an index version with (see :data:`VERSION_SETTINGS`)."""
+    return {
+        "model": config.embedding.model_name,
+        "dimensions": str(config.embedding.dimensions),
+        "chunking": json.dumps(config.chunking.model_dump(), sort_keys=True),
+    }
 
 
 def build_schema_name(schema: str) -> str:
@@ -261,7 +283,6 @@ def ensure_schema(
     settings: dict[str, str],
     reader: str,
     writer: str,
-    builds: bool = True,
 ) -> str | None:
     """Create or update the schema, grants and policies; returns the schema of a version being built.
 
@@ -269,8 +290,7 @@ def ensure_schema(
     settings (another embedding model or size, other chunking) stays live and searchable while the
     next version is built beside it, in :func:`build_schema_name`; :func:`switch_version` makes that
     version live once it is complete. Returns that schema's name, or None when the live version
-    already has these settings. With ``builds`` false (a process that only reads) no version is
-    started or dropped.
+    already has these settings. Runs as the owner, from ``groundwork migrate`` (and ingest).
     """
     ident = sql.Identifier(schema)
     build = build_schema_name(schema)
@@ -290,12 +310,9 @@ def ensure_schema(
         # A setting the live version never recorded (an index from before it was recorded) is
         # taken to be the current one.
         changed = [k for k in VERSION_SETTINGS if k in meta and meta[k] != settings[k]]
-        if not builds:
-            if not meta:
-                _put_meta(conn, schema, {**settings, "schema_version": SCHEMA_VERSION})
-            return None
+        _put_meta(conn, schema, {"schema_version": SCHEMA_VERSION})
         if not changed:
-            _put_meta(conn, schema, {**settings, "schema_version": SCHEMA_VERSION})
+            _put_meta(conn, schema, settings)
             if any(k.startswith("build.") for k in meta):  # the change was undone: drop the build
                 _forget_build(conn, schema)
             return None
@@ -348,3 +365,32 @@ def switch_version(conn: psycopg.Connection, schema: str, *, reader: str) -> dic
         _forget_build(conn, schema)  # its tables moved out: the schema is empty
         _put_meta(conn, schema, settings)
     return settings
+
+
+def check_schema(conn: psycopg.Connection, schema: str) -> dict[str, str]:
+    """The recorded settings of ``schema``'s index, read without changing anything.
+
+    Raises :class:`SchemaError`, saying what to run, when the schema is missing or was made by
+    another version of Groundwork: a process that only reads never creates or migrates it.
+    """
+    row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.index_meta",)).fetchone()
+    if row is None or row[0] is None:
+        raise SchemaError(
+            f"the index schema {schema!r} does not exist in this database: run `groundwork migrate` "
+            "(or an ingest) with the owner's credentials first"
+        )
+    try:
+        meta = read_meta(conn, schema)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise SchemaError(
+            f"this role may not read {schema}.index_meta: run `groundwork migrate` to restore its grants"
+        ) from exc
+    found = meta.get("schema_version", "2")  # schema version 2 did not always record itself
+    if found != SCHEMA_VERSION:
+        raise SchemaError(
+            f"the index schema {schema!r} is at version {found}, this Groundwork needs version "
+            f"{SCHEMA_VERSION}: run `groundwork migrate` with the owner's credentials"
+        )
+    if "model" not in meta:
+        raise SchemaError(f"the index schema {schema!r} records no embedding model: run `groundwork migrate`")
+    return meta

@@ -1,68 +1,37 @@
-"""Retrieval: top-k chunks a principal may read, from the regions it may read, with a decision."""
+"""Retrieval: top-k chunks a principal may read, from the regions it may read, with a decision.
+
+The retriever is given what it must not build itself: the query encoders (one per embedding model
+an index may be built with) and the redaction applied to queries before they are audited.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from psycopg import sql
 
-from groundwork.config import PrincipalConfig
+from groundwork.enums import AuthMethod, RetrievalMode, Role
 from groundwork.errors import IndexError_
-from groundwork.services import Services
-from indexes.confidence import Calibration, Decision, Reason, decide, load_calibration
+from groundwork.settings import PrincipalConfig
+from indexes.audit import AuditRecord, write_audit
+from indexes.catalog import IndexCatalog
+from indexes.confidence import Calibration, decide, load_calibration
+from indexes.pooling import connection
+from indexes.results import (
+    NO_FILTERS,
+    EncoderFactory,
+    QueryEncoder,
+    SearchFilters,
+    SearchHit,
+    SearchOutcome,
+)
 from indexes.schema import read_meta, version_lock_key
-from pipelines.embedding import DEFAULT_MODEL_NAME, Embedder
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One retrieved chunk. ``score`` is the cosine similarity to the query (higher is closer)."""
-
-    chunk_id: str
-    document_id: str
-    text: str
-    score: float
-    source: str
-    source_uri: str
-    residency: str
-    seq: int
-    page_number: int | None
-    version: str
-    redactions: dict[str, int]
-    lexical_score: float | None = None
-    fused_score: float | None = None
-    tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    """Optional narrowing of a search; access and residency are enforced regardless."""
-
-    sources: tuple[str, ...] | None = None
-    content_types: tuple[str, ...] | None = None
-    modified_after: datetime | None = None
-
-
-NO_FILTERS = SearchFilters()
-
-
-@dataclass(frozen=True, slots=True)
-class SearchOutcome:
-    """Results, confidence, decision and reasons for one query."""
-
-    results: list[SearchHit]
-    confidence: float
-    decision: Decision
-    reasons: list[Reason]
-    regions_searched: list[str] = field(default_factory=list)
-    context_tokens: int = 0
 
 
 def set_caller(conn: Any, grants: list[str], regions: list[str]) -> None:
@@ -93,48 +62,70 @@ class Retriever:
     embedding the query and reading the index.
     """
 
-    def __init__(self, services: Services) -> None:
-        if services.role != "reader":
-            raise ValueError("retrieval must connect as the reader role (Services(config, role='reader'))")
-        self.services = services
-        self.config = services.config.retrieval
+    def __init__(
+        self,
+        catalog: IndexCatalog,
+        *,
+        encoder: QueryEncoder,
+        encoder_for: EncoderFactory,
+        redact_query: Callable[[str], str],
+    ) -> None:
+        if catalog.role != Role.READER:
+            raise ValueError(
+                "retrieval must connect as the reader role (IndexCatalog(config, role=Role.READER))"
+            )
+        self.catalog = catalog
+        self.config = catalog.config
+        self.settings = catalog.config.retrieval
+        self.encoder = encoder
+        self._encoder_for = encoder_for
+        self._redact_query = redact_query
         # The live model of each region (name, dimensions), as last read from its index.
         self._live: dict[str, tuple[str, int]] = {}
-        self._embedders: dict[str, Embedder] = {services.embedder.model_name: services.embedder}
+        self._encoders: dict[str, QueryEncoder] = {encoder.model_name: encoder}
         self._calibrations: dict[str, Calibration | None] = {}
 
     @property
     def calibration(self) -> Calibration | None:
         """The calibration for the configured model, if enabled and fitted for it."""
-        return self.calibration_for(self.services.embedder.model_name)
+        return self.calibration_for(self.encoder.model_name)
 
     def calibration_for(self, model: str) -> Calibration | None:
         """The shipped calibration of this retrieval mode for ``model`` (None when disabled)."""
-        if not self.config.calibrated:
+        if not self.settings.calibrated:
             return None
         if model not in self._calibrations:
-            self._calibrations[model] = load_calibration(self.config.mode, model)
+            self._calibrations[model] = load_calibration(self.settings.mode, model)
         return self._calibrations[model]
 
     def live_model(self, region: str) -> tuple[str, int]:
         """The model name and vector size of ``region``'s live index version."""
         if region not in self._live:
-            index = self.services.index(region)
-            with index.pool.connection() as conn:
+            index = self.catalog.index(region)
+            with connection(index.pool) as conn:
                 meta = read_meta(conn, index.schema)
             self._live[region] = (meta["model"], int(meta["dimensions"]))
         return self._live[region]
 
-    def _embedder(self, model: str, dimensions: int) -> Embedder:
-        if model not in self._embedders:
-            config = self.services.config.embedding.model_copy(
-                update={
-                    "model_path": None if model == DEFAULT_MODEL_NAME else Path(model),
-                    "dimensions": dimensions,
-                }
-            )
-            self._embedders[model] = Embedder(config)
-        return self._embedders[model]
+    def _embedder(self, model: str, dimensions: int) -> QueryEncoder:
+        if model not in self._encoders:
+            self._encoders[model] = self._encoder_for(model, dimensions)
+        return self._encoders[model]
+
+    def warm_up(self) -> None:
+        """Load the query encoder and the query redaction's models before the first request."""
+        self.encoder.embed(["warm up"])
+        self._redact_query("warm up")
+
+    def close(self) -> None:
+        """Close the catalog's database pools."""
+        self.catalog.close()
+
+    def __enter__(self) -> Retriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def query_vectors(self, query: str, regions: list[str]) -> dict[str, Any]:
         """The query embedded with each region's live model (once per distinct model)."""
@@ -154,7 +145,7 @@ class Retriever:
 
     def regions_for(self, principal: PrincipalConfig) -> list[str]:
         """The regions to search: the principal's regions that hold an index."""
-        return sorted(set(principal.regions) & set(self.services.config.regions))
+        return sorted(set(principal.regions) & set(self.config.regions))
 
     def search(
         self,
@@ -162,7 +153,7 @@ class Retriever:
         query: str,
         k: int,
         *,
-        auth_method: str = "api_key",
+        auth_method: AuthMethod = AuthMethod.API_KEY,
         filters: SearchFilters = NO_FILTERS,
     ) -> SearchOutcome:
         """The ``k`` best chunks the principal may read, merged across its regions, audited.
@@ -178,10 +169,10 @@ class Retriever:
         except _VersionChanged:  # a region switched index version meanwhile: embed again, once
             hits = self._ranked(query, grants, regions, k, filters)
         hits = self._within_budget(hits[:k])
-        model = self.live_model(hits[0].residency)[0] if hits else self.services.embedder.model_name
+        model = self.live_model(hits[0].residency)[0] if hits else self.encoder.model_name
         conf, decision, reasons = decide(
             [h.score for h in hits],
-            self.config,
+            self.settings,
             query=query,
             lexical=[h.lexical_score for h in hits],
             calibration=self.calibration_for(model),
@@ -197,9 +188,9 @@ class Retriever:
         self, query: str, grants: list[str], regions: list[str], k: int, filters: SearchFilters
     ) -> list[SearchHit]:
         vectors = self.query_vectors(query, regions)
-        if self.config.mode == "hybrid":
+        if self.settings.mode == RetrievalMode.HYBRID:
             return self._hybrid(query, vectors, grants, regions, k, filters)
-        if self.config.mode == "lexical":
+        if self.settings.mode == RetrievalMode.LEXICAL:
             hits = [
                 h
                 for r in regions
@@ -214,10 +205,10 @@ class Retriever:
 
     def _within_budget(self, hits: list[SearchHit]) -> list[SearchHit]:
         """Count each result's tokens and keep results, best first, while they fit the context budget."""
-        counts = self.services.embedder.count_tokens([h.text for h in hits])
+        counts = self.encoder.count_tokens([h.text for h in hits])
         kept, used = [], 0
         for hit, n in zip(hits, counts, strict=True):
-            if used + n > self.config.max_context_tokens:
+            if used + n > self.settings.max_context_tokens:
                 break
             kept.append(replace(hit, tokens=n))
             used += n
@@ -228,7 +219,7 @@ class Retriever:
         if principal.handoff_below is not None:
             return principal.handoff_below
         if hits:
-            source = next((s for s in self.services.config.sources if s.name == hits[0].source), None)
+            source = next((s for s in self.config.sources if s.name == hits[0].source), None)
             if source is not None and source.handoff_below is not None:
                 return source.handoff_below
         return None
@@ -242,7 +233,7 @@ class Retriever:
         k: int,
         filters: SearchFilters,
     ) -> list[SearchHit]:
-        n = max(k, self.config.candidates)
+        n = max(k, self.settings.candidates)
         dense = [h for r in regions for h in self.search_region(r, regions, vectors[r], grants, n, filters)]
         lexical = [
             h for r in regions for h in self.lexical_region(r, regions, query, vectors[r], grants, n, filters)
@@ -253,39 +244,29 @@ class Retriever:
         best: dict[str, SearchHit] = {}
         for ranked in (dense[:n], lexical[:n]):
             for rank, hit in enumerate(ranked, 1):
-                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (self.config.rrf_k + rank)
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (self.settings.rrf_k + rank)
                 if hit.chunk_id not in best or hit.lexical_score is not None:
                     best[hit.chunk_id] = hit
         ordered = sorted(fused, key=lambda c: (-fused[c], c))
         return [replace(best[c], fused_score=round(fused[c], 6)) for c in ordered]
 
     def _audit(
-        self, principal: PrincipalConfig, auth_method: str, query: str, k: int, out: SearchOutcome
+        self, principal: PrincipalConfig, auth_method: AuthMethod, query: str, k: int, out: SearchOutcome
     ) -> None:
-        redacted, _ = self.services.redactor.redact(query)
-        request_id = uuid.uuid4()
+        record = AuditRecord(
+            request_id=uuid.uuid4(),
+            principal=principal.name,
+            auth_method=auth_method,
+            regions=out.regions_searched,
+            query_redacted=self._redact_query(query),
+            k=k,
+            decision=out.decision,
+            reasons=out.reasons,
+            confidence=out.confidence,
+        )
         for region in out.regions_searched:
-            index = self.services.index(region)
             chunk_ids = [uuid.UUID(h.chunk_id) for h in out.results if h.residency == region]
-            with index.pool.connection() as conn:
-                conn.execute(
-                    sql.SQL(
-                        "INSERT INTO {}.retrieval_audit (request_id, principal, auth_method, regions, query_redacted,"
-                        " k, chunk_ids, decision, reasons, confidence) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    ).format(sql.Identifier(index.schema)),
-                    (
-                        request_id,
-                        principal.name,
-                        auth_method,
-                        out.regions_searched,
-                        redacted,
-                        k,
-                        chunk_ids,
-                        out.decision.value,
-                        [r.value for r in out.reasons],
-                        out.confidence,
-                    ),
-                )
+            write_audit(self.catalog.index(region), record, chunk_ids)
 
     def search_region(
         self,
@@ -297,7 +278,7 @@ class Retriever:
         filters: SearchFilters = NO_FILTERS,
     ) -> list[SearchHit]:
         """The ``k`` closest chunks in one region that ``grants`` may read (no audit, no decision)."""
-        index = self.services.index(region)
+        index = self.catalog.index(region)
         query = sql.SQL(
             "SELECT {cols}, NULL::real FROM {s}.chunks c WHERE {where} ORDER BY c.embedding <=> %(v)s LIMIT %(k)s"
         ).format(
@@ -317,7 +298,7 @@ class Retriever:
         filters: SearchFilters = NO_FILTERS,
     ) -> list[SearchHit]:
         """The ``k`` best full-text matches in one region (on redacted text), with their cosine scores."""
-        index = self.services.index(region)
+        index = self.catalog.index(region)
         query = sql.SQL(
             "SELECT {cols}, ts_rank_cd(c.tsv, q)::real FROM {s}.chunks c, websearch_to_tsquery('english', %(q)s) q"
             " WHERE c.tsv @@ q AND {where} ORDER BY ts_rank_cd(c.tsv, q) DESC, c.chunk_id LIMIT %(k)s"
@@ -344,8 +325,8 @@ class Retriever:
         *,
         hnsw: bool,
     ) -> list[SearchHit]:
-        index = self.services.index(region)
-        with index.pool.connection() as conn, conn.transaction():
+        index = self.catalog.index(region)
+        with connection(index.pool) as conn, conn.transaction():
             # Held until commit: a switch to a new index version waits, or has already happened.
             conn.execute(
                 "SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (version_lock_key(index.schema),)
@@ -356,7 +337,7 @@ class Retriever:
             set_caller(conn, grants, regions)
             if hnsw:
                 # Iterative scans keep an access-filtered HNSW search returning k rows when k exist.
-                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.config.ef_search),))
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self.settings.ef_search),))
                 conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
             return _hits(conn.execute(query, params).fetchall())
 

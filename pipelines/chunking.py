@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from groundwork.config import ChunkingConfig
-from pipelines.ids import chunk_id
-from pipelines.records import Chunk, ChunkedDocument, RedactedDocument
+from groundwork.ids import chunk_id
+from groundwork.records import Chunk, ChunkedDocument, RedactedDocument
+from groundwork.settings import ChunkingConfig
 
 
 def chunk_document(document: RedactedDocument, config: ChunkingConfig) -> ChunkedDocument:

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from groundwork.config import EmbeddingConfig
+from groundwork.settings import EmbeddingConfig
 
 logger = logging.getLogger(__name__)
-
-#: The name recorded in the index for the default model.
-DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def default_model_path() -> Path:
@@ -35,17 +31,15 @@ class Embedder:
     @property
     def model_name(self) -> str:
         """The model's name as recorded beside the vectors."""
-        return DEFAULT_MODEL_NAME if self.config.model_path is None else str(self.config.model_path)
+        return self.config.model_name
 
     def _load(self) -> Any:
         if self._model is None:
-            # Never reach for a model hub: the weights are on disk.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
             path = self.config.model_path or default_model_path()
-            self._model = SentenceTransformer(str(path), device="cpu")
+            # Never reach for a model hub: the weights are on disk.
+            self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             dim = self._model.get_embedding_dimension()
             if dim != self.config.dimensions:
                 raise ValueError(

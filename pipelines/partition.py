@@ -6,9 +6,9 @@ import io
 import logging
 from typing import Literal
 
-from connectors.base import DocumentRef
+from groundwork.enums import FailureReason, Stage
 from groundwork.errors import DocumentError
-from pipelines.records import ParsedElement
+from groundwork.records import DocumentRef, ParsedElement
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def check_size(ref: DocumentRef, max_bytes: int) -> None:
     if ref.size_bytes > max_bytes:
         raise DocumentError(
             f"file is {ref.size_bytes:,} bytes, above the {max_bytes:,}-byte limit (partitioning.max_file_bytes)",
-            stage="partition",
-            reason="too_large",
+            stage=Stage.PARTITION,
+            reason=FailureReason.TOO_LARGE,
         )
 
 
@@ -59,11 +59,11 @@ def partition_document(
         shown = suffix or "(no suffix)"
         raise DocumentError(
             f"unsupported file type {shown}; supported: {' '.join(sorted(SUPPORTED_TYPES))}",
-            stage="partition",
-            reason="unsupported_type",
+            stage=Stage.PARTITION,
+            reason=FailureReason.UNSUPPORTED_TYPE,
         )
     if not data.strip():
-        raise DocumentError("file is empty", stage="partition", reason="empty")
+        raise DocumentError("file is empty", stage=Stage.PARTITION, reason=FailureReason.EMPTY)
     _refuse_encrypted(suffix, data)
 
     from unstructured.partition.auto import partition  # heavy: loaded on first use
@@ -76,8 +76,8 @@ def partition_document(
     except Exception as exc:  # parsers raise anything on bad input; the class name is the useful part
         raise DocumentError(
             f"could not be parsed as {suffix}: {type(exc).__name__}",
-            stage="partition",
-            reason="parse_error",
+            stage=Stage.PARTITION,
+            reason=FailureReason.PARSE_ERROR,
         ) from None
     parsed = [
         ParsedElement(
@@ -92,8 +92,8 @@ def partition_document(
     if not parsed:
         raise DocumentError(
             f"no text could be extracted from this {suffix} file (scanned image or corrupt?)",
-            stage="partition",
-            reason="no_text",
+            stage=Stage.PARTITION,
+            reason=FailureReason.NO_TEXT,
         )
     return parsed, content_type
 
@@ -108,10 +108,12 @@ def _refuse_encrypted(suffix: str, data: bytes) -> None:
         except (PyPdfError, ValueError, OSError, KeyError, TypeError):
             return  # let the partitioner report the corruption
         if encrypted:
-            raise DocumentError("PDF is encrypted", stage="partition", reason="encrypted")
+            raise DocumentError("PDF is encrypted", stage=Stage.PARTITION, reason=FailureReason.ENCRYPTED)
     elif suffix in _OOXML and data.startswith(_OLE_MAGIC):
         # Password-protected Office files are OLE containers, not zip archives.
-        raise DocumentError(f"{suffix} file is password-protected", stage="partition", reason="encrypted")
+        raise DocumentError(
+            f"{suffix} file is password-protected", stage=Stage.PARTITION, reason=FailureReason.ENCRYPTED
+        )
 
 
 def table_cells(html: str | None) -> tuple[tuple[str, ...], ...] | None:

@@ -8,11 +8,12 @@ stored in a default region or made readable by default.
 
 from __future__ import annotations
 
-from connectors.base import DocumentRef, path_matches
-from groundwork.config import PolicyRule, SourceConfig
+from groundwork.enums import ChangeKind, FailureReason, Stage
 from groundwork.errors import DocumentError
-from pipelines.ids import document_id
-from pipelines.records import ChangeKind, DocumentTask, Governance
+from groundwork.globs import path_matches
+from groundwork.ids import document_id
+from groundwork.records import DocumentRef, DocumentTask, Governance
+from groundwork.settings import PolicyRule, SourceConfig
 
 _WILDCARDS = set("*?[]")
 
@@ -20,8 +21,8 @@ _WILDCARDS = set("*?[]")
 class PolicyError(DocumentError):
     """The policy gives a document no residency or no access grant."""
 
-    def __init__(self, message: str, reason: str, residency: str = "") -> None:
-        super().__init__(message, stage="policy", reason=reason)
+    def __init__(self, message: str, reason: FailureReason, residency: str = "") -> None:
+        super().__init__(message, stage=Stage.POLICY, reason=reason)
         #: The document's region when the policy names one: its failure is recorded there.
         self.residency = residency
 
@@ -51,12 +52,12 @@ def governance_for(source: SourceConfig, ref: DocumentRef) -> Governance:
     where = f"source {source.name!r}" + (f", rule {rule.match!r}" if rule else "")
     if not residency:
         raise PolicyError(
-            f"no residency for this document ({where}); it is not stored anywhere", "no_residency"
+            f"no residency for this document ({where}); it is not stored anywhere", FailureReason.NO_RESIDENCY
         )
     if not access:
         raise PolicyError(
             f"no access rule grants this document to anyone ({where}); add one, or access: [public]",
-            "no_access_rule",
+            FailureReason.NO_ACCESS_RULE,
             residency,
         )
     return Governance(residency=residency, access=tuple(sorted(set(access))))
@@ -78,5 +79,5 @@ def refused_task(ref: DocumentRef, error: PolicyError) -> DocumentTask:
     Its failure is recorded in its region when the policy names one, else only in the run's report.
     """
     return DocumentTask(
-        ref, document_id(ref.source, ref.source_id), Governance(error.residency, ()), "refused"
+        ref, document_id(ref.source, ref.source_id), Governance(error.residency, ()), ChangeKind.REFUSED
     )

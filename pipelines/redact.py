@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from groundwork.config import RedactionConfig
-from pipelines.records import ParsedElement
+from groundwork.records import ParsedElement
+from groundwork.settings import RedactionConfig
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,14 @@ import pytest
 import yaml
 from psycopg import sql
 
-from groundwork.config import EmbeddingConfig, GroundworkConfig, RedactionConfig, load_config
-from groundwork.services import Services, configure_offline
+from groundwork.offline import configure_offline
+from groundwork.settings import EmbeddingConfig, GroundworkConfig, RedactionConfig, load_config
 from indexes.embedded import EmbeddedServer
+from indexes.search import Retriever
+from orchestration.services import Services
 from pipelines.embedding import Embedder
 from pipelines.redact import Redactor
+from serving.retrieval import build_retriever
 
 configure_offline()
 
@@ -98,8 +101,9 @@ def demo_config_on(config_path: Path, database_url: str) -> GroundworkConfig:
 def demo_services(
     demo_copy: Path, database_url: str, redactor: Redactor, embedder: Embedder
 ) -> Iterator[Services]:
-    """Services for the demo config on a fresh database, sharing the session's models."""
+    """Services for the demo config on a fresh, migrated database, sharing the session's models."""
     services = Services(demo_config_on(demo_copy, database_url), redactor=redactor, embedder=embedder)
+    services.migrate()
     yield services
     services.close()
 
@@ -112,7 +116,7 @@ def ingested_demo(
     embedder: Embedder,
 ) -> Iterator[Services]:
     """The demo corpus ingested once for read-only tests (do not modify it)."""
-    from pipelines.stages import run_all
+    from orchestration.local import run_all
 
     config = demo_config_on(copy_demo(tmp_path_factory.mktemp("demo")), new_database(pg_server))
     services = Services(config, redactor=redactor, embedder=embedder)
@@ -121,9 +125,13 @@ def ingested_demo(
     services.close()
 
 
+def make_reader(config: GroundworkConfig, redactor: Redactor, embedder: Embedder) -> Retriever:
+    """A retriever as the reader role, sharing the session's models: what the retrieval API uses."""
+    return build_retriever(config, embedder=embedder, redactor=redactor)
+
+
 @pytest.fixture(scope="session")
-def demo_reader(ingested_demo: Services, redactor: Redactor, embedder: Embedder) -> Iterator[Services]:
-    """Reader-role services on the ingested demo index: what the retrieval API uses."""
-    services = Services(ingested_demo.config, role="reader", redactor=redactor, embedder=embedder)
-    yield services
-    services.close()
+def demo_reader(ingested_demo: Services, redactor: Redactor, embedder: Embedder) -> Iterator[Retriever]:
+    """The retriever on the ingested demo index."""
+    with make_reader(ingested_demo.config, redactor, embedder) as retriever:
+        yield retriever

@@ -8,11 +8,12 @@ import dagster as dg
 import psycopg
 import pytest
 
-from groundwork.ingest import run_backfill
-from groundwork.services import Services
+from orchestration.local import run_all
+from orchestration.runner import run_backfill
+from orchestration.services import Services
 from pipelines.embedding import Embedder
+from pipelines.planning import plan_run
 from pipelines.redact import Redactor
-from pipelines.stages import plan_run, run_all
 from tests.conftest import copy_demo, demo_config_on, new_database
 from tests.test_end_to_end import PLANTED, _variants
 
@@ -127,7 +128,7 @@ def test_planted_pii_is_in_no_table_after_a_backfill(backfilled: tuple[Path, str
 
 def test_a_second_backfill_computes_no_embeddings(backfilled: tuple[Path, str, list, Path]) -> None:
     _home, url, _, config_path = backfilled
-    from groundwork.config import load_config
+    from groundwork.settings import load_config
 
     before = _rows(url)
     config = load_config(config_path)

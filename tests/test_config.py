@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from groundwork.config import load_config
 from groundwork.errors import ConfigError
+from groundwork.settings import load_config
 from tests.conftest import write_config
 
 ISSUE_EXAMPLE = """
@@ -39,7 +39,7 @@ def test_documented_example_loads_with_paths_relative_to_the_file(tmp_path: Path
     path.parent.mkdir()
     path.write_text(ISSUE_EXAMPLE.format(a="a" * 64, b="b" * 64))
     config = load_config(path)
-    assert config.sources[0].path == (tmp_path / "conf" / "corpus" / "hr").resolve()
+    assert config.sources[0].settings.path == (tmp_path / "conf" / "corpus" / "hr").resolve()
     assert config.state_dir == (tmp_path / "conf" / ".groundwork").resolve()
     assert config.regions == ["eu", "uk"]
     assert config.principal("alice").grants() == ["public", "principal:alice", "group:hr", "group:staff"]
@@ -56,15 +56,16 @@ def _base() -> dict:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["sources"][0].update(residency="U K"), "sources.0.filesystem.residency"),
+        (lambda d: d["sources"][0].update(residency="U K"), "sources.0.residency"),
         (lambda d: d["sources"][0].update(rules=[{"match": "pay/**"}]), "sets neither residency nor access"),
         (lambda d: d["sources"][0].update(rules=[{"match": "pay/**", "access": []}]), "at least one grant"),
         (
             lambda d: d["sources"][0].update(rules=[{"match": "pay/**", "residency": "U K"}]),
             "rules.0.residency",
         ),
-        (lambda d: d["sources"][0].update(access=["everyone"]), "sources.0.filesystem.access.0"),
-        (lambda d: d["sources"][0].update(connector="ftp"), "sources.0"),
+        (lambda d: d["sources"][0].update(access=["everyone"]), "sources.0.access.0"),
+        (lambda d: d["sources"][0].update(connector="ftp"), "unknown connector 'ftp'; installed: filesystem"),
+        (lambda d: d["sources"][0].update(pathh="x"), "sources.0.pathh: Extra inputs"),
         (lambda d: d.update(sources=d["sources"] * 2), "duplicate sources"),
         (lambda d: d.update(colour="blue"), "colour"),
         (lambda d: d.update(retrieval={"score_floor": 0.9, "score_ceiling": 0.1}), "score_floor"),

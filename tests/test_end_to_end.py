@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from groundwork.config import GroundworkConfig, load_config
-from groundwork.ingest import IngestSummary, run_ingest
+from groundwork.settings import GroundworkConfig, load_config
 from indexes.embedded import EmbeddedServer
 from indexes.regions import embedded_data_dir
-from pipelines.definitions import build_definitions
+from orchestration.definitions import build_definitions
+from orchestration.runner import IngestSummary, run_ingest
 from tests.conftest import copy_demo
 
 PLANTED = [
@@ -114,7 +114,7 @@ def test_definitions_load(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     assert defs.resolve_job_def("ingest") is not None
     assert sorted(s.name for s in defs.schedules or []) == ["daily_retention", "nightly_ingest"]
     monkeypatch.setenv("GROUNDWORK_CONFIG", str(run.config_path))
-    from pipelines.definitions import defs as code_location
+    from orchestration.definitions import defs as code_location
 
     dg.Definitions.validate_loadable(code_location())
 

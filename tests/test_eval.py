@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from groundwork.errors import GroundworkError
-from groundwork.evaluate import (
+from cli.evaluate import (
     expected_calibration_error,
     hold_out,
     load_dataset,
@@ -18,6 +17,7 @@ from groundwork.evaluate import (
     reciprocal_rank,
     run_eval,
 )
+from groundwork.errors import GroundworkError
 
 
 def test_metrics_match_hand_computed_values() -> None:

@@ -19,13 +19,13 @@ import pytest
 import yaml
 from pgvector.psycopg import register_vector
 
-from groundwork.config import GroundworkConfig, load_config
 from groundwork.errors import IndexError_
-from groundwork.services import Services
+from groundwork.settings import GroundworkConfig, load_config
 from indexes.embedded import EmbeddedServer
 from indexes.regions import embedded_data_dir
 from indexes.store import RegionIndex
-from pipelines.stages import run_all
+from orchestration.local import run_all
+from orchestration.services import Services
 from tests.conftest import copy_demo
 
 
@@ -121,7 +121,7 @@ def test_database_outage_fails_the_run_cleanly_and_the_next_run_completes(
 def _ingest_process(config_path: Path, home: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     return subprocess.Popen(
-        [sys.executable, "-m", "groundwork.cli", "ingest", "--config", str(config_path)],
+        [sys.executable, "-m", "cli.main", "ingest", "--config", str(config_path)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors import REGISTRY, FilesystemConnector, build_connector, register
-from groundwork.errors import ConfigError, ConnectorError
+from connectors.filesystem import FilesystemConnector
+from groundwork.errors import ConnectorError
 
 
 @pytest.fixture
@@ -67,13 +67,26 @@ def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
         list(FilesystemConnector("s", tmp_path / "nope").list())
 
 
-def test_registry_refuses_duplicates_and_unknown_names() -> None:
-    assert "filesystem" in REGISTRY
-    with pytest.raises(ValueError, match="already registered"):
-        register("filesystem", lambda s: FilesystemConnector("x", Path()))
+def test_listing_reads_only_new_or_touched_files(tree: Path) -> None:
+    conn = FilesystemConnector("s", tree)
+    first = {r.source_id: r for r in conn.list()}
+    assert conn.hashed == 4
+    known = {i: (r.fingerprint, r.version) for i, r in first.items()}
+    # Unchanged size and mtime: the recorded version is kept without reading the file.
+    again = {r.source_id: r.version for r in conn.list(known)}
+    assert conn.hashed == 0
+    assert again == {i: r.version for i, r in first.items()}
+    # Touched without a content change: hashed again, and the content hash still says unchanged.
+    os.utime(tree / "top.txt", (1, 1))
+    (tree / "a" / "mid.md").write_text("# changed")
+    after = {r.source_id: r.version for r in conn.list(known)}
+    assert conn.hashed == 2
+    assert after["top.txt"] == first["top.txt"].version
+    assert after["a/mid.md"] != first["a/mid.md"].version
 
-    class Fake:
-        connector = "carrier-pigeon"
 
-    with pytest.raises(ConfigError, match="carrier-pigeon"):
-        build_connector(Fake())
+def test_a_recorded_version_is_trusted_only_with_the_same_fingerprint(tree: Path) -> None:
+    conn = FilesystemConnector("s", tree)
+    ref = next(r for r in conn.list() if r.source_id == "top.txt")
+    stale = {"top.txt": ("0:0", "sha256:recorded-elsewhere")}
+    assert next(r for r in conn.list(stale) if r.source_id == "top.txt").version == ref.version

@@ -18,21 +18,20 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.base import DocumentRef
-from groundwork.config import GroundworkConfig, load_config
-from groundwork.services import Services
-from indexes.api import create_app
-from indexes.search import Retriever
-from pipelines.ids import chunk_id, document_id
-from pipelines.records import (
+from groundwork.ids import chunk_id, document_id
+from groundwork.records import (
     Chunk,
     ChunkedDocument,
+    DocumentRef,
     DocumentTask,
     EmbeddedDocument,
     Governance,
     RedactedDocument,
 )
-from tests.conftest import new_database, write_config
+from groundwork.settings import GroundworkConfig, load_config
+from orchestration.services import Services
+from serving.api import create_app
+from tests.conftest import make_reader, new_database, write_config
 
 REGIONS = ["uk", "eu", "us"]
 GROUPS = ["a", "b", "c", "d"]
@@ -62,7 +61,8 @@ def world(
         write_config(folder / "g.yaml", {"sources": sources, "database": {"url": new_database(pg_server)}})
     )
     writer = Services(config, redactor=redactor, embedder=embedder)
-    reader = Services(config, role="reader", redactor=redactor, embedder=embedder)
+    writer.migrate()
+    reader = make_reader(config, redactor, embedder)
     yield writer, reader
     reader.close()
     writer.close()
@@ -133,7 +133,7 @@ def test_no_result_outside_access_and_regions(
         }
     )
     config = config.model_copy(update={"api": config.api.model_copy(update={"rate_limit_burst": 10_000})})
-    client = TestClient(create_app(config, Retriever(reader)))
+    client = TestClient(create_app(config, reader))
     for i, p in enumerate(config.principals):
         held = set(p.grants())
         allowed = {

@@ -5,19 +5,18 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from groundwork.services import Services
-from indexes.api import create_app
 from indexes.search import Retriever
+from serving.api import create_app
 from tests.conftest import ALICE_KEY, BOB_KEY
 
 
 @pytest.fixture(scope="module")
-def client(demo_reader: Services) -> TestClient:
+def client(demo_reader: Retriever) -> TestClient:
     # This module checks behaviour, not the rate limit (tests/indexes/test_api_security.py does).
     config = demo_reader.config.model_copy(
         update={"api": demo_reader.config.api.model_copy(update={"rate_limit_burst": 10_000})}
     )
-    app = create_app(config, Retriever(demo_reader))
+    app = create_app(config, demo_reader)
     return TestClient(app, raise_server_exceptions=False)
 
 

@@ -14,10 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 
-from groundwork.config import load_config
-from groundwork.services import Services
-from indexes.api import create_app
+from groundwork.settings import load_config
 from indexes.search import Retriever
+from serving.api import create_app
 from tests.conftest import ALICE_KEY, BOB_KEY
 
 SECRET = "s" * 40
@@ -43,14 +42,14 @@ OTHER_PRIVATE, _ = _keypair()
 
 
 @pytest.fixture(scope="module")
-def config_path(demo_reader: Services, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def config_path(demo_reader: Retriever, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("apisec")
     (folder / "idp.pem").write_text(PUBLIC)
     data = yaml.safe_load(
-        (Path(demo_reader.config.sources[0].path).parents[1] / "groundwork.yaml").read_text()
+        (Path(demo_reader.config.sources[0].settings.path).parents[1] / "groundwork.yaml").read_text()
     )
     data["sources"] = [
-        {**s, "path": str(src.path)}
+        {**s, "path": str(src.settings.path)}
         for s, src in zip(data["sources"], demo_reader.config.sources, strict=True)
     ]
     data["auth"] = {
@@ -69,8 +68,8 @@ def config_path(demo_reader: Services, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="module")
-def client(demo_reader: Services, config_path: Path) -> TestClient:
-    app = create_app(load_config(config_path), Retriever(demo_reader), config_path=config_path)
+def client(demo_reader: Retriever, config_path: Path) -> TestClient:
+    app = create_app(load_config(config_path), demo_reader, config_path=config_path)
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -136,7 +135,7 @@ def test_forged_expired_or_malformed_tokens_get_401(
 
 
 def test_public_key_used_as_hmac_secret_is_refused(
-    demo_reader: Services, config_path: Path, tmp_path: Path
+    demo_reader: Retriever, config_path: Path, tmp_path: Path
 ) -> None:
     # The classic algorithm-confusion forgery: sign HS256 with the RS256 public key.
     data = yaml.safe_load(config_path.read_text())
@@ -144,7 +143,7 @@ def test_public_key_used_as_hmac_secret_is_refused(
     data["auth"]["jwt"]["public_key_file"] = str(config_path.parent / "idp.pem")
     path = tmp_path / "rs-only.yaml"
     path.write_text(yaml.safe_dump(data))
-    app = create_app(load_config(path), Retriever(demo_reader))
+    app = create_app(load_config(path), demo_reader)
     forged = jwt.encode(
         {
             "sub": "dana",
@@ -216,7 +215,7 @@ def test_size_and_content_type_limits(client: TestClient) -> None:
     )
 
 
-def test_rate_limit_answers_429_per_principal(demo_reader: Services) -> None:
+def test_rate_limit_answers_429_per_principal(demo_reader: Retriever) -> None:
     config = demo_reader.config.model_copy(
         update={
             "api": demo_reader.config.api.model_copy(
@@ -224,7 +223,7 @@ def test_rate_limit_answers_429_per_principal(demo_reader: Services) -> None:
             )
         }
     )
-    c = TestClient(create_app(config, Retriever(demo_reader)))
+    c = TestClient(create_app(config, demo_reader))
     codes = [post(c, BOB_KEY).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     limited = post(c, BOB_KEY)
@@ -233,13 +232,13 @@ def test_rate_limit_answers_429_per_principal(demo_reader: Services) -> None:
 
 
 def test_principals_and_keys_reload_without_restart(
-    demo_reader: Services, config_path: Path, tmp_path: Path
+    demo_reader: Retriever, config_path: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "live.yaml"
     data = yaml.safe_load(config_path.read_text())
     data["auth"]["jwt"]["public_key_file"] = str(config_path.parent / "idp.pem")
     path.write_text(yaml.safe_dump(data))
-    c = TestClient(create_app(load_config(path), Retriever(demo_reader), config_path=path))
+    c = TestClient(create_app(load_config(path), demo_reader, config_path=path))
     new_key = "rotated-key-for-erin"
     assert post(c, new_key).status_code == 401
     data = yaml.safe_load(path.read_text())
@@ -263,11 +262,11 @@ def test_principals_and_keys_reload_without_restart(
     assert post(c, new_key).status_code == 200
 
 
-def test_jwt_search_is_audited_as_jwt(client: TestClient, demo_reader: Services) -> None:
+def test_jwt_search_is_audited_as_jwt(client: TestClient, demo_reader: Retriever) -> None:
     import psycopg
 
     assert post(client, token(sub="auditee")).status_code == 200
-    uk = demo_reader.targets["uk"]
+    uk = demo_reader.catalog.targets["uk"]
     with psycopg.connect(uk.dsn) as conn:
         row = conn.execute(
             f"SELECT principal, auth_method FROM {uk.schema}.retrieval_audit ORDER BY audit_id DESC LIMIT 1"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from groundwork.config import PrincipalConfig, RetrievalConfig
-from groundwork.services import Services
+from groundwork.settings import PrincipalConfig, RetrievalConfig
 from indexes.confidence import Decision, Reason, decide, redacted_share
 from indexes.search import Retriever
+from tests.conftest import make_reader
 
 
 def test_mostly_redacted_evidence_hands_off() -> None:
@@ -31,8 +31,8 @@ def _principal(name: str, threshold: float | None) -> PrincipalConfig:
     )
 
 
-def test_threshold_per_principal(demo_reader: Services) -> None:
-    retriever = Retriever(demo_reader)
+def test_threshold_per_principal(demo_reader: Retriever) -> None:
+    retriever = demo_reader
     default = retriever.search(_principal("default", None), "Can I work from home?", 3)
     assert default.decision is Decision.ANSWER
     strict = retriever.search(_principal("strict", 0.95), "Can I work from home?", 3)
@@ -42,7 +42,7 @@ def test_threshold_per_principal(demo_reader: Services) -> None:
     assert lenient.decision is Decision.ANSWER
 
 
-def test_threshold_per_source(demo_reader: Services, redactor, embedder) -> None:
+def test_threshold_per_source(demo_reader: Retriever, redactor, embedder) -> None:
     config = demo_reader.config.model_copy(
         update={
             "sources": [
@@ -51,14 +51,14 @@ def test_threshold_per_source(demo_reader: Services, redactor, embedder) -> None
             ]
         }
     )
-    with Services(config, role="reader", redactor=redactor, embedder=embedder) as reader:
-        out = Retriever(reader).search(_principal("bob2", None), "Can I work from home?", 3)
+    with make_reader(config, redactor, embedder) as reader:
+        out = reader.search(_principal("bob2", None), "Can I work from home?", 3)
     assert out.results[0].source == "handbook"
     assert out.decision is Decision.HANDOFF
 
 
-def test_context_budget_trims_results_and_counts_tokens(demo_reader: Services, redactor, embedder) -> None:
-    full = Retriever(demo_reader).search(demo_reader.config.principal("alice"), "leave and expenses", 10)
+def test_context_budget_trims_results_and_counts_tokens(demo_reader: Retriever, redactor, embedder) -> None:
+    full = demo_reader.search(demo_reader.config.principal("alice"), "leave and expenses", 10)
     assert full.results
     assert all(h.tokens > 0 for h in full.results)
     assert full.context_tokens == sum(h.tokens for h in full.results)
@@ -66,7 +66,7 @@ def test_context_budget_trims_results_and_counts_tokens(demo_reader: Services, r
     config = demo_reader.config.model_copy(
         update={"retrieval": demo_reader.config.retrieval.model_copy(update={"max_context_tokens": budget})}
     )
-    with Services(config, role="reader", redactor=redactor, embedder=embedder) as reader:
-        trimmed = Retriever(reader).search(config.principal("alice"), "leave and expenses", 10)
+    with make_reader(config, redactor, embedder) as reader:
+        trimmed = reader.search(config.principal("alice"), "leave and expenses", 10)
     assert len(trimmed.results) == 2
     assert trimmed.context_tokens <= budget

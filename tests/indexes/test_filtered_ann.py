@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from groundwork.config import GroundworkConfig, load_config
-from groundwork.services import Services
+from groundwork.settings import GroundworkConfig, load_config
 from indexes.search import Retriever, set_caller
-from tests.conftest import write_config
+from orchestration.services import Services
+from tests.conftest import make_reader, write_config
 
 N_CHUNKS = 20_000
 N_DOCS = 200
@@ -50,7 +50,7 @@ def skewed(tmp_path_factory: pytest.TempPathFactory, pg_server, redactor, embedd
         )
     )
     writer = Services(config, redactor=redactor, embedder=embedder)
-    writer.migrate("uk")
+    writer.catalog.migrate("uk")
     target = writer.targets["uk"]
     rng = np.random.default_rng(42)
     centers = rng.normal(size=(50, DIM)).astype(np.float32)
@@ -101,14 +101,14 @@ def skewed(tmp_path_factory: pytest.TempPathFactory, pg_server, redactor, embedd
         conn.execute(f"ANALYZE {s}.chunks")
         conn.commit()
     writer.close()
-    reader = Services(config, role="reader", redactor=redactor, embedder=embedder)
+    reader = make_reader(config, redactor, embedder)
     reader.queries = centers[:10] / np.linalg.norm(centers[:10], axis=1, keepdims=True)  # type: ignore[attr-defined]
     yield reader
     reader.close()
 
 
-def _exact(services: Services, query: np.ndarray) -> list[str]:
-    target = services.targets["uk"]
+def _exact(services: Retriever, query: np.ndarray) -> list[str]:
+    target = services.catalog.targets["uk"]
     with psycopg.connect(target.dsn) as conn:
         register_vector(conn)
         conn.execute("SET enable_indexscan = off")
@@ -120,8 +120,8 @@ def _exact(services: Services, query: np.ndarray) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_selective_filter_still_returns_k_permitted_results(skewed: Services) -> None:
-    retriever = Retriever(skewed)
+def test_selective_filter_still_returns_k_permitted_results(skewed: Retriever) -> None:
+    retriever = skewed
     grants = ["group:rare"]
     recalls = []
     for query in skewed.queries:  # type: ignore[attr-defined]
@@ -130,7 +130,7 @@ def test_selective_filter_still_returns_k_permitted_results(skewed: Services) ->
         assert all(h.residency == "uk" for h in hits)
         exact = _exact(skewed, query)
         recalls.append(len({h.chunk_id for h in hits} & set(exact)) / K)
-        target = skewed.targets["uk"]
+        target = skewed.catalog.targets["uk"]
         with psycopg.connect(target.dsn) as conn:
             ids = [h.chunk_id for h in hits]
             rows = conn.execute(
@@ -140,9 +140,9 @@ def test_selective_filter_still_returns_k_permitted_results(skewed: Services) ->
     assert np.mean(recalls) >= 0.9, recalls
 
 
-def _forced_hnsw(services: Services, query: np.ndarray, iterative: str) -> list[str]:
+def _forced_hnsw(services: Retriever, query: np.ndarray, iterative: str) -> list[str]:
     """The retriever's query as the reader role, with the planner made to use the HNSW index."""
-    target = services.targets["uk"]
+    target = services.catalog.targets["uk"]
     with psycopg.connect(target.reader_dsn) as conn, conn.transaction():
         register_vector(conn)
         set_caller(conn, ["group:rare"], ["uk"])
@@ -165,7 +165,7 @@ def _forced_hnsw(services: Services, query: np.ndarray, iterative: str) -> list[
     return [r[0] for r in rows]
 
 
-def test_hnsw_with_iterative_scans_returns_k_under_the_filter(skewed: Services) -> None:
+def test_hnsw_with_iterative_scans_returns_k_under_the_filter(skewed: Retriever) -> None:
     recalls = []
     for query in skewed.queries:  # type: ignore[attr-defined]
         ids = _forced_hnsw(skewed, query, "relaxed_order")
@@ -174,7 +174,7 @@ def test_hnsw_with_iterative_scans_returns_k_under_the_filter(skewed: Services) 
     assert np.mean(recalls) >= 0.9, recalls
 
 
-def test_without_iterative_scans_the_filter_starves_the_index(skewed: Services) -> None:
+def test_without_iterative_scans_the_filter_starves_the_index(skewed: Retriever) -> None:
     # The control: plain HNSW with the same filter returns far fewer than k rows, which is the bug
     # the iterative scan prevents. If this ever returns k, the test above proves nothing.
     short = [len(_forced_hnsw(skewed, q, "off")) for q in skewed.queries]  # type: ignore[attr-defined]

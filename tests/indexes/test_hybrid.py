@@ -8,24 +8,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from groundwork.config import RetrievalConfig
-from groundwork.services import Services
-from indexes.api import create_app
-from indexes.search import Retriever, SearchFilters
-from tests.conftest import ALICE_KEY, BOB_KEY
+from groundwork.settings import RetrievalConfig
+from indexes.results import SearchFilters
+from indexes.search import Retriever
+from orchestration.services import Services
+from serving.api import create_app
+from tests.conftest import ALICE_KEY, BOB_KEY, make_reader
 
 
 @pytest.fixture(scope="module")
 def hybrid_reader(ingested_demo: Services, redactor, embedder) -> Iterator[Services]:
     config = ingested_demo.config.model_copy(update={"retrieval": RetrievalConfig(mode="hybrid")})
-    services = Services(config, role="reader", redactor=redactor, embedder=embedder)
+    services = make_reader(config, redactor, embedder)
     yield services
     services.close()
 
 
-def test_hybrid_fuses_lexical_and_dense_candidates(hybrid_reader: Services) -> None:
+def test_hybrid_fuses_lexical_and_dense_candidates(hybrid_reader: Retriever) -> None:
     alice = hybrid_reader.config.principal("alice")
-    out = Retriever(hybrid_reader).search(alice, "ACAS code of practice appeal", 5)
+    out = hybrid_reader.search(alice, "ACAS code of practice appeal", 5)
     top = out.results[0]
     assert top.source_uri.endswith("grievance-0142.eml")
     assert top.lexical_score is not None and top.lexical_score > 0
@@ -34,22 +35,22 @@ def test_hybrid_fuses_lexical_and_dense_candidates(hybrid_reader: Services) -> N
     assert fused == sorted(fused, reverse=True)
 
 
-def test_hybrid_never_crosses_access_or_regions(hybrid_reader: Services) -> None:
+def test_hybrid_never_crosses_access_or_regions(hybrid_reader: Retriever) -> None:
     bob = hybrid_reader.config.principal("bob")
     for query in ["ACAS grievance", "salary bands L4", "pension contributions NHS"]:
-        out = Retriever(hybrid_reader).search(bob, query, 10)
+        out = hybrid_reader.search(bob, query, 10)
         assert all(h.residency == "eu" and h.source == "handbook" for h in out.results)
 
 
-def test_lexical_query_syntax_is_inert(hybrid_reader: Services) -> None:
+def test_lexical_query_syntax_is_inert(hybrid_reader: Retriever) -> None:
     alice = hybrid_reader.config.principal("alice")
     for query in ["' OR 1=1 --", "-salary", '"unterminated', "a & b | !c", "<PERSON>"]:
-        Retriever(hybrid_reader).search(alice, query, 3)  # no error
+        hybrid_reader.search(alice, query, 3)  # no error
 
 
-def test_filters_narrow_results(demo_reader: Services) -> None:
+def test_filters_narrow_results(demo_reader: Retriever) -> None:
     alice = demo_reader.config.principal("alice")
-    retriever = Retriever(demo_reader)
+    retriever = demo_reader
     only_pdf = retriever.search(
         alice, "policy", 10, filters=SearchFilters(content_types=("application/pdf",))
     )
@@ -64,8 +65,8 @@ def test_filters_narrow_results(demo_reader: Services) -> None:
     assert future.reasons[0].value == "no_authorized_results"
 
 
-def test_filters_through_the_api(demo_reader: Services) -> None:
-    client = TestClient(create_app(demo_reader.config, Retriever(demo_reader)))
+def test_filters_through_the_api(demo_reader: Retriever) -> None:
+    client = TestClient(create_app(demo_reader.config, demo_reader))
     auth = {"Authorization": f"Bearer {BOB_KEY}"}
     r = client.post(
         "/v1/search", json={"query": "leave", "k": 5, "filters": {"sources": ["hr"]}}, headers=auth

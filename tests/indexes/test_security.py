@@ -6,17 +6,19 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from groundwork.config import PrincipalConfig
-from groundwork.services import Services
+from groundwork.settings import PrincipalConfig
 from indexes.search import Retriever, set_caller
+from orchestration.services import Services
+from pipelines.embedding import Embedder
+from tests.conftest import make_reader
 
 
-def reader_conn(services: Services, region: str) -> psycopg.Connection:
-    return psycopg.connect(services.targets[region].reader_dsn)
+def reader_conn(retriever: Retriever, region: str) -> psycopg.Connection:
+    return psycopg.connect(retriever.catalog.targets[region].reader_dsn)
 
 
-def test_bare_select_as_reader_sees_only_the_callers_rows(demo_reader: Services) -> None:
-    schema = demo_reader.targets["uk"].schema
+def test_bare_select_as_reader_sees_only_the_callers_rows(demo_reader: Retriever) -> None:
+    schema = demo_reader.catalog.targets["uk"].schema
     with reader_conn(demo_reader, "uk") as conn:
         # Nothing set: fail closed.
         assert conn.execute(f"SELECT count(*) FROM {schema}.chunks").fetchone() == (0,)
@@ -35,15 +37,14 @@ def test_bare_select_as_reader_sees_only_the_callers_rows(demo_reader: Services)
         assert conn.execute(f"SELECT count(*) FROM {schema}.chunks").fetchone() == (0,)
 
 
-def demo_reader_total(services: Services, region: str) -> int:
-    with psycopg.connect(services.targets[region].dsn) as conn:  # the owner is not subject to RLS
-        return int(
-            conn.execute(f"SELECT count(*) FROM {services.targets[region].schema}.chunks").fetchone()[0]
-        )
+def demo_reader_total(retriever: Retriever, region: str) -> int:
+    target = retriever.catalog.targets[region]
+    with psycopg.connect(target.owner_dsn) as conn:  # the owner is not subject to RLS
+        return int(conn.execute(f"SELECT count(*) FROM {target.schema}.chunks").fetchone()[0])
 
 
-def test_reader_role_cannot_bypass_own_or_write(demo_reader: Services) -> None:
-    target = demo_reader.targets["uk"]
+def test_reader_role_cannot_bypass_own_or_write(demo_reader: Retriever) -> None:
+    target = demo_reader.catalog.targets["uk"]
     with reader_conn(demo_reader, "uk") as conn:
         row = conn.execute(
             "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
@@ -71,26 +72,28 @@ def test_writer_cannot_store_another_regions_rows(ingested_demo: Services) -> No
 
 
 def test_uk_only_caller_never_connects_to_eu(ingested_demo: Services, redactor, embedder) -> None:
-    services = Services(ingested_demo.config, role="reader", redactor=redactor, embedder=embedder)
+    services = make_reader(ingested_demo.config, redactor, embedder)
     try:
         carol = PrincipalConfig(name="carol", api_key_sha256="c" * 64, groups=["hr", "staff"], regions=["uk"])
-        out = Retriever(services).search(carol, "annual leave and salary bands", 10)
+        out = services.search(carol, "annual leave and salary bands", 10)
         assert out.regions_searched == ["uk"]
         assert {h.residency for h in out.results} == {"uk"}
-        assert dict(services.pools.opened) == {"uk": 1}
+        assert dict(services.catalog.pools.opened) == {"uk": 1}
     finally:
         services.close()
 
 
-def test_retriever_refuses_a_writer_connection(ingested_demo: Services) -> None:
+def test_retriever_refuses_a_writer_connection(ingested_demo: Services, embedder: Embedder) -> None:
     with pytest.raises(ValueError, match="reader role"):
-        Retriever(ingested_demo)
+        Retriever(
+            ingested_demo.catalog, encoder=embedder, encoder_for=lambda m, d: embedder, redact_query=str
+        )
 
 
-def test_search_is_audited_with_the_query_redacted(demo_reader: Services) -> None:
+def test_search_is_audited_with_the_query_redacted(demo_reader: Retriever) -> None:
     query = "What is the salary of Priya Raman, priya.raman@example.co.uk, 07700 900123?"
-    out = Retriever(demo_reader).search(demo_reader.config.principal("alice"), query, 3)
-    uk = demo_reader.targets["uk"]
+    out = demo_reader.search(demo_reader.config.principal("alice"), query, 3)
+    uk = demo_reader.catalog.targets["uk"]
     with psycopg.connect(uk.dsn) as conn:
         row = conn.execute(
             f"SELECT principal, query_redacted, chunk_ids::text[], decision, regions FROM {uk.schema}.retrieval_audit"
@@ -105,15 +108,20 @@ def test_search_is_audited_with_the_query_redacted(demo_reader: Services) -> Non
     assert regions == ["eu", "uk"]
 
 
-def test_audit_is_append_only_even_for_the_owner(demo_reader: Services) -> None:
-    Retriever(demo_reader).search(demo_reader.config.principal("bob"), "annual leave", 1)
-    eu = demo_reader.targets["eu"]
-    with psycopg.connect(eu.dsn) as conn:
+def test_audit_is_append_only_even_for_the_owner(demo_reader: Retriever) -> None:
+    demo_reader.search(demo_reader.config.principal("bob"), "annual leave", 1)
+    eu = demo_reader.catalog.targets["eu"]
+    with psycopg.connect(eu.owner_dsn) as conn:
+        before = conn.execute(f"SELECT count(*) FROM {eu.schema}.retrieval_audit").fetchone()
+        assert before is not None and before[0] > 0
         for statement in (
             f"UPDATE {eu.schema}.retrieval_audit SET principal = 'mallory'",
             f"DELETE FROM {eu.schema}.retrieval_audit",
+            f"TRUNCATE {eu.schema}.retrieval_audit",
+            f"TRUNCATE {eu.schema}.erasures",
         ):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"), conn.transaction():
                 conn.execute(statement)
+        assert conn.execute(f"SELECT count(*) FROM {eu.schema}.retrieval_audit").fetchone() == before
     with reader_conn(demo_reader, "eu") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute(f"SELECT * FROM {eu.schema}.retrieval_audit")

@@ -7,11 +7,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from groundwork.config import RetrievalConfig
-from groundwork.services import Services
+from groundwork.settings import RetrievalConfig
 from indexes.confidence import Decision, Reason, confidence, decide
 from indexes.search import Retriever
-from pipelines.stages import run_all
+from orchestration.local import run_all
+from orchestration.services import Services
 
 
 @pytest.fixture
@@ -35,15 +35,15 @@ def test_documents_land_only_in_their_region(ingested_demo: Services) -> None:
 
 
 def test_failures_are_recorded_with_reasons(ingested_demo: Services) -> None:
-    failures = {f["source_id"]: f for f in ingested_demo.index("uk").failures()}
+    failures = {f["source_id"]: f for f in ingested_demo.index("uk").failures.all()}
     assert set(failures) == {"broken/corrupt-scan.pdf", "broken/payroll-export.bin"}
     assert failures["broken/payroll-export.bin"]["reason"] == "unsupported_type"
     assert failures["broken/corrupt-scan.pdf"]["reason"] in {"no_text", "parse_error"}
-    assert ingested_demo.index("eu").failures() == []
+    assert ingested_demo.index("eu").failures.all() == []
 
 
-def test_same_query_differs_by_principal(demo_reader: Services) -> None:
-    retriever = Retriever(demo_reader)
+def test_same_query_differs_by_principal(demo_reader: Retriever) -> None:
+    retriever = demo_reader
     config = demo_reader.config
     query = "What are the salary bands for a senior engineer?"
     alice = retriever.search(config.principal("alice"), query, 5)
@@ -57,25 +57,25 @@ def test_same_query_differs_by_principal(demo_reader: Services) -> None:
     assert bob.reasons == [Reason.LOW_CONFIDENCE]
 
 
-def test_off_topic_query_hands_off(demo_reader: Services) -> None:
-    out = Retriever(demo_reader).search(demo_reader.config.principal("alice"), "best banana bread recipe", 3)
+def test_off_topic_query_hands_off(demo_reader: Retriever) -> None:
+    out = demo_reader.search(demo_reader.config.principal("alice"), "best banana bread recipe", 3)
     assert out.decision is Decision.HANDOFF
     assert Reason.LOW_CONFIDENCE in out.reasons
 
 
-def test_region_without_grant_is_never_searched(demo_reader: Services) -> None:
-    retriever = Retriever(demo_reader)
+def test_region_without_grant_is_never_searched(demo_reader: Retriever) -> None:
+    retriever = demo_reader
     bob = demo_reader.config.principal("bob")
     for query in ["salary bands", "grievance hearing", "pension contributions", "sickness absence fit note"]:
         out = retriever.search(bob, query, 10)
         assert all(h.residency == "eu" and h.source == "handbook" for h in out.results)
 
 
-def test_no_authorized_results_hands_off(demo_reader: Services) -> None:
-    from groundwork.config import PrincipalConfig
+def test_no_authorized_results_hands_off(demo_reader: Retriever) -> None:
+    from groundwork.settings import PrincipalConfig
 
     nobody = PrincipalConfig(name="carol", api_key_sha256="c" * 64, groups=["finance"], regions=["uk", "eu"])
-    out = Retriever(demo_reader).search(nobody, "annual leave", 5)
+    out = demo_reader.search(nobody, "annual leave", 5)
     assert out.results == []
     assert out.decision is Decision.HANDOFF
     assert out.reasons == [Reason.NO_AUTHORIZED_RESULTS]
@@ -125,7 +125,7 @@ def test_fixed_file_is_retried_and_indexed(ingested: Services, demo_copy: Path) 
     plan, _ = run_all(ingested)
     assert [t.ref.source_id for t in plan.tasks] == ["broken/corrupt-scan.pdf"]
     uk = ingested.index("uk")
-    assert {f["source_id"] for f in uk.failures()} == {"broken/payroll-export.bin"}
+    assert {f["source_id"] for f in uk.failures.all()} == {"broken/payroll-export.bin"}
     assert uk.counts().documents == 6
 
 

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from connectors.base import DocumentRef
-from groundwork.config import ChunkingConfig
+from groundwork.ids import chunk_id, document_id
+from groundwork.records import DocumentRef, ParsedElement, RedactedDocument
+from groundwork.settings import ChunkingConfig
 from pipelines.chunking import chunk_document
-from pipelines.ids import chunk_id, document_id
 from pipelines.policy import make_task
-from pipelines.records import ParsedElement, RedactedDocument
 
 
 def _doc(elements: list[ParsedElement]) -> RedactedDocument:
-    from groundwork.config import FilesystemSourceConfig
+    from groundwork.enums import ChangeKind
+    from groundwork.settings import SourceConfig
 
-    src = FilesystemSourceConfig(
-        name="s", connector="filesystem", path="/tmp", residency="uk", access=["group:hr"]
-    )
+    src = SourceConfig(name="s", connector="filesystem", path="/tmp", residency="uk", access=["group:hr"])
     ref = DocumentRef(source="s", source_id="a/b.md", uri="file:///a/b.md", version="v1", size_bytes=1)
-    return RedactedDocument(make_task(src, ref, "new"), elements, "text/markdown", {})
+    return RedactedDocument(make_task(src, ref, ChangeKind.NEW), elements, "text/markdown", {})
 
 
 def test_sections_start_new_chunks_and_size_is_bounded() -> None:

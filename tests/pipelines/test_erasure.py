@@ -10,12 +10,11 @@ import psycopg
 import pytest
 
 from groundwork.errors import GroundworkError
-from groundwork.services import Services
 from indexes.embedded import EmbeddedServer
-from indexes.search import Retriever
-from pipelines.erasure import forget, purge_expired
-from pipelines.stages import run_all
-from tests.conftest import demo_config_on, write_config
+from indexes.erasure import forget, purge_expired
+from orchestration.local import run_all
+from orchestration.services import Services
+from tests.conftest import demo_config_on, make_reader, write_config
 
 MARKER = "Zanzibar-7731 relocation allowance"
 
@@ -52,7 +51,7 @@ def test_forget_leaves_no_trace_of_the_content(
     eu = services.targets["eu"]
     with psycopg.connect(eu.dsn) as conn:
         chunk_file = conn.execute(f"SELECT pg_relation_filepath('{eu.schema}.chunks')").fetchone()[0]
-    report = forget(services, by="dpo@example.test", source_uri=doc.resolve().as_uri())
+    report = forget(services.catalog, by="dpo@example.test", source_uri=doc.resolve().as_uri())
     assert report.total == 1
     [doc_id] = report.erased["eu"]
     assert MARKER not in _tables_text(services)
@@ -69,9 +68,9 @@ def test_forget_leaves_no_trace_of_the_content(
     plan, _ = run_all(services)
     assert plan.counts["handbook"]["forgotten"] == 1
     assert MARKER not in _tables_text(services)
-    reader = Services(services.config, role="reader", redactor=redactor, embedder=embedder)
+    reader = make_reader(services.config, redactor, embedder)
     try:
-        out = Retriever(reader).search(services.config.principal("bob"), "relocation allowance Lisbon", 5)
+        out = reader.search(services.config.principal("bob"), "relocation allowance Lisbon", 5)
         assert all(h.document_id != doc_id for h in out.results)
     finally:
         reader.close()
@@ -84,7 +83,7 @@ def test_forget_leaves_no_trace_of_the_content(
 def test_forget_of_an_unknown_document_is_an_error(with_marker) -> None:
     services, _ = with_marker
     with pytest.raises(GroundworkError, match="no stored document"):
-        forget(services, by="x", document_id="00000000-0000-0000-0000-000000000000")
+        forget(services.catalog, by="x", document_id="00000000-0000-0000-0000-000000000000")
 
 
 def test_retention_skips_and_purges_expired_documents(
@@ -107,7 +106,7 @@ def test_retention_skips_and_purges_expired_documents(
         ],
         "database": {"url": database_url},
     }
-    from groundwork.config import load_config
+    from groundwork.settings import load_config
 
     config = load_config(write_config(tmp_path / "g.yaml", data))
     ancient = time.time() - 90 * 86400
@@ -122,7 +121,7 @@ def test_retention_skips_and_purges_expired_documents(
         os.utime(share / "new.txt", (ancient, ancient))
         with uk.pool.connection() as conn:
             conn.execute(f"UPDATE {uk.schema}.documents SET modified_at = now() - interval '60 days'")
-        report = purge_expired(services)
+        report = purge_expired(services.catalog)
         assert report.total == 1
         assert uk.counts().documents == 0
         with uk.pool.connection() as conn:

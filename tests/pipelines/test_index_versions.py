@@ -9,14 +9,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from groundwork.config import GroundworkConfig, PrincipalConfig, load_config
-from groundwork.services import Services
-from indexes.schema import build_schema_name, version_lock_key
-from indexes.search import Retriever
-from pipelines.embedding import DEFAULT_MODEL_NAME, Embedder, default_model_path
+from groundwork.settings import DEFAULT_MODEL_NAME, GroundworkConfig, PrincipalConfig, load_config
+from indexes.schema import build_schema_name, version_lock_key, version_settings
+from orchestration.local import run_all
+from orchestration.services import Services
+from pipelines.embedding import Embedder, default_model_path
 from pipelines.redact import Redactor
-from pipelines.stages import run_all
-from tests.conftest import write_config
+from tests.conftest import make_reader, write_config
 from tests.pipelines.test_policy import CountingEmbedder
 
 FILES = {
@@ -111,9 +110,11 @@ def versions(tmp_path: Path, database_url: str, redactor: Redactor, embedder: Em
     return v
 
 
-def search(config: GroundworkConfig, embedder: Embedder, query: str) -> list[tuple[str, float]]:
-    with Services(config, role="reader", embedder=embedder) as reader:
-        hits = Retriever(reader).search(STAFF, query, 3).results
+def search(
+    config: GroundworkConfig, versions: Versions, embedder: Embedder, query: str
+) -> list[tuple[str, float]]:
+    with make_reader(config, versions.redactor, embedder) as reader:
+        hits = reader.search(STAFF, query, 3).results
     return [(h.source_uri.rsplit("/", 1)[-1], h.score) for h in hits]
 
 
@@ -122,7 +123,7 @@ def test_chunking_change_rebuilds_every_document_and_switches(versions: Versions
     services, embedded = versions.run(config, embedder)
     try:
         assert embedded == 3  # every document again, under the new chunking
-        assert versions.meta(services)["chunking"] == services.index_settings()["chunking"]
+        assert versions.meta(services)["chunking"] == version_settings(config)["chunking"]
         assert services.index("uk").build_schema is None
         assert set(versions.live_docs(services)) == set(FILES)
         # The old version was dropped: no build or old schema is left behind.
@@ -135,7 +136,7 @@ def test_chunking_change_rebuilds_every_document_and_switches(versions: Versions
 
 def test_an_incomplete_build_leaves_the_live_version_serving(versions: Versions, embedder: Embedder) -> None:
     old = versions.config()
-    before = search(old, embedder, "travel expenses")
+    before = search(old, versions, embedder, "travel expenses")
     new = versions.config(model_path=versions.other_model)
     services, embedded = versions.run(new, FailingOn(embedder, versions.other_model, poison="charlie"))
     try:
@@ -145,14 +146,14 @@ def test_an_incomplete_build_leaves_the_live_version_serving(versions: Versions,
         assert uk.build_missing() == 1
         meta = versions.meta(services)
         assert meta["model"] == DEFAULT_MODEL_NAME
-        assert meta["build.model"] == str(versions.other_model)
+        assert meta["build.model"] == new.embedding.model_name
         # Search, configured for the new model, still reads the live version with its own model.
-        assert search(new, embedder, "travel expenses") == before
-        with Services(new, role="reader", embedder=embedder) as reader:
-            assert Retriever(reader).live_model("uk") == (DEFAULT_MODEL_NAME, 384)
+        assert search(new, versions, embedder, "travel expenses") == before
+        with make_reader(new, versions.redactor, embedder) as reader:
+            assert reader.live_model("uk") == (DEFAULT_MODEL_NAME, 384)
         # The reader role cannot read the version being built.
-        with Services(new, role="reader", embedder=embedder) as reader:
-            pool = reader.index("uk").pool
+        with make_reader(new, versions.redactor, embedder) as reader:
+            pool = reader.catalog.index("uk").pool
             with pool.connection() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT count(*) FROM {uk.build_schema}.chunks")
     finally:
@@ -172,15 +173,15 @@ def test_deletions_and_access_changes_reach_the_live_version_during_a_build(
         assert services.index("uk").build_schema is not None  # c still fails: no switch
         # b left the live version at once; c, only in the live version, has its new access.
         assert versions.live_docs(services) == {"a.txt": ["group:managers"], "c.txt": ["group:managers"]}
-        assert search(new, embedder, "laptops and security") == []  # staff may no longer read it
+        assert search(new, versions, embedder, "laptops and security") == []  # staff may no longer read it
     finally:
         services.close()
 
 
 def test_a_completed_build_switches_and_search_follows(versions: Versions, embedder: Embedder) -> None:
     new = versions.config(model_path=versions.other_model)
-    with Services(new, role="reader", embedder=embedder) as reader:
-        retriever = Retriever(reader)
+    with make_reader(new, versions.redactor, embedder) as reader:
+        retriever = reader
         assert retriever.search(STAFF, "travel expenses", 3).results  # live model read and cached
         first, embedded = versions.run(new, FailingOn(embedder, versions.other_model, poison="charlie"))
         first.close()
@@ -189,12 +190,12 @@ def test_a_completed_build_switches_and_search_follows(versions: Versions, embed
         try:
             assert embedded == 1  # only c: a and b are already in the new version
             assert services.index("uk").build_schema is None
-            assert versions.meta(services)["model"] == str(versions.other_model)
+            assert versions.meta(services)["model"] == new.embedding.model_name
             assert not any(k.startswith("build.") for k in versions.meta(services))
             assert versions.schemas() == {services.index("uk").schema}
             # The retriever made before the switch notices it and embeds with the new live model.
             after = retriever.search(STAFF, "travel expenses", 3).results
-            assert retriever.live_model("uk")[0] == str(versions.other_model)
+            assert retriever.live_model("uk")[0] == new.embedding.model_name
             assert after[0].source_uri.endswith("/b.txt")
         finally:
             services.close()
@@ -221,13 +222,13 @@ def test_the_switch_waits_for_searches_in_flight(versions: Versions, embedder: E
             search_conn.commit()
         worker.join(timeout=60)
         assert done.is_set()
-        assert versions.meta(services)["model"] == str(versions.other_model)
+        assert versions.meta(services)["model"] == new.embedding.model_name
     finally:
         services.close()
 
 
 def test_forget_during_a_build_erases_both_versions(versions: Versions, embedder: Embedder) -> None:
-    from pipelines.erasure import forget
+    from indexes.erasure import forget
 
     new = versions.config(model_path=versions.other_model)
     services, _ = versions.run(new, FailingOn(embedder, versions.other_model, poison="charlie"))
@@ -235,7 +236,9 @@ def test_forget_during_a_build_erases_both_versions(versions: Versions, embedder
         uk = services.index("uk")
         assert uk.build_schema is not None
         report = forget(
-            services, by="steward", source_uri=(versions.folder / "share" / "a.txt").resolve().as_uri()
+            services.catalog,
+            by="steward",
+            source_uri=(versions.folder / "share" / "a.txt").resolve().as_uri(),
         )
         assert report.total == 1
         with psycopg.connect(versions.url) as conn:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import DocumentRef
 from groundwork.errors import DocumentError
+from groundwork.records import DocumentRef
 from pipelines.partition import check_size, partition_document
 from tests.conftest import DEMO
 

@@ -7,20 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import DocumentRef
-from groundwork.config import FilesystemSourceConfig, GroundworkConfig, PrincipalConfig, load_config
-from groundwork.services import Services
-from indexes.search import Retriever
+from groundwork.records import DocumentRef
+from groundwork.settings import GroundworkConfig, PrincipalConfig, SourceConfig, load_config
+from orchestration.local import run_all
+from orchestration.services import Services
 from pipelines.embedding import Embedder
 from pipelines.policy import PolicyError, governance_for, matching_rule
 from pipelines.redact import Redactor
-from pipelines.stages import run_all
-from tests.conftest import write_config
+from tests.conftest import make_reader, write_config
 
 
-def _source(**kw: object) -> FilesystemSourceConfig:
+def _source(**kw: object) -> SourceConfig:
     base: dict[str, object] = {"name": "share", "connector": "filesystem", "path": "/tmp/share"}
-    return FilesystemSourceConfig.model_validate({**base, **kw})
+    return SourceConfig.model_validate({**base, **kw})
 
 
 def _ref(rel: str) -> DocumentRef:
@@ -136,9 +135,9 @@ def _run(config: GroundworkConfig, redactor: Redactor, counting: CountingEmbedde
 
 
 def _visible(config: GroundworkConfig, who: str, redactor: Redactor, embedder: Embedder) -> set[str]:
-    reader = Services(config, role="reader", redactor=redactor, embedder=embedder)
+    reader = make_reader(config, redactor, embedder)
     try:
-        out = Retriever(reader).search(config.principal(who), "grievance holidays forecast", 10)
+        out = reader.search(config.principal(who), "grievance holidays forecast", 10)
         return {h.source_uri.rsplit("/", 1)[-1] for h in out.results}
     finally:
         reader.close()
@@ -170,7 +169,7 @@ def test_document_without_residency_is_stored_nowhere(
     writer = Services(config, redactor=redactor, embedder=embedder)
     try:
         for region in config.regions:
-            assert all(f["source_id"] != "finance/forecast.txt" for f in writer.index(region).failures())
+            assert all(f["source_id"] != "finance/forecast.txt" for f in writer.index(region).failures.all())
             assert writer.index(region).counts().documents == 1
     finally:
         writer.close()
@@ -212,9 +211,9 @@ def test_residency_change_moves_chunks_without_reembedding(
         writer.close()
     assert sum(r.purged for r in reports) == 1
     hana_eu_only = PrincipalConfig(name="hana", api_key_sha256="a" * 64, groups=["hr"], regions=["eu"])
-    reader = Services(config, role="reader", redactor=redactor, embedder=embedder)
+    reader = make_reader(config, redactor, embedder)
     try:
-        out = Retriever(reader).search(hana_eu_only, "grievance procedure", 5)
+        out = reader.search(hana_eu_only, "grievance procedure", 5)
         assert out.results[0].source_uri.endswith("grievances.txt")
         assert out.results[0].residency == "eu"
     finally:

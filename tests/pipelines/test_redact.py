@@ -50,7 +50,7 @@ def test_batch_keeps_order_and_counts_per_text(redactor: Redactor) -> None:
 
 
 def test_table_name_columns_are_redacted_and_rows_keep_headers(redactor: Redactor) -> None:
-    from pipelines.records import ParsedElement
+    from groundwork.records import ParsedElement
 
     table = ParsedElement(
         "Table",
@@ -71,7 +71,7 @@ def test_table_name_columns_are_redacted_and_rows_keep_headers(redactor: Redacto
 
 
 def test_a_name_found_in_one_document_is_redacted_in_all(redactor: Redactor) -> None:
-    from pipelines.records import ParsedElement
+    from groundwork.records import ParsedElement
 
     docs = [
         [ParsedElement("NarrativeText", "The grievance hearing for Priya Raman is on Tuesday.")],

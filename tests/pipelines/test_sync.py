@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from groundwork.config import GroundworkConfig, load_config
-from groundwork.services import Services
+from groundwork.ids import chunk_id, document_id
+from groundwork.settings import GroundworkConfig, load_config
+from orchestration.local import run_all
+from orchestration.services import Services
 from pipelines.embedding import Embedder
-from pipelines.ids import chunk_id, document_id
 from pipelines.redact import Redactor
-from pipelines.stages import run_all
 from tests.conftest import write_config
 from tests.pipelines.test_policy import CountingEmbedder
 
@@ -143,10 +143,10 @@ def test_failure_of_a_deleted_file_is_cleared(sync: Sync) -> None:
     sync.run()
     services = Services(sync.config(), redactor=sync.redactor, embedder=sync.embedder)
     try:
-        assert {f["source_id"] for f in services.index("uk").failures()} == {"broken.pdf"}
+        assert {f["source_id"] for f in services.index("uk").failures.all()} == {"broken.pdf"}
         (sync.root / "broken.pdf").unlink()
         run_all(services)
-        assert services.index("uk").failures() == []
+        assert services.index("uk").failures.all() == []
     finally:
         services.close()
 

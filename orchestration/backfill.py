@@ -18,12 +18,12 @@ from typing import Any
 
 import dagster as dg
 
-from groundwork.config import GroundworkConfig
-from pipelines.assets import index_key
-from pipelines.resources import GroundworkResource
-from pipelines.stages import plan_run, process
+from groundwork.settings import GroundworkConfig
+from orchestration.assets import index_key
+from orchestration.local import process
+from orchestration.resources import BACKFILL_JOB, GroundworkResource
+from pipelines.planning import plan_run
 
-BACKFILL_JOB = "backfill"
 #: Dagster pool that limits shard steps across all runs (``concurrency.pools`` in dagster.yaml).
 SHARD_POOL = "groundwork_shards"
 

@@ -21,8 +21,9 @@ from typing import Any
 import jwt
 from pydantic import ValidationError
 
-from groundwork.config import GroundworkConfig, JwtConfig, PrincipalConfig, load_config
+from groundwork.enums import AuthMethod
 from groundwork.errors import AuthError, ConfigError
+from groundwork.settings import GroundworkConfig, JwtConfig, PrincipalConfig, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class Caller:
     """An authenticated caller and how it proved who it is."""
 
     principal: PrincipalConfig
-    method: str  # "api_key" or "jwt"
+    method: AuthMethod
 
 
 class _Verifier:
@@ -69,7 +70,7 @@ class Authenticator:
         self._maybe_reload()
         verifier = self._verifier
         if verifier.jwt is not None and token.count(".") == 2:
-            return Caller(_principal_from_jwt(token, verifier), "jwt")
+            return Caller(_principal_from_jwt(token, verifier), AuthMethod.JWT)
         digest = hashlib.sha256(token.encode("utf-8")).digest()
         found: PrincipalConfig | None = None
         for expected, principal in verifier.keys:
@@ -77,7 +78,7 @@ class Authenticator:
                 found = principal
         if found is None:
             raise AuthError("unknown API key")
-        return Caller(found, "api_key")
+        return Caller(found, AuthMethod.API_KEY)
 
     def _maybe_reload(self) -> None:
         if self._path is None or time.monotonic() - self._checked < _RELOAD_CHECK_S:

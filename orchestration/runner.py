@@ -1,4 +1,4 @@
-"""Run the ingest job as a real Dagster run, recorded in the Dagster instance under ``DAGSTER_HOME``."""
+"""Run the Dagster jobs from the command line, recorded in this deployment's Dagster instance."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from groundwork.config import GroundworkConfig
+from groundwork.settings import GroundworkConfig
+from orchestration.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +27,13 @@ def dagster_home(config: GroundworkConfig) -> Path:
     return config.state_dir / "dagster_home"
 
 
-def _use_dagster_home(config: GroundworkConfig) -> None:
-    """Create the Dagster instance folder if needed and point ``DAGSTER_HOME`` at it."""
+def _instance(config: GroundworkConfig) -> Any:
+    """The Dagster instance of :func:`dagster_home`, created if needed (the environment is left as is)."""
+    import dagster as dg
+
     home = dagster_home(config)
     home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.from_config(str(home))
 
 
 @dataclass(slots=True)
@@ -43,16 +46,22 @@ class IngestSummary:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
+def _check_not_busy(config: GroundworkConfig) -> None:
+    """Fail fast, with a clear message, when another ingest run holds a region (before Dagster starts)."""
+    with Services(config) as services:
+        services.migrate()
+        with services.catalog.run_lock():
+            pass
+
+
 def run_ingest(config_path: Path, config: GroundworkConfig) -> IngestSummary:
     """Materialize every asset of the ingest job once, in process, and summarise the run."""
-    _use_dagster_home(config)
-    import dagster as dg
-
-    from pipelines.definitions import INGEST_JOB, build_definitions
+    _check_not_busy(config)
+    from orchestration.definitions import INGEST_JOB, build_definitions
 
     defs = build_definitions(config_path, config)
     job = defs.resolve_job_def(INGEST_JOB)
-    with dg.DagsterInstance.get() as instance:
+    with _instance(config) as instance:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
@@ -72,38 +81,21 @@ def run_ingest(config_path: Path, config: GroundworkConfig) -> IngestSummary:
 
 def run_backfill(config_path: Path, config: GroundworkConfig, sources: list[str]) -> list[IngestSummary]:
     """Run the backfill job once per source (a partition), shards in parallel processes."""
-    _use_dagster_home(config)
     import dagster as dg
-
-    from groundwork.services import Services
 
     # Start the embedded server (if it is the default) and prepare every region's schema here, once,
     # rather than in every step process at the same moment.
-    with Services(config) as services:
-        for region in config.regions:
-            services.migrate(region)
-    previous = os.environ.get("GROUNDWORK_CONFIG")
-    # The step processes rebuild the job from the config this names.
-    os.environ["GROUNDWORK_CONFIG"] = str(config_path)
-    try:
-        summaries = _backfill_runs(dg, sources)
-    finally:
-        if previous is None:
-            os.environ.pop("GROUNDWORK_CONFIG", None)
-        else:
-            os.environ["GROUNDWORK_CONFIG"] = previous
-    return summaries
-
-
-def _backfill_runs(dg: Any, sources: list[str]) -> list[IngestSummary]:
-    from pipelines.definitions import backfill_job
-
+    _check_not_busy(config)
+    # The step processes rebuild the job from the config path they are given.
+    job = dg.build_reconstructable_job(
+        "orchestration.definitions", "backfill_job", reconstructable_kwargs={"config_path": str(config_path)}
+    )
     summaries = []
-    with dg.DagsterInstance.get() as instance:
+    with _instance(config) as instance:
         for source in sources:
             logger.info("backfill of source %s", source)
             with dg.execute_job(
-                dg.reconstructable(backfill_job),
+                job,
                 instance=instance,
                 tags={"dagster/partition": source},
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

@@ -1,32 +1,48 @@
-"""The typed records that flow between pipeline stages.
+"""The typed records that flow from connectors through the stages to the indexes.
 
 Raw text exists only in :class:`ParsedDocument`; every later record carries redacted text.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from datetime import datetime
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from connectors.base import DocumentRef
-
-#: Why a listed document is (or is not) processed in this run.
-ChangeKind = Literal[
-    "new", "changed", "unchanged", "failed_before", "retag", "move", "rename", "refused", "rebuild"
-]
-
-#: The stage at which a document failed.
-Stage = Literal["list", "fetch", "partition", "redact", "chunk", "embed", "index", "policy"]
+from groundwork.enums import ChangeKind, FailureReason, Stage
 
 
-#: Failure reasons that depend only on the file's content: not retried until the content changes.
-#: Any other failure (a database error, an unexpected error) is retried on the next run.
-PERMANENT_REASONS = frozenset(
-    {"unsupported_type", "empty", "too_large", "encrypted", "parse_error", "no_text"}
-)
+@dataclass(frozen=True, slots=True)
+class DocumentRef:
+    """One document as a listing sees it: identity, version and the source's permissions, no content.
+
+    ``source_id`` is stable for the life of the document in its source (a relative path for files);
+    ``version`` changes whenever the content does (a content hash for files). ``permissions`` are
+    the grants (``group:<g>``, ``principal:<p>``) the source itself says may read the document, for
+    sources that keep permissions (a mailbox, a document store); None where the source has none,
+    an empty tuple where it names nobody. ``fingerprint`` is a cheap token of the listing (size
+    and modification time for files) stored beside the version, so the next listing can keep the
+    version without reading the content when the fingerprint is unchanged.
+    """
+
+    source: str
+    source_id: str
+    uri: str
+    version: str
+    size_bytes: int
+    modified_at: datetime | None = None
+    permissions: tuple[str, ...] | None = None
+    fingerprint: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        """The last path segment of ``source_id``, used to pick a partitioner."""
+        return self.source_id.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +55,6 @@ class Governance:
     @property
     def digest(self) -> str:
         """A short, stable digest of the tags: a change re-tags the document."""
-        import hashlib
-
         payload = self.residency + "\x00" + "\x00".join(sorted(self.access))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -61,7 +75,7 @@ class Failure:
 
     task: DocumentTask
     stage: Stage
-    reason: str
+    reason: FailureReason
     message: str
 
 
@@ -134,3 +148,25 @@ class Batch(Generic[T]):
     items: list[T] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What an index holds for one document: enough to tell whether it changed."""
+
+    version: str
+    access_digest: str
+    source_id: str = ""
+    fingerprint: str | None = None
+    #: Stored only in the live version while a new version (other model or chunking) is built:
+    #: it must be processed again, and its embeddings must never be copied into the new version.
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IndexCounts:
+    """Row counts of one region's index."""
+
+    documents: int
+    chunks: int
+    failures: int

@@ -6,20 +6,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from groundwork.config import GroundworkConfig, load_config, resolve_config_path
-from pipelines.assets import (
+from groundwork.offline import configure_offline
+from groundwork.settings import GroundworkConfig, load_config, resolve_config_path
+from orchestration.assets import (
     GROUP,
     INTERMEDIATE_ASSETS,
     build_index_assets,
     build_index_checks,
     expired_documents_purge,
 )
-from pipelines.backfill import BACKFILL_JOB, build_backfill_job
-from pipelines.resources import GroundworkResource
-from pipelines.sensors import build_source_change_sensor
+from orchestration.backfill import build_backfill_job
+from orchestration.resources import BACKFILL_JOB, INGEST_JOB, RETENTION_JOB, GroundworkResource
+from orchestration.sensors import build_source_change_sensor
 
-INGEST_JOB = "ingest"
-RETENTION_JOB = "retention"
+__all__ = ["BACKFILL_JOB", "INGEST_JOB", "RETENTION_JOB", "backfill_job", "build_definitions", "defs"]
 
 
 def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definitions:
@@ -74,13 +74,16 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
     )
 
 
-def backfill_job() -> dg.JobDefinition:
-    """The backfill job of the ``$GROUNDWORK_CONFIG`` code location (for ``dg.reconstructable``)."""
-    return defs().resolve_job_def(BACKFILL_JOB)
+def backfill_job(config_path: str) -> dg.JobDefinition:
+    """The backfill job of the config at ``config_path`` (rebuilt in each step process)."""
+    configure_offline()
+    path = Path(config_path)
+    return build_definitions(path, load_config(path)).resolve_job_def(BACKFILL_JOB)
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location the Dagster UI loads, for the config named by ``$GROUNDWORK_CONFIG``."""
+    configure_offline()
     path = resolve_config_path(None)
     return build_definitions(path, load_config(path))

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 
 from connectors import build_connector
-from groundwork.config import GroundworkConfig
+from groundwork.settings import GroundworkConfig
 
 
 def build_source_change_sensor(config: GroundworkConfig, job: Any) -> dg.SensorDefinition:

@@ -11,19 +11,14 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.erasure import purge_expired
-from pipelines.records import Batch, Failure
-from pipelines.resources import GroundworkResource
-from pipelines.stages import (
-    Plan,
-    chunk_all,
-    embed_all,
-    finish_builds,
-    index_all,
-    partition_all,
-    plan_run,
-    redact_all,
-)
+from groundwork.enums import ChangeKind
+from groundwork.records import Batch, Failure
+from indexes.erasure import purge_expired
+from orchestration.local import finish_builds
+from orchestration.resources import GroundworkResource
+from pipelines.batches import chunk_all, embed_all, partition_all, redact_all
+from pipelines.planning import Plan, plan_run
+from pipelines.writing import index_all
 
 GROUP = "ingest"
 
@@ -59,25 +54,9 @@ def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkRe
     context.add_output_metadata(
         {
             "to_process": len(plan.tasks),
-            **{
-                k: totals.get(k, 0)
-                for k in (
-                    "new",
-                    "changed",
-                    "unchanged",
-                    "failed_before",
-                    "retag",
-                    "rebuild",
-                    "move",
-                    "rename",
-                    "deleted",
-                    "refused",
-                    "forgotten",
-                    "expired",
-                )
-            },
+            **{k.value: totals.get(k, 0) for k in ChangeKind},
             "policy_refusals": failure_table(plan.failures),
-            "by_source": {name: dict(c) for name, c in plan.counts.items()},
+            "by_source": {name: {str(k): v for k, v in c.items()} for name, c in plan.counts.items()},
             "source_errors": plan.source_errors or "none",
         }
     )
@@ -237,7 +216,7 @@ def build_index_checks(regions: list[str]) -> list[dg.AssetChecksDefinition]:
 @dg.asset(group_name="governance", kinds={"postgres"})
 def expired_documents_purge(context: dg.AssetExecutionContext, groundwork: GroundworkResource) -> None:
     """Documents past their source's retention period, erased with a tombstone (who, when, id)."""
-    report = purge_expired(groundwork.services)
+    report = purge_expired(groundwork.services.catalog)
     context.add_output_metadata(
         {"erased": report.total, "by_region": {r: len(ids) for r, ids in report.erased.items()}}
     )

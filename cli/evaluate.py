@@ -24,15 +24,16 @@ from typing import Any
 import httpx
 import yaml
 
-from groundwork.config import load_config
+from groundwork.enums import RetrievalMode
 from groundwork.errors import GroundworkError
+from groundwork.settings import load_config
 from indexes.confidence import Calibration, features
 from indexes.embedded import EmbeddedServer
 from indexes.regions import embedded_data_dir
 
 logger = logging.getLogger(__name__)
 
-MODES = ("dense", "lexical", "hybrid")
+MODES = tuple(RetrievalMode)
 EVAL_KEY = "groundwork-eval-key"
 HOLD_OUT_EVERY = 4
 
@@ -126,7 +127,7 @@ class EvalReport:
 
 def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
     """Ingest the data set (minus held-out documents) and evaluate every retrieval mode."""
-    from groundwork.ingest import run_ingest
+    from orchestration.runner import run_ingest
 
     data = load_dataset(dataset_dir)
     answerable, unanswerable, removed = hold_out(data)
@@ -193,14 +194,13 @@ def _evaluate_mode(
 ) -> tuple[dict[str, float], Calibration | None]:
     import uvicorn
 
-    from groundwork.services import Services
-    from indexes.api import create_app
-    from indexes.search import Retriever
+    from serving.api import create_app
+    from serving.retrieval import build_retriever
 
     base = load_config(config_path)
     config = base.model_copy(update={"retrieval": base.retrieval.model_copy(update={"mode": mode})})
-    with Services(config, role="reader") as services:
-        app = create_app(config, Retriever(services))
+    with build_retriever(config, verify=True) as retriever:
+        app = create_app(config, retriever)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -244,7 +244,7 @@ def _evaluate_mode(
     calib = [(conf, labels[q]) for q, _, conf, _, _ in rows]
     n = max(len(scored), 1)
     fitted, calibration = _fit_calibration(
-        mode, services_model(config), rows, labels, unanswerable, config.retrieval.handoff_below
+        mode, config.embedding.model_name, rows, labels, unanswerable, config.retrieval.handoff_below
     )
     return fitted | {
         "ndcg@10": sum(ndcg_at(r, g, 10) for _, r, g in scored) / n,
@@ -257,13 +257,6 @@ def _evaluate_mode(
         "answerable": float(len(answerable)),
         "unanswerable": float(len(unanswerable)),
     }, calibration
-
-
-def services_model(config: Any) -> str:
-    """The embedding model name recorded with a calibration."""
-    from pipelines.embedding import Embedder
-
-    return Embedder(config.embedding).model_name
 
 
 def _fit_calibration(

@@ -1,6 +1,6 @@
 """The retrieval API: ``POST /v1/search`` for agents, ``GET /healthz``, OpenAPI docs at ``/docs``.
 
-Callers authenticate with ``Authorization: Bearer <key or JWT>`` (see :mod:`indexes.auth`); each
+Callers authenticate with ``Authorization: Bearer <key or JWT>`` (see :mod:`serving.auth`); each
 principal is rate limited, and bodies are bounded in size and must be JSON. Errors are JSON with an ``error`` code
 and a ``message``; request values are never echoed back, since a query may hold personal data.
 """
@@ -19,12 +19,13 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from groundwork import __version__
-from groundwork.config import GroundworkConfig
+from groundwork.enums import Decision, Reason
 from groundwork.errors import AuthError, GroundworkError, IndexError_
-from indexes.auth import Authenticator, Caller
-from indexes.confidence import Decision, Reason
-from indexes.limits import BodyLimitMiddleware, RateLimiter, retry_after
-from indexes.search import NO_FILTERS, Retriever, SearchFilters
+from groundwork.settings import GroundworkConfig
+from indexes.results import NO_FILTERS, SearchFilters
+from indexes.search import Retriever
+from serving.auth import Authenticator, Caller
+from serving.limits import BodyLimitMiddleware, RateLimiter, retry_after
 
 logger = logging.getLogger(__name__)
 

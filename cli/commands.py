@@ -1,0 +1,269 @@
+"""The ``groundwork`` commands: each composes the layers below for one job and prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cli.output import print_ingest, print_outcome
+from groundwork.enums import AuthMethod
+from groundwork.errors import ConfigError, GroundworkError
+from groundwork.settings import GroundworkConfig, load_config, resolve_config_path
+
+
+def load(args: argparse.Namespace) -> tuple[Path, GroundworkConfig]:
+    """The config file named by ``--config`` (or ``$GROUNDWORK_CONFIG``) and its contents."""
+    path = resolve_config_path(args.config)
+    return path, load_config(path)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create or update every region's schema, roles, grants and policies, as the owner."""
+    from orchestration.services import Services
+
+    _, config = load(args)
+    with Services(config) as services:
+        builds = services.migrate()
+    for region, build in sorted(builds.items()):
+        state = f"building a new index version in {build}" if build else "up to date"
+        print(f"region {region}: schema {services.targets[region].schema} {state}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Run the Dagster ingest job once and print what it did."""
+    from orchestration.runner import run_ingest
+
+    path, config = load(args)
+    summary = run_ingest(path, config)
+    print_ingest(summary)
+    return 0 if summary.success else 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Run the backfill job for each source (or the named ones): shards in parallel processes."""
+    from orchestration.runner import run_backfill
+
+    path, config = load(args)
+    names = [s.name for s in config.sources]
+    unknown = sorted(set(args.source or []) - set(names))
+    if unknown:
+        raise ConfigError(f"no source named {', '.join(unknown)}; configured: {', '.join(names)}")
+    ok = True
+    for summary in run_backfill(path, config, args.source or names):
+        print(f"Dagster run {summary.run_id}: {'succeeded' if summary.success else 'FAILED'}")
+        for source, totals in sorted(summary.assets.items()):
+            print(
+                f"  source {source}: {totals.get('shards', 0)} shards, {totals.get('to_process', 0)} to process, "
+                f"{totals.get('embeddings_computed', 0)} embeddings, {totals.get('documents_written', 0)} written, "
+                f"{totals.get('deleted_or_purged', 0)} deleted, {totals.get('failures', 0)} failed"
+            )
+        ok = ok and summary.success
+    return 0 if ok else 1
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    """List documents recorded as failed, with their reasons."""
+    from orchestration.services import Services
+
+    _, config = load(args)
+    with Services(config) as services:
+        rows = [(r, f) for r in config.regions for f in services.index(r).failures.all()]
+    if not rows:
+        print("no failed documents")
+    for region, f in rows:
+        print(f"  [{region}] {f['source']}/{f['source_id']}: {f['stage']}:{f['reason']} - {f['message']}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase a document everywhere, leaving only a tombstone; it will not be ingested again."""
+    from indexes.erasure import forget
+    from orchestration.services import Services
+
+    _, config = load(args)
+    with Services(config) as services:
+        report = forget(services.catalog, by=args.by, document_id=args.document, source_uri=args.uri)
+    for region, ids in sorted(report.erased.items()):
+        for doc_id in ids:
+            print(f"forgot {doc_id} in {region} (tombstone recorded; by {args.by})")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Clear recorded failures so the next ingest tries those documents again, then ingest."""
+    from orchestration.runner import run_ingest
+    from orchestration.services import Services
+
+    path, config = load(args)
+    with Services(config) as services:
+        cleared = 0
+        for region in config.regions:
+            index = services.index(region)
+            for failure in index.failures.all():
+                index.failures.clear(str(failure["source"]), str(failure["source_id"]))
+                cleared += 1
+    print(f"cleared {cleared} failure record(s); ingesting")
+    summary = run_ingest(path, config)
+    print_ingest(summary)
+    return 0 if summary.success else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate retrieval and handoff on a BEIR-format data set through the real pipeline and API."""
+    import tempfile
+
+    from cli.evaluate import format_results, run_eval
+
+    with tempfile.TemporaryDirectory(prefix="groundwork-eval-") as tmp:
+        report = run_eval(Path(args.dataset).resolve(), Path(tmp))
+    print(format_results(report.metrics))
+    if args.fit_calibration:
+        from indexes.confidence import CALIBRATION_DIR
+
+        for mode, calibration in sorted(report.calibrations.items()):
+            calibration.save(CALIBRATION_DIR / f"{mode}.json")
+            print(f"calibration for {mode} written to {CALIBRATION_DIR / f'{mode}.json'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.metrics, indent=2))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search as a configured principal, through the same retriever the API uses."""
+    from serving.api import SearchResult
+    from serving.retrieval import build_retriever
+
+    _, config = load(args)
+    principal = config.principal(args.as_principal)
+    k = args.k or config.retrieval.default_k
+    if not 1 <= k <= config.retrieval.max_k:
+        raise GroundworkError(f"--k must be between 1 and {config.retrieval.max_k}")
+    with build_retriever(config, verify=True) as retriever:
+        outcome = retriever.search(principal, args.query, k, auth_method=AuthMethod.CLI)
+    if not args.json:
+        print_outcome(principal.name, args.query, outcome)
+        return 0
+    results = [SearchResult.model_validate(h, from_attributes=True).model_dump() for h in outcome.results]
+    print(
+        json.dumps(
+            {
+                "results": results,
+                "confidence": outcome.confidence,
+                "decision": outcome.decision.value,
+                "reasons": [r.value for r in outcome.reasons],
+                "regions_searched": outcome.regions_searched,
+                "context_tokens": outcome.context_tokens,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the retrieval API with uvicorn, as the reader role, after checking every region."""
+    import uvicorn
+
+    from serving.api import create_app
+    from serving.retrieval import build_retriever
+
+    path, config = load(args)
+    retriever = build_retriever(config, verify=True)  # refuses to start on a bad schema or role
+    retriever.warm_up()
+    app = create_app(config, retriever, config_path=path)
+    host = args.host or config.api.host
+    port = args.port or config.api.port
+    print(f"Groundwork retrieval API on http://{host}:{port} (docs at /docs)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        retriever.close()
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Start, stop or report on the embedded server, or print the DSN of the index server."""
+    from indexes.embedded import EmbeddedServer
+    from indexes.regions import embedded_data_dir, resolve_targets, uses_embedded
+
+    _, config = load(args)
+    if not uses_embedded(config):
+        if args.action == "url":
+            targets = resolve_targets(config)
+            region = args.region or config.regions[0]
+            if region not in targets:
+                raise GroundworkError(f"no region {region!r}; configured: {sorted(targets)}")
+            print(targets[region].owner_dsn)
+            return 0
+        raise GroundworkError("a database URL is configured: the embedded server is not used")
+    server = EmbeddedServer(embedded_data_dir(config))
+    if args.action == "start":
+        server.start()
+        resolve_targets(config)  # create the region databases
+        print(f"embedded PostgreSQL running: {server.dsn()}")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    elif args.action == "status":
+        st = server.status()
+        print(f"running (pid {st.pid}): {st.dsn}" if st.running else f"stopped (data in {st.data_dir})")
+        return 0 if st.running else 3
+    else:  # url
+        server.start()
+        database = f"groundwork_{args.region}" if args.region else "postgres"
+        if args.region:
+            resolve_targets(config)
+        print(server.dsn(database))
+    return 0
+
+
+DEMO_QUERIES: list[tuple[str, str]] = [
+    ("alice", "What are the salary bands for a senior engineer?"),
+    ("bob", "What are the salary bands for a senior engineer?"),
+    ("alice", "How many days of annual leave do I get?"),
+    ("bob", "How many days of annual leave do I get?"),
+    ("bob", "What is the best recipe for banana bread?"),
+]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Ingest the sample corpus through Dagster, then search as different principals."""
+    from orchestration.runner import run_ingest
+    from serving.retrieval import build_retriever
+
+    path, config = load(args)
+    print(f"== Ingest ({path}) ==")
+    summary = run_ingest(path, config)
+    print_ingest(summary)
+    if not summary.success:
+        return 1
+    print("\n== Failed documents (recorded, not indexed) ==")
+    cmd_failures(args)
+    with build_retriever(config, verify=True) as retriever:
+        print("\n== Searches ==")
+        for who, query in DEMO_QUERIES:
+            if who not in {p.name for p in config.principals}:
+                continue
+            principal = config.principal(who)
+            print(f"\n-- as {who}: groups {list(principal.groups)}, regions {list(principal.regions)}")
+            print_outcome(who, query, retriever.search(principal, query, 3, auth_method=AuthMethod.CLI))
+    print("\nNext: `groundwork serve --config ...` for the API, `groundwork ui --config ...` for Dagster.")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Open the Dagster UI on 127.0.0.1 with the project's code location loaded."""
+    from orchestration.runner import PROJECT_ROOT, dagster_home
+
+    path, config = load(args)
+    home = dagster_home(config)
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "GROUNDWORK_CONFIG": str(path)}
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(args.port)]
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={home})")
+    return subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)

@@ -1,0 +1,64 @@
+"""What the command line prints: ingest summaries and search outcomes (never document values)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from groundwork.enums import ChangeKind
+from indexes.results import SearchOutcome
+from orchestration.runner import IngestSummary
+
+#: The plan counts an ingest summary prints, in order.
+LISTED = [
+    ChangeKind.NEW,
+    ChangeKind.CHANGED,
+    ChangeKind.UNCHANGED,
+    ChangeKind.RETAG,
+    ChangeKind.MOVE,
+    ChangeKind.RENAME,
+    ChangeKind.DELETED,
+    ChangeKind.FAILED_BEFORE,
+    ChangeKind.REFUSED,
+    ChangeKind.FORGOTTEN,
+    ChangeKind.EXPIRED,
+]
+
+
+def print_ingest(summary: IngestSummary) -> None:
+    """One block per ingest run: what was listed, redacted, embedded and written per region."""
+    plan = summary.assets.get("source_documents", {})
+    print(f"Dagster run {summary.run_id}: {'succeeded' if summary.success else 'FAILED'}")
+    print("  listed: " + " ".join(f"{k.value}={plan.get(k.value, 0)}" for k in LISTED))
+    red = summary.assets.get("redacted_documents", {})
+    if red.get("redactions_by_type"):
+        print(f"  redactions: {red['redactions_by_type']}")
+    emb = summary.assets.get("embeddings", {})
+    print(f"  embeddings computed: {emb.get('embeddings_computed', 0)}")
+    for key, meta in sorted(summary.assets.items()):
+        if key.startswith("index/"):
+            print(
+                f"  {key}: wrote {meta.get('documents_written', 0)} documents / "
+                f"{meta.get('chunks_written', 0)} chunks, re-tagged {meta.get('retagged_without_reembedding', 0)}, "
+                f"moved in {meta.get('moved_in_without_reembedding', 0)}, "
+                f"renamed {meta.get('renamed_without_reembedding', 0)}, deleted {meta.get('deleted_or_purged', 0)}; holds {meta.get('index_documents', 0)} documents, "
+                f"{meta.get('index_chunks', 0)} chunks, {meta.get('index_failures', 0)} failed"
+            )
+    for check, passed in sorted(summary.checks.items()):
+        print(f"  check {check}: {'passed' if passed else 'FAILED'}")
+
+
+def print_outcome(who: str, query: str, outcome: SearchOutcome) -> None:
+    """A search's decision, confidence and results, one line of text per result."""
+    reasons = ", ".join(r.value for r in outcome.reasons) or "-"
+    print(f"\n[{who}] {query}")
+    print(
+        f"  decision: {outcome.decision.value}   confidence: {outcome.confidence:.2f}   reasons: {reasons}   "
+        f"regions searched: {', '.join(outcome.regions_searched) or '-'}"
+    )
+    if not outcome.results:
+        print("  (no results the caller may read)")
+    for i, hit in enumerate(outcome.results, 1):
+        snippet = textwrap.shorten(hit.text, width=110, placeholder=" ...")
+        name = hit.source_uri.rsplit("/", 1)[-1]
+        print(f"  {i}. score {hit.score:.3f}  [{hit.residency}] {hit.source}:{name}")
+        print(f"     {snippet}")

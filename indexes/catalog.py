@@ -1,0 +1,207 @@
+"""Every region's index for one config and one database role: open, migrate, switch, verify.
+
+A process makes one catalog for the duty it has. ``Role.READER`` (the API) only opens and checks
+what exists; ``Role.WRITER`` (ingest) opens the indexes ``migrate`` prepared, with the version being
+built if any. Schema changes, version switches and table rewrites connect as the owner, from
+``groundwork migrate`` and from ingest, never from the API.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+
+import psycopg
+
+from groundwork.enums import Role
+from groundwork.errors import IndexError_, IndexUnavailable, SchemaError
+from groundwork.settings import GroundworkConfig, redact_dsn
+from indexes.locks import RunLock
+from indexes.regions import RegionPools, RegionTarget, ensure_extension, resolve_targets
+from indexes.schema import build_schema_name, check_schema, ensure_schema, switch_version, version_settings
+from indexes.store import RegionIndex
+
+logger = logging.getLogger(__name__)
+
+
+class IndexCatalog:
+    """The region indexes of ``config``, reached as ``role``, each opened on first use."""
+
+    def __init__(self, config: GroundworkConfig, *, role: Role = Role.WRITER) -> None:
+        self.config = config
+        self.role = role
+        self._indexes: dict[str, RegionIndex] = {}
+
+    @cached_property
+    def targets(self) -> dict[str, RegionTarget]:
+        """Each region's database and schema (starts the embedded server when it is the default)."""
+        return resolve_targets(self.config, create=self.role != Role.READER)
+
+    @cached_property
+    def pools(self) -> RegionPools:
+        """Connection pools, one per region, opened on first use."""
+        db = self.config.database
+        return RegionPools(
+            self.targets, role=self.role, max_size=db.pool_max_size, timeout=db.timeout_seconds
+        )
+
+    @property
+    def _connect_timeout(self) -> int:
+        return max(1, int(self.config.database.timeout_seconds))
+
+    @property
+    def regions(self) -> list[str]:
+        """The regions the config stores documents in."""
+        return self.config.regions
+
+    def index(self, region: str) -> RegionIndex:
+        """The index of ``region`` as it stands; a missing or outdated schema is a :class:`SchemaError`."""
+        if region not in self._indexes:
+            target = self.targets[region]
+            schema = target.schema
+            # One plain connection first: on a database never migrated, a pool would retry until its
+            # timeout (its connections cannot register the vector type) and then say less than this.
+            try:
+                with psycopg.connect(
+                    target.dsn_for(self.role), connect_timeout=self._connect_timeout
+                ) as conn:
+                    meta = check_schema(conn, schema)
+            except psycopg.OperationalError as exc:
+                raise IndexUnavailable(
+                    f"cannot connect to the {region!r} index database as the {self.role}: "
+                    f"{exc.diag.message_primary or type(exc).__name__}"
+                ) from exc
+            pool = self.pools.pool(region)
+            building = self.role != Role.READER and any(k.startswith("build.") for k in meta)
+            self._indexes[region] = RegionIndex(
+                region, pool, schema, build_schema=build_schema_name(schema) if building else None
+            )
+        return self._indexes[region]
+
+    def indexes(self) -> dict[str, RegionIndex]:
+        """Every region's index."""
+        return {r: self.index(r) for r in self.regions}
+
+    def migrate(self, region: str) -> str | None:
+        """Create or update ``region``'s schema, roles and policies, connecting as the owner.
+
+        Returns the schema where a new index version is being built (the configured model or
+        chunking differs from the live version's), or None.
+        """
+        if self.role == Role.READER:
+            raise IndexError_(
+                "a reader never migrates: run `groundwork migrate` with the owner's credentials"
+            )
+        target = self.targets[region]
+        ensure_extension(target)
+        db = self.config.database
+        with psycopg.connect(target.owner_dsn, autocommit=True) as conn:
+            build = ensure_schema(
+                conn,
+                target.schema,
+                region=region,
+                settings=version_settings(self.config),
+                reader=db.reader_role,
+                writer=db.writer_role,
+            )
+        if build is not None:
+            logger.warning(
+                "region %s: the configured model or chunking differs from the live index; building a "
+                "new version in %s (the live one serves until it is complete)",
+                region,
+                build,
+            )
+        if region in self._indexes:
+            self._indexes[region].build_schema = build
+        return build
+
+    def migrate_all(self) -> dict[str, str | None]:
+        """Migrate every region; returns the schema of each region's version being built (or None)."""
+        return {region: self.migrate(region) for region in self.regions}
+
+    def finish_builds(self, regions: list[str]) -> list[str]:
+        """Switch every region among ``regions`` whose new index version is complete to it.
+
+        Returns the regions switched. Complete means every live document is in the new version or
+        failed there for a reason a retry cannot cure; until then the live version keeps serving.
+        """
+        switched = []
+        for region in regions:
+            index = self.index(region)
+            if index.build_schema is None:
+                continue
+            missing = index.build_missing()
+            if missing:
+                logger.info("region %s: new index version still lacks %d live document(s)", region, missing)
+                continue
+            with psycopg.connect(self.targets[region].owner_dsn, autocommit=True) as conn:
+                settings = switch_version(conn, index.schema, reader=self.config.database.reader_role)
+            index.build_schema = None
+            switched.append(region)
+            logger.info("region %s: switched to the new index version (model %s)", region, settings["model"])
+        return switched
+
+    def run_lock(self, *, shared: bool = False) -> RunLock:
+        """The ingest run lock over every region (exclusive for a run, shared for backfill shards)."""
+        return RunLock(
+            self.targets, {r: t.dsn_for(self.role) for r, t in self.targets.items()}, shared=shared
+        )
+
+    def verify_reader(self) -> dict[str, dict[str, str]]:
+        """Check, before serving, that every region can be read safely; returns each region's settings.
+
+        Refuses (:class:`SchemaError` or :class:`IndexError_`, saying what to do) when a region
+        cannot be reached as the reader, its schema is missing or of another version, or the role
+        could see past row-level security: a superuser, a ``BYPASSRLS`` role, or the tables' owner.
+        Each check uses one short connection, so no region's pool is opened before a caller needs it.
+        """
+        found = {}
+        for region in self.regions:
+            target = self.targets[region]
+            dsn = target.dsn_for(Role.READER)
+            try:
+                with psycopg.connect(
+                    dsn, connect_timeout=max(1, int(self.config.database.timeout_seconds))
+                ) as conn:
+                    _refuse_privileged(conn, region, target.schema)
+                    found[region] = check_schema(conn, target.schema)
+            except psycopg.OperationalError as exc:
+                raise IndexError_(
+                    f"cannot connect to the {region!r} index database as the reader at {redact_dsn(dsn)}: "
+                    f"{exc.diag.message_primary or type(exc).__name__}"
+                ) from exc
+        return found
+
+    def close(self) -> None:
+        """Close database pools."""
+        if "pools" in self.__dict__:
+            self.pools.close()
+
+    def __enter__(self) -> IndexCatalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _refuse_privileged(conn: psycopg.Connection, region: str, schema: str) -> None:
+    row = conn.execute(
+        "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if row is None:
+        raise IndexError_(f"region {region!r}: the reader's role is not in pg_roles")
+    user, superuser, bypass = row
+    if superuser or bypass:
+        raise SchemaError(
+            f"region {region!r}: the serving role {user!r} is a superuser or has BYPASSRLS, so row-level "
+            "security would not apply to it; serve as a role created NOSUPERUSER NOBYPASSRLS "
+            "(database.reader_role, or database.reader_url)"
+        )
+    owner = conn.execute(
+        "SELECT tableowner FROM pg_tables WHERE schemaname = %s AND tablename = 'chunks'", (schema,)
+    ).fetchone()
+    if owner is not None and owner[0] == user:
+        raise SchemaError(
+            f"region {region!r}: the serving role {user!r} owns the index tables, so row-level security "
+            "would not apply to it; serve as the reader role (database.reader_role, or database.reader_url)"
+        )

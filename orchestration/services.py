@@ -1,0 +1,84 @@
+"""The long-lived parts an ingest process needs, built lazily from the config: the edge passes this in."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from connectors import Connector, build_connector
+from groundwork.enums import Role
+from groundwork.settings import GroundworkConfig
+from indexes.catalog import IndexCatalog
+from indexes.regions import RegionTarget
+from indexes.store import RegionIndex
+from pipelines.embedding import Embedder
+from pipelines.redact import Redactor
+
+
+class Services:
+    """Connectors, region indexes (as the writer), redactor and embedder for one config.
+
+    Each part is made on first use. Already-loaded models may be shared (a test session, a
+    benchmark) instead of loading them again.
+    """
+
+    def __init__(
+        self,
+        config: GroundworkConfig,
+        *,
+        redactor: Redactor | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = IndexCatalog(config, role=Role.WRITER)
+        self._redactor = redactor
+        self._embedder = embedder
+
+    @property
+    def targets(self) -> dict[str, RegionTarget]:
+        """Each region's database and schema."""
+        return self.catalog.targets
+
+    @cached_property
+    def connectors(self) -> dict[str, Connector]:
+        """One connector per source, by source name."""
+        return {s.name: build_connector(s) for s in self.config.sources}
+
+    @property
+    def redactor(self) -> Redactor:
+        """The Presidio redactor (its models load on first use)."""
+        if self._redactor is None:
+            self._redactor = Redactor(self.config.redaction)
+        return self._redactor
+
+    @property
+    def embedder(self) -> Embedder:
+        """The sentence-transformers embedder (its model loads on first use)."""
+        if self._embedder is None:
+            self._embedder = Embedder(self.config.embedding)
+        return self._embedder
+
+    def migrate(self) -> dict[str, str | None]:
+        """Bring every region's schema up to date as the owner (an ingest does this first)."""
+        return self.catalog.migrate_all()
+
+    def index(self, region: str) -> RegionIndex:
+        """The index of ``region``, reached as the writer."""
+        return self.catalog.index(region)
+
+    def indexes(self) -> dict[str, RegionIndex]:
+        """Every region's index."""
+        return self.catalog.indexes()
+
+    def finish_builds(self, regions: list[str]) -> list[str]:
+        """Switch regions whose new index version is complete (see :class:`IndexCatalog`)."""
+        return self.catalog.finish_builds(regions)
+
+    def close(self) -> None:
+        """Close database pools."""
+        self.catalog.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

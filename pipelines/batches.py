@@ -1,0 +1,174 @@
+"""The batch stages: fetch and partition, redact, chunk and embed every document of a plan.
+
+Each stage takes the previous stage's :class:`~groundwork.records.Batch`, passes its failures on,
+and turns a :class:`~groundwork.errors.DocumentError` (or an unexpected error) in one document into
+a recorded failure so the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from connectors import Connector
+from groundwork.enums import FailureReason, Stage
+from groundwork.errors import ConnectorError, DocumentError, IndexError_, IndexUnavailable
+from groundwork.records import (
+    Batch,
+    ChunkedDocument,
+    DocumentTask,
+    EmbeddedDocument,
+    Failure,
+    ParsedDocument,
+    ParsedElement,
+    RedactedDocument,
+)
+from groundwork.settings import GroundworkConfig
+from pipelines.chunking import chunk_document
+from pipelines.embedding import Embedder
+from pipelines.partition import check_size, partition_document
+from pipelines.planning import Plan
+from pipelines.redact import Redactor
+
+logger = logging.getLogger(__name__)
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+_PROGRESS_EVERY_S = 5.0
+
+
+#: Errors that a retry may cure: the index layer reports a lost connection, or a pool that found no
+#: connection in time, as :class:`~groundwork.errors.IndexUnavailable`.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (IndexUnavailable,)
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+
+
+def with_retries(work: Callable[[A], B], item: A, delays: Sequence[float] = RETRY_DELAYS_S) -> B:
+    """``work(item)``, retried with backoff on a transient database error."""
+    for delay in delays:
+        try:
+            return work(item)
+        except TRANSIENT_ERRORS as exc:
+            logger.warning("transient %s; retrying in %.1fs", type(exc).__name__, delay)
+            time.sleep(delay)
+    return work(item)
+
+
+def each(
+    stage: Stage,
+    items: Iterable[A],
+    task_of: Callable[[A], DocumentTask],
+    work: Callable[[A], B],
+    previous: Batch[object] | None = None,
+) -> Batch[B]:
+    """Run ``work`` on every item, turning a per-document error into a recorded failure."""
+    out: Batch[B] = Batch(failures=list(previous.failures) if previous else [])
+    items = list(items)
+    last_log = time.monotonic()
+    for i, item in enumerate(items, 1):
+        task = task_of(item)
+        try:
+            out.items.append(with_retries(work, item))
+        except TRANSIENT_ERRORS as exc:
+            # Still failing after retries: the database is down. That is the run's failure, not the
+            # document's; the next run picks up where this one stopped.
+            raise IndexError_(f"index database unavailable during {stage}: {type(exc).__name__}") from exc
+        except DocumentError as exc:
+            out.failures.append(Failure(task, stage, exc.reason, str(exc)))
+            logger.warning("%s failed at %s: %s", task.ref.source_id, stage, exc.reason)
+        except Exception as exc:  # one bad document must never stop the batch
+            out.failures.append(
+                Failure(task, stage, FailureReason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}")
+            )
+            # The exception's message may quote document content: the class name goes to the log,
+            # the traceback only at debug level.
+            logger.error("%s failed at %s: unexpected %s", task.ref.source_id, stage, type(exc).__name__)
+            logger.debug("traceback", exc_info=True)
+        if time.monotonic() - last_log > _PROGRESS_EVERY_S:
+            logger.info("%s: %d/%d documents", stage, i, len(items))
+            last_log = time.monotonic()
+    return out
+
+
+def partition_all(
+    plan: Plan, connectors: Mapping[str, Connector], config: GroundworkConfig
+) -> Batch[ParsedDocument]:
+    """Fetch and partition every task's document; the plan's policy failures are carried along."""
+
+    def work(task: DocumentTask) -> ParsedDocument:
+        check_size(task.ref, config.partitioning.max_file_bytes)
+        try:
+            data = connectors[task.ref.source].fetch(task.ref)
+        except ConnectorError as exc:
+            raise DocumentError(str(exc), stage=Stage.FETCH, reason=FailureReason.FETCH_ERROR) from None
+        elements, content_type = partition_document(
+            task.ref, data, pdf_strategy=config.partitioning.pdf_strategy
+        )
+        return ParsedDocument(task, elements, content_type)
+
+    return each(Stage.PARTITION, plan.tasks, lambda t: t, work, Batch(failures=list(plan.failures)))
+
+
+def redact_all(batch: Batch[ParsedDocument], redactor: Redactor) -> Batch[RedactedDocument]:
+    """Redact PII from every element of every document, the batch together (names found in one
+    document are redacted in all); if that fails, document by document so one bad input is isolated."""
+
+    def build(doc: ParsedDocument, result: tuple[list[ParsedElement], Counter[str]]) -> RedactedDocument:
+        elements, counts = result
+        return RedactedDocument(doc.task, elements, doc.content_type, dict(counts))
+
+    try:
+        results = redactor.redact_documents([d.elements for d in batch.items])
+    except Exception as exc:
+        logger.error("batch redaction failed (%s); redacting document by document", type(exc).__name__)
+        return each(
+            Stage.REDACT,
+            batch.items,
+            lambda d: d.task,
+            lambda d: build(d, redactor.redact_documents([d.elements])[0]),
+            batch,  # type: ignore[arg-type]
+        )
+    out: Batch[RedactedDocument] = Batch(failures=list(batch.failures))
+    out.items = [build(d, r) for d, r in zip(batch.items, results, strict=True)]
+    return out
+
+
+def chunk_all(batch: Batch[RedactedDocument], config: GroundworkConfig) -> Batch[ChunkedDocument]:
+    """Chunk every redacted document by title/section."""
+
+    def work(doc: RedactedDocument) -> ChunkedDocument:
+        chunked = chunk_document(doc, config.chunking)
+        if not chunked.chunks:
+            raise DocumentError(
+                "no text left to index after redaction", stage=Stage.CHUNK, reason=FailureReason.NO_TEXT
+            )
+        return chunked
+
+    return each(Stage.CHUNK, batch.items, lambda d: d.task, work, batch)  # type: ignore[arg-type]
+
+
+def embed_all(batch: Batch[ChunkedDocument], embedder: Embedder) -> Batch[EmbeddedDocument]:
+    """Embed every chunk; all documents' chunks go through the model together for throughput."""
+    texts = [c.text for doc in batch.items for c in doc.chunks]
+    try:
+        vectors = embedder.embed(texts)
+    except Exception as exc:
+        logger.error("batch embedding failed (%s); embedding document by document", type(exc).__name__)
+        return each(
+            Stage.EMBED,
+            batch.items,
+            lambda d: d.document.task,
+            lambda d: EmbeddedDocument(d, embedder.embed([c.text for c in d.chunks])),
+            batch,  # type: ignore[arg-type]
+        )
+    out: Batch[EmbeddedDocument] = Batch(failures=list(batch.failures))
+    start = 0
+    for doc in batch.items:
+        end = start + len(doc.chunks)
+        out.items.append(EmbeddedDocument(doc, vectors[start:end]))
+        start = end
+    return out

@@ -1,0 +1,52 @@
+"""The retriever a serving process uses: reader-role indexes, the embedding model, query redaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from groundwork.enums import Role
+from groundwork.settings import DEFAULT_MODEL_NAME, GroundworkConfig
+from indexes.catalog import IndexCatalog
+from indexes.results import QueryEncoder
+from indexes.search import Retriever
+from pipelines.embedding import Embedder
+from pipelines.redact import Redactor
+
+
+def build_retriever(
+    config: GroundworkConfig,
+    *,
+    embedder: Embedder | None = None,
+    redactor: Redactor | None = None,
+    verify: bool = False,
+) -> Retriever:
+    """A retriever over ``config``'s indexes as the reader role.
+
+    With ``verify`` every region is checked first (:meth:`IndexCatalog.verify_reader`): a server
+    refuses to start on a missing or outdated schema, or a role that could bypass row-level security.
+    Models already loaded (a test session, a benchmark) may be passed in.
+    """
+    catalog = IndexCatalog(config, role=Role.READER)
+    if verify:
+        try:
+            catalog.verify_reader()
+        except Exception:
+            catalog.close()
+            raise
+    redactor = redactor or Redactor(config.redaction)
+
+    def encoder_for(model: str, dimensions: int) -> QueryEncoder:
+        settings = config.embedding.model_copy(
+            update={
+                "model_path": None if model == DEFAULT_MODEL_NAME else Path(model),
+                "dimensions": dimensions,
+            }
+        )
+        return Embedder(settings)
+
+    return Retriever(
+        catalog,
+        encoder=embedder or Embedder(config.embedding),
+        encoder_for=encoder_for,
+        redact_query=lambda query: redactor.redact(query)[0],
+    )
