@@ -68,8 +68,7 @@ class IndexCatalog:
                     meta = check_schema(conn, schema)
             except psycopg.OperationalError as exc:
                 raise IndexUnavailable(
-                    f"cannot connect to the {region!r} index database as the {self.role}: "
-                    f"{exc.diag.message_primary or type(exc).__name__}"
+                    f"cannot connect to the {region!r} index database as the {self.role}: {connect_failure(exc)}"
                 ) from exc
             pool = self.pools.pool(region)
             building = self.role != Role.READER and any(k.startswith("build.") for k in meta)
@@ -166,9 +165,14 @@ class IndexCatalog:
                     _refuse_privileged(conn, region, target.schema)
                     found[region] = check_schema(conn, target.schema)
             except psycopg.OperationalError as exc:
+                reason = connect_failure(exc)
+                if "does not exist" in reason:
+                    raise SchemaError(
+                        f"region {region!r}: {reason} at {redact_dsn(dsn)}: run `groundwork migrate` "
+                        "(or an ingest) with the owner's credentials first"
+                    ) from exc
                 raise IndexError_(
-                    f"cannot connect to the {region!r} index database as the reader at {redact_dsn(dsn)}: "
-                    f"{exc.diag.message_primary or type(exc).__name__}"
+                    f"cannot connect to the {region!r} index database as the reader at {redact_dsn(dsn)}: {reason}"
                 ) from exc
         return found
 
@@ -182,6 +186,13 @@ class IndexCatalog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def connect_failure(exc: psycopg.OperationalError) -> str:
+    """The server's reason for refusing a connection (libpq's last ``FATAL:`` line; never a password)."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+    _, fatal, reason = text.rpartition("FATAL:")
+    return reason.strip() if fatal else exc.diag.message_primary or type(exc).__name__
 
 
 def _refuse_privileged(conn: psycopg.Connection, region: str, schema: str) -> None:

@@ -140,7 +140,7 @@ def plan_run(
         listed_ids = {ref.source_id for ref in refs}
         for region, ids in failure_ids.items():
             plan.stale_failures.extend((region, source.name, i) for i in sorted(ids - listed_ids))
-        logger.info("source %s: %s", source.name, dict(counts))
+        logger.info("source %s: %s", source.name, {str(k): n for k, n in counts.items()})
     return plan
 
 
