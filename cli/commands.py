@@ -133,6 +133,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_pii(args: argparse.Namespace) -> int:
+    """Measure redaction as a detector on labelled sets and PII-free prose (see :mod:`cli.evaluate_pii`)."""
+    from cli.evaluate_pii import format_pii_results, run_pii_eval
+    from groundwork.settings import EmbeddingConfig, RedactionConfig
+
+    config = load(args)[1] if args.config else None
+    redaction = config.redaction if config else RedactionConfig()
+    embedding = config.embedding if config else EmbeddingConfig()
+    results = run_pii_eval(
+        [Path(p) for p in args.sets], redaction, embedding, Path(args.dump) if args.dump else None
+    )
+    print(format_pii_results(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Search as a configured principal, through the same retriever the API uses."""
     from serving.api import SearchResult

@@ -14,6 +14,7 @@ from cli.commands import (
     cmd_db,
     cmd_demo,
     cmd_eval,
+    cmd_eval_pii,
     cmd_failures,
     cmd_forget,
     cmd_ingest,
@@ -73,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the fitted confidence calibrations into indexes/calibration/ (shipped with the index code)",
     )
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser(
+        "eval-pii",
+        help="measure redaction on labelled sets (InputSample .json, folder + gold.jsonl) and PII-free text",
+    )
+    p.add_argument("sets", nargs="+", help="InputSample .json files and folders; each is reported on its own")
+    p.add_argument("--config", default=None, help="take the redaction settings from this config file")
+    p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument("--dump", default=None, help="write every miss and false hit to this JSONL file")
+    p.set_defaults(func=cmd_eval_pii)
     p = add("ui", cmd_ui, "open the Dagster UI on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     return parser

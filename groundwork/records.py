@@ -114,12 +114,13 @@ class RedactedDocument:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One retrievable chunk of redacted text with a deterministic id."""
+    """One retrievable chunk of redacted text with a deterministic id and its own placeholder counts."""
 
     chunk_id: str
     seq: int
     text: str
     page_number: int | None
+    redactions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

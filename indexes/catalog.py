@@ -18,7 +18,7 @@ from groundwork.errors import IndexError_, IndexUnavailable, SchemaError
 from groundwork.settings import GroundworkConfig, redact_dsn
 from indexes.locks import RunLock
 from indexes.regions import RegionPools, RegionTarget, ensure_extension, resolve_targets
-from indexes.schema import build_schema_name, check_schema, ensure_schema, switch_version, version_settings
+from indexes.schema import build_schema_name, check_schema, ensure_schema, switch_version
 from indexes.store import RegionIndex
 
 logger = logging.getLogger(__name__)
@@ -81,11 +81,12 @@ class IndexCatalog:
         """Every region's index."""
         return {r: self.index(r) for r in self.regions}
 
-    def migrate(self, region: str) -> str | None:
+    def migrate(self, region: str, settings: dict[str, str]) -> str | None:
         """Create or update ``region``'s schema, roles and policies, connecting as the owner.
 
-        Returns the schema where a new index version is being built (the configured model or
-        chunking differs from the live version's), or None.
+        ``settings`` are what the index version is built with (:func:`indexes.schema.version_settings`).
+        Returns the schema where a new index version is being built (they differ from the live
+        version's), or None.
         """
         if self.role == Role.READER:
             raise IndexError_(
@@ -99,7 +100,7 @@ class IndexCatalog:
                 conn,
                 target.schema,
                 region=region,
-                settings=version_settings(self.config),
+                settings=settings,
                 reader=db.reader_role,
                 writer=db.writer_role,
             )
@@ -114,9 +115,9 @@ class IndexCatalog:
             self._indexes[region].build_schema = build
         return build
 
-    def migrate_all(self) -> dict[str, str | None]:
+    def migrate_all(self, settings: dict[str, str]) -> dict[str, str | None]:
         """Migrate every region; returns the schema of each region's version being built (or None)."""
-        return {region: self.migrate(region) for region in self.regions}
+        return {region: self.migrate(region, settings) for region in self.regions}
 
     def finish_builds(self, regions: list[str]) -> list[str]:
         """Switch every region among ``regions`` whose new index version is complete to it.

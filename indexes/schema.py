@@ -203,15 +203,22 @@ def ensure_roles(conn: psycopg.Connection, *roles: str) -> None:
 
 
 #: The settings an index version is built with; changing any of them builds a new version.
-VERSION_SETTINGS = ("model", "dimensions", "chunking")
+VERSION_SETTINGS = ("model", "dimensions", "chunking", "redaction")
+#: Settings an index built before they were recorded is rebuilt for: what it was redacted with is
+#: unknown, so its stored text is redacted again under the current policy.
+_UNKNOWN_MEANS_CHANGED = frozenset({"redaction"})
 
 
-def version_settings(config: GroundworkConfig) -> dict[str, str]:
-    """The settings this config builds an index version with (see :data:`VERSION_SETTINGS`)."""
+def version_settings(config: GroundworkConfig, *, redaction: str) -> dict[str, str]:
+    """The settings this config builds an index version with (see :data:`VERSION_SETTINGS`).
+
+    ``redaction`` is the redaction policy version (a digest the redaction stage computes).
+    """
     return {
         "model": config.embedding.model_name,
         "dimensions": str(config.embedding.dimensions),
         "chunking": json.dumps(config.chunking.model_dump(), sort_keys=True),
+        "redaction": redaction,
     }
 
 
@@ -309,7 +316,12 @@ def ensure_schema(
         _create_version(conn, schema, dims=live_dims, region=region, reader=reader, writer=writer, live=True)
         # A setting the live version never recorded (an index from before it was recorded) is
         # taken to be the current one.
-        changed = [k for k in VERSION_SETTINGS if k in meta and meta[k] != settings[k]]
+        changed = [
+            k
+            for k in VERSION_SETTINGS
+            if (k in meta and meta[k] != settings[k])
+            or (k in _UNKNOWN_MEANS_CHANGED and k not in meta and "model" in meta)
+        ]
         _put_meta(conn, schema, {"schema_version": SCHEMA_VERSION})
         if not changed:
             _put_meta(conn, schema, settings)

@@ -135,7 +135,7 @@ class RegionIndex(IndexState):
                             ref.source,
                             ref.uri,
                             ref.version,
-                            redactions,
+                            Jsonb(chunk.redactions),
                         )
                     )
             conn.execute(

@@ -9,7 +9,9 @@ from groundwork.enums import Role
 from groundwork.settings import GroundworkConfig
 from indexes.catalog import IndexCatalog
 from indexes.regions import RegionTarget
+from indexes.schema import version_settings
 from indexes.store import RegionIndex
+from pipelines.detectors import policy_version
 from pipelines.embedding import Embedder
 from pipelines.redact import Redactor
 
@@ -57,9 +59,13 @@ class Services:
             self._embedder = Embedder(self.config.embedding)
         return self._embedder
 
+    def index_settings(self) -> dict[str, str]:
+        """What this config builds an index version with: model, dimensions, chunking, redaction policy."""
+        return version_settings(self.config, redaction=policy_version(self.config.redaction))
+
     def migrate(self) -> dict[str, str | None]:
         """Bring every region's schema up to date as the owner (an ingest does this first)."""
-        return self.catalog.migrate_all()
+        return self.catalog.migrate_all(self.index_settings())
 
     def index(self, region: str) -> RegionIndex:
         """The index of ``region``, reached as the writer."""

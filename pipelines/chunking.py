@@ -5,6 +5,7 @@ from __future__ import annotations
 from groundwork.ids import chunk_id
 from groundwork.records import Chunk, ChunkedDocument, RedactedDocument
 from groundwork.settings import ChunkingConfig
+from pipelines.spans import placeholder_counts
 
 
 def chunk_document(document: RedactedDocument, config: ChunkingConfig) -> ChunkedDocument:
@@ -30,7 +31,11 @@ def chunk_document(document: RedactedDocument, config: ChunkingConfig) -> Chunke
     doc_id = document.task.document_id
     chunks = [
         Chunk(
-            chunk_id=chunk_id(doc_id, seq), seq=seq, text=piece.text, page_number=piece.metadata.page_number
+            chunk_id=chunk_id(doc_id, seq),
+            seq=seq,
+            text=piece.text,
+            page_number=piece.metadata.page_number,
+            redactions=dict(sorted(placeholder_counts(piece.text).items())),
         )
         for seq, piece in enumerate(p for p in pieces if p.text.strip())
     ]

@@ -1,133 +1,70 @@
-"""PII redaction with Presidio: every value of a configured entity type becomes ``<ENTITY_TYPE>``.
+"""PII redaction: every value of a configured entity type becomes ``<ENTITY_TYPE>``.
 
-The analyzer is built once per process with an explicit offline spaCy model, Presidio's predefined
-recognizers (plus the UK ones Presidio ships disabled) and the declarative patterns in
-``recognizers.yaml``. Only counts by entity type leave this module, never the values.
+Detection (:mod:`pipelines.detectors`) turns each text into :class:`~pipelines.spans.Span` objects;
+this module adds what a per-text detector cannot know (table columns of names, names found
+elsewhere in the batch) and replaces the spans. Only counts by entity type leave it, never values.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from groundwork.records import ParsedElement
 from groundwork.settings import RedactionConfig
+from pipelines.detectors import PERSON, Detector, policy_version
+from pipelines.spans import Span, apply
 
-logger = logging.getLogger(__name__)
-
-RECOGNIZERS_YAML = Path(__file__).with_name("recognizers.yaml")
-_SPACY_LABELS_IGNORED = [
-    "CARDINAL",
-    "EVENT",
-    "FAC",
-    "LANGUAGE",
-    "LAW",
-    "MONEY",
-    "ORDINAL",
-    "PERCENT",
-    "PRODUCT",
-    "QUANTITY",
-    "WORK_OF_ART",
-]
-_PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
-
-
-def _offline_tldextract() -> None:
-    # Presidio's email recognizer calls tldextract.extract(), whose default extractor fetches the
-    # public suffix list over the network on first use; use the snapshot bundled with the package.
-    import tldextract
-    import tldextract.tldextract as impl
-
-    if getattr(impl.TLD_EXTRACTOR, "suffix_list_urls", ()):
-        impl.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-
-
-PERSON = "PERSON"
-_PLACEHOLDER = "<PERSON>"
 _MIN_NAME_PART = 4
+
+#: Where each element of a batch went: ("text", element, unit) or ("table", element, header units, rows).
+Layout = list[list[tuple[Any, ...]]]
 
 
 class Redactor:
     """Finds and replaces PII in text with typed placeholders such as ``<PERSON>``.
 
-    :meth:`redact_documents` adds two safeguards on top of Presidio, because a small NER model misses
-    names out of context: table columns whose header names a person are redacted whole, and every
-    name found anywhere in the batch is redacted wherever else it appears.
+    :meth:`redact_documents` adds two safeguards on top of the detectors, because a small NER model
+    misses names out of context: table columns whose header names a person are redacted whole, and
+    every multi-word name found anywhere in the batch is redacted wherever else it appears.
     """
 
     def __init__(self, config: RedactionConfig) -> None:
         self.config = config
-        self._analyzer: Any = None
-        self._batch: Any = None
-        self._anonymizer: Any = None
+        self._detector: Detector | None = None
 
-    def _load(self) -> None:
-        if self._analyzer is not None:
-            return
-        _offline_tldextract()
-        from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
-        from presidio_analyzer.nlp_engine import NlpEngineProvider
-        from presidio_analyzer.predefined_recognizers import (
-            PhoneRecognizer,
-            UkNinoRecognizer,
-            UkPostcodeRecognizer,
-        )
-        from presidio_anonymizer import AnonymizerEngine
+    @property
+    def detector(self) -> Detector:
+        """The detectors, built on first use (loading spaCy takes a few seconds)."""
+        if self._detector is None:
+            self._detector = Detector(self.config)
+        return self._detector
 
-        nlp = NlpEngineProvider(
-            nlp_configuration={
-                "nlp_engine_name": "spacy",
-                "models": [{"lang_code": "en", "model_name": self.config.spacy_model}],
-                # spaCy labels Presidio has no entity for; ignoring them also silences a warning per hit.
-                "ner_model_configuration": {"labels_to_ignore": _SPACY_LABELS_IGNORED},
-            }
-        ).create_engine()
-        registry = RecognizerRegistry(supported_languages=["en"])
-        # Loading the predefined set warns once per recognizer of a language we do not load.
-        presidio_log = logging.getLogger("presidio-analyzer")
-        previous = presidio_log.level
-        presidio_log.setLevel(logging.ERROR)
-        try:
-            registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
-        finally:
-            presidio_log.setLevel(previous)
-        registry.remove_recognizer("PhoneRecognizer")
-        registry.add_recognizer(PhoneRecognizer(supported_regions=_PHONE_REGIONS))
-        registry.add_recognizer(UkNinoRecognizer())
-        registry.add_recognizer(UkPostcodeRecognizer())
-        registry.add_recognizers_from_yaml(RECOGNIZERS_YAML)
-        self._analyzer = AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
-        self._batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
-        self._anonymizer = AnonymizerEngine()
-        logger.info("presidio analyzer ready with %d recognizers", len(list(registry.recognizers)))
+    @property
+    def policy_version(self) -> str:
+        """A digest of everything that decides what is redacted; a change rebuilds the index."""
+        return policy_version(self.config)
 
-    def _analyze(self, texts: list[str]) -> list[Any]:
-        self._load()
-        return list(
-            self._batch.analyze_iterator(
-                texts,
-                language="en",
-                entities=list(self.config.entities),
-                score_threshold=self.config.score_threshold,
-            )
-        )
+    def detect(self, texts: list[str]) -> list[list[Span]]:
+        """The spans every detector finds in each text (no cross-text safeguards)."""
+        return self.detector.detect(texts) if texts else []
 
-    def redact_documents(
-        self, documents: Sequence[Sequence[ParsedElement]]
-    ) -> list[tuple[list[ParsedElement], Counter[str]]]:
-        """Redact several documents' elements together; returns redacted elements and counts per document.
+    def analyze_documents(self, documents: Sequence[Sequence[ParsedElement]]) -> list[list[Unit]]:
+        """Every text unit of every document (element texts, table headers and cells) with its spans.
 
-        Tables come back as one ``header: value`` line per row, without their cells.
+        Names found in one document are looked for in all of them (the batch is one run's documents).
         """
+        layout, units = self._analyze(documents)
+        return [[units[i] for i in _unit_ids(doc)] for doc in layout]
+
+    def _analyze(self, documents: Sequence[Sequence[ParsedElement]]) -> tuple[Layout, list[Unit]]:
         person_columns = {_norm(c) for c in self.config.person_columns}
-        units: list[str] = []
-        names: set[str] = set()
-        # Per element: ("text", unit index) or ("table", headers, rows of unit index / None for a name cell)
+        units: list[Unit] = []
         layout: list[list[tuple[Any, ...]]] = []
+        names: set[str] = set()
         for elements in documents:
             doc_layout: list[tuple[Any, ...]] = []
             for el in elements:
@@ -137,65 +74,69 @@ class Redactor:
                     header_units = [_add(units, h) for h in headers]
                     rows = []
                     for row in el.cells[1:]:
-                        cells_out: list[int | None] = []
+                        cells = []
                         for i, value in enumerate(row):
+                            idx = _add(units, value)
                             if i in name_cols and value.strip():
                                 names.add(value.strip())
-                                cells_out.append(None)
-                            else:
-                                cells_out.append(_add(units, value))
-                        rows.append(cells_out)
+                                units[idx].spans.append(Span(0, len(value), PERSON, 1.0, "person_column"))
+                            cells.append(idx)
+                        rows.append(cells)
                     doc_layout.append(("table", el, header_units, rows))
                 else:
                     doc_layout.append(("text", el, _add(units, el.text)))
             layout.append(doc_layout)
+        todo = [i for i, u in enumerate(units) if not u.spans and u.text.strip()]
+        for i, found in zip(todo, self.detect([units[i].text for i in todo]), strict=True):
+            units[i].spans.extend(found)
+            names.update(
+                form
+                for s in found
+                if s.entity == PERSON
+                for form in _name_forms(units[i].text[s.start : s.end])
+            )
+        if names:
+            pattern = _names_pattern(names)
+            for unit in units:
+                unit.spans.extend(
+                    Span(m.start(), m.end(), PERSON, 1.0, "propagation") for m in pattern.finditer(unit.text)
+                )
+        return layout, units
 
-        analyzed = self._analyze(units) if units else []
-        for text, results in zip(units, analyzed, strict=True):
-            for r in results:
-                if r.entity_type == PERSON:
-                    names.update(_name_forms(text[r.start : r.end]))
-        redacted: list[tuple[str, Counter[str]]] = []
-        for text, results in zip(units, analyzed, strict=True):
-            out, counts = (text, Counter[str]()) if not results else self._anonymize(text, results)
-            redacted.append(_replace_names(out, counts, names))
+    def redact_documents(
+        self, documents: Sequence[Sequence[ParsedElement]]
+    ) -> list[tuple[list[ParsedElement], Counter[str]]]:
+        """Redact several documents' elements together; returns redacted elements and counts per document.
 
+        Tables come back as one ``header: value`` line per row, without their cells.
+        """
+        layout, units = self._analyze(documents)
         result = []
         for doc_layout in layout:
-            counts = Counter[str]()
+            redacted = {i: apply(units[i].text, units[i].spans) for i in _unit_ids(doc_layout)}
+            counts: Counter[str] = Counter()
+            for _, found in redacted.values():
+                counts.update(found)
             out_elements = []
             for entry in doc_layout:
                 if entry[0] == "text":
                     _, el, idx = entry
-                    text, found = redacted[idx]
-                    counts.update(found)
-                    out_elements.append(ParsedElement(el.category, text, el.page_number))
+                    out_elements.append(ParsedElement(el.category, redacted[idx][0], el.page_number))
                     continue
                 _, el, header_units, rows = entry
-                header_texts = [redacted[i][0] for i in header_units]
-                for i in header_units:
-                    counts.update(redacted[i][1])
+                headers = [redacted[i][0] for i in header_units]
                 lines = []
                 for row in rows:
                     parts = []
                     for col, idx in enumerate(row):
-                        if idx is None:
-                            value = _PLACEHOLDER
-                            counts[PERSON] += 1
-                        else:
-                            value, found = redacted[idx]
-                            counts.update(found)
+                        value = redacted[idx][0]
                         if value:
-                            header = header_texts[col] if col < len(header_texts) else f"column {col + 1}"
+                            header = headers[col] if col < len(headers) else f"column {col + 1}"
                             parts.append(f"{header}: {value}")
                     lines.append("; ".join(parts))
                 out_elements.append(ParsedElement(el.category, "\n".join(lines), el.page_number))
             result.append((out_elements, counts))
         return result
-
-    def _anonymize(self, text: str, results: list[Any]) -> tuple[str, Counter[str]]:
-        anonymized = self._anonymizer.anonymize(text=text, analyzer_results=results)
-        return anonymized.text, Counter(item.entity_type for item in anonymized.items)
 
     def redact(self, text: str) -> tuple[str, Counter[str]]:
         """Redact one text; returns the redacted text and counts by entity type."""
@@ -203,20 +144,36 @@ class Redactor:
         return out, counts
 
     def redact_many(self, texts: Iterable[str]) -> list[tuple[str, Counter[str]]]:
-        """Redact several texts in one spaCy batch; returns one (text, counts) pair per input."""
+        """Redact several texts in one batch (no cross-text safeguards); one (text, counts) per input."""
         texts = list(texts)
-        return [
-            (text, Counter()) if not results else self._anonymize(text, results)
-            for text, results in zip(texts, self._analyze(texts), strict=True)
-        ]
+        return [apply(text, spans) for text, spans in zip(texts, self.detect(texts), strict=True)]
+
+
+@dataclass(slots=True)
+class Unit:
+    """One piece of text that is redacted on its own: an element's text, a table header or cell."""
+
+    text: str
+    spans: list[Span] = field(default_factory=list)
+
+
+def _unit_ids(doc_layout: list[tuple[Any, ...]]) -> list[int]:
+    ids: list[int] = []
+    for entry in doc_layout:
+        if entry[0] == "text":
+            ids.append(entry[2])
+        else:
+            ids.extend(entry[2])
+            ids.extend(i for row in entry[3] for i in row)
+    return ids
 
 
 def _norm(header: str) -> str:
     return " ".join(header.lower().replace("_", " ").split())
 
 
-def _add(units: list[str], text: str) -> int:
-    units.append(text)
+def _add(units: list[Unit], text: str) -> int:
+    units.append(Unit(text))
     return len(units) - 1
 
 
@@ -235,17 +192,10 @@ def _name_forms(span: str) -> set[str]:
     return forms
 
 
-def _replace_names(text: str, counts: Counter[str], names: set[str]) -> tuple[str, Counter[str]]:
-    """Replace every remaining occurrence of a known name with ``<PERSON>``."""
-    if not names:
-        return text, counts
-    pattern = re.compile(
+def _names_pattern(names: set[str]) -> re.Pattern[str]:
+    """Every occurrence of a known name as a whole word."""
+    return re.compile(
         r"(?<![\w<])(?:"
         + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
         + r")(?![\w>])"
     )
-    out, n = pattern.subn(_PLACEHOLDER, text)
-    if n:
-        counts = counts.copy()
-        counts[PERSON] += n
-    return out, counts

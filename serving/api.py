@@ -67,7 +67,7 @@ class SearchResult(BaseModel):
     seq: int
     page_number: int | None
     version: str
-    redactions: dict[str, int] = Field(description="PII placeholders in the document, by entity type.")
+    redactions: dict[str, int] = Field(description="PII placeholders in this chunk's text, by entity type.")
     lexical_score: float | None = Field(default=None, description="Full-text rank (hybrid mode), if matched.")
     fused_score: float | None = Field(default=None, description="Reciprocal-rank-fusion score (hybrid mode).")
     tokens: int = Field(description="Model tokens in the text (counted against max_context_tokens).")

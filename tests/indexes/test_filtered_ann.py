@@ -50,7 +50,7 @@ def skewed(tmp_path_factory: pytest.TempPathFactory, pg_server, redactor, embedd
         )
     )
     writer = Services(config, redactor=redactor, embedder=embedder)
-    writer.catalog.migrate("uk")
+    writer.catalog.migrate("uk", writer.index_settings())
     target = writer.targets["uk"]
     rng = np.random.default_rng(42)
     centers = rng.normal(size=(50, DIM)).astype(np.float32)

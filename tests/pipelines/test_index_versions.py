@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from groundwork.settings import DEFAULT_MODEL_NAME, GroundworkConfig, PrincipalConfig, load_config
-from indexes.schema import build_schema_name, version_lock_key, version_settings
+from indexes.schema import build_schema_name, version_lock_key
 from orchestration.local import run_all
 from orchestration.services import Services
 from pipelines.embedding import Embedder, default_model_path
@@ -56,7 +56,9 @@ class Versions:
         self.base = embedder
         self.access = ["group:staff"]
 
-    def config(self, *, model_path: Path | None = None, max_characters: int = 1200) -> GroundworkConfig:
+    def config(
+        self, *, model_path: Path | None = None, max_characters: int = 1200, redaction: dict | None = None
+    ) -> GroundworkConfig:
         data = {
             "sources": [
                 {
@@ -70,6 +72,7 @@ class Versions:
             "database": {"url": self.url},
             "embedding": {"model_path": str(model_path)} if model_path else {},
             "chunking": {"max_characters": max_characters, "new_after_n_chars": min(900, max_characters)},
+            "redaction": redaction or {},
         }
         return load_config(write_config(self.folder / "g.yaml", data))
 
@@ -118,12 +121,43 @@ def search(
     return [(h.source_uri.rsplit("/", 1)[-1], h.score) for h in hits]
 
 
+def test_a_redaction_policy_change_re_redacts_every_document_into_a_new_version(
+    versions: Versions, embedder: Embedder
+) -> None:
+    before = Services(versions.config(), redactor=versions.redactor).index_settings()["redaction"]
+    # Stricter redaction: a new policy version, so every document is redacted and embedded again.
+    config = versions.config(redaction={"score_threshold": 0.5})
+    services, embedded = versions.run(config, embedder)
+    try:
+        assert services.index_settings()["redaction"] != before
+        assert embedded == 3
+        assert versions.meta(services)["redaction"] == services.index_settings()["redaction"]
+        assert services.index("uk").build_schema is None  # complete, so switched
+        _, again = versions.run(config, embedder)
+        assert again == 0
+    finally:
+        services.close()
+
+
+def test_an_index_that_never_recorded_its_redaction_is_redacted_again(
+    versions: Versions, embedder: Embedder
+) -> None:
+    with psycopg.connect(versions.url, autocommit=True) as conn:
+        conn.execute("DELETE FROM groundwork_uk.index_meta WHERE key = 'redaction'")
+    services, embedded = versions.run(versions.config(), embedder)
+    try:
+        assert embedded == 3
+        assert "redaction" in versions.meta(services)
+    finally:
+        services.close()
+
+
 def test_chunking_change_rebuilds_every_document_and_switches(versions: Versions, embedder: Embedder) -> None:
     config = versions.config(max_characters=300)
     services, embedded = versions.run(config, embedder)
     try:
         assert embedded == 3  # every document again, under the new chunking
-        assert versions.meta(services)["chunking"] == version_settings(config)["chunking"]
+        assert versions.meta(services)["chunking"] == services.index_settings()["chunking"]
         assert services.index("uk").build_schema is None
         assert set(versions.live_docs(services)) == set(FILES)
         # The old version was dropped: no build or old schema is left behind.

@@ -1,0 +1,66 @@
+"""Detected PII as character spans, and the one way spans become placeholders in text.
+
+Every detector (Presidio's recognizers, the name propagation, table name columns) produces
+:class:`Span` objects; overlapping spans are merged before replacement, so a value found by two
+detectors is replaced once, and the evaluation sees exactly what was replaced.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)>")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One detected value: ``text[start:end]`` is of type ``entity`` (``PERSON``, ``IBAN_CODE`` ...)."""
+
+    start: int
+    end: int
+    entity: str
+    score: float
+    source: str = ""
+
+
+def merge(spans: Sequence[Span]) -> list[Span]:
+    """Overlapping spans joined into one, typed by its highest-scoring part (then the longest)."""
+    merged: list[Span] = []
+    group: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if group and span.start < max(s.end for s in group):
+            group.append(span)
+            continue
+        if group:
+            merged.append(_join(group))
+        group = [span]
+    if group:
+        merged.append(_join(group))
+    return merged
+
+
+def _join(group: list[Span]) -> Span:
+    best = max(group, key=lambda s: (s.score, s.end - s.start))
+    return Span(min(s.start for s in group), max(s.end for s in group), best.entity, best.score, best.source)
+
+
+def apply(text: str, spans: Sequence[Span]) -> tuple[str, Counter[str]]:
+    """``text`` with every span replaced by ``<ENTITY>``, and the number of placeholders by type."""
+    out: list[str] = []
+    counts: Counter[str] = Counter()
+    at = 0
+    for span in merge(spans):
+        out.append(text[at : span.start])
+        out.append(f"<{span.entity}>")
+        counts[span.entity] += 1
+        at = span.end
+    out.append(text[at:])
+    return "".join(out), counts
+
+
+def placeholder_counts(text: str) -> Counter[str]:
+    """How many placeholders of each type a redacted text holds (a chunk's own redaction counts)."""
+    return Counter(_PLACEHOLDER.findall(text))
