@@ -1,0 +1,412 @@
+#!/usr/bin/env python3
+"""Extract PII-free technical prose from Debian documentation packages, for
+measuring the redactor's false positives.
+
+Sources (Debian bookworm packages, none written by us):
+  git-doc              /usr/share/doc/git-doc/*.html          (rendered man pages, guides)
+  debian-reference-en  /usr/share/debian-reference/ch*.en.html (split into sections)
+  postgresql-doc-15    /usr/share/doc/postgresql-doc-15/html/*.html
+
+Python's own documentation is deliberately NOT used (kept aside for acceptance
+checks elsewhere).
+
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15
+    /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
+
+Output: examples/pii/clean/<source>/<name>.txt (about 40 per source) and
+examples/pii/clean/MANIFEST.tsv (origin file, size, what was removed).
+
+The texts are PII-free by assumption. To make that assumption hold, the script
+removes (and counts in MANIFEST.tsv):
+  * whole pages that are mostly about people or identities (EXCLUDE_* below:
+    git-shortlog, mailmap, send-email, format-patch, cvsimport author maps,
+    SubmittingPatches, PostgreSQL release notes/bibliography/history, the
+    debian-reference preface and appendix, ...);
+  * sections headed Author(s) / Credits / Copyright / Acknowledgements / History
+    / Thanks / Reporting bugs / Contributors / Maintainers;
+  * paragraphs with an e-mail address (real maintainers and example addresses
+    alike), credit lines ("written by <First Last>", "thanks to <First Last>",
+    "Copyright (C) 2005"), or a name from NAMED_PEOPLE (real people found on
+    review of the output, e.g. Knuth, Stallman, Hamano);
+  * git's "Last updated <date>" footers and DocBook navigation bars.
+Documents are capped at MAX_CHARS (cut at a paragraph boundary). Selection is
+deterministic: the eligible pages sorted by name, taken at even intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from lxml import html as lxml_html
+
+REPO = Path(__file__).resolve().parents[2]
+OUT_DIR = REPO / "examples" / "pii" / "clean"
+
+PER_SOURCE = 40
+MAX_CHARS = 24_000
+MIN_CHARS = 2_500
+
+GIT_DIR = Path("/usr/share/doc/git-doc")
+DEBREF_DIR = Path("/usr/share/debian-reference")
+PG_DIR = Path("/usr/share/doc/postgresql-doc-15/html")
+
+# Pages that are mostly about people, identities or contributor credits.
+EXCLUDE_GIT = {
+    "git-shortlog",
+    "git-check-mailmap",
+    "gitmailmap",
+    "git-blame",
+    "git-annotate",
+    "git-send-email",
+    "git-format-patch",
+    "git-am",
+    "git-request-pull",
+    "git-interpret-trailers",
+    "git-mailinfo",
+    "git-mailsplit",
+    "git-cvsimport",
+    "git-svn",
+    "git-archimport",
+    "git-quiltimport",
+    "git-imap-send",
+    "git-cvsexportcommit",
+    "git-cvsserver",
+    "git-fast-import",
+    "git-fast-export",
+    "git-commit-tree",
+    "git-var",
+    "SubmittingPatches",
+    "MyFirstContribution",
+    "ReviewingGuidelines",
+    "git-bisect-lk2009",
+    "howto-index",
+    "index",
+    "git-credential-store",
+    "gitcredentials",
+    "git-credential",
+}
+EXCLUDE_PG = re.compile(
+    r"^(release.*|biblio|geqo-biblio|history|legalnotice|bookindex|index|"
+    r"bug-reporting|resources|sourcerepo.*|git|docguide.*|features-sql-standard|"
+    r"unsupported-features-sql-standard|errcodes-appendix|acronyms)$"
+)
+DEBREF_FILES = [f"ch{i:02d}.en.html" for i in range(1, 13)]  # not pr01 (quotes), apa (copyright)
+
+DROP_SECTION = re.compile(
+    r"^\s*(?:[A-Z]\.)?(?:\d+\.)*\d*\.?\s*(?:authors?|credits?|copyright|acknowledge?ments?|"
+    r"history|thanks|reporting bugs|contributors?|maintainers?)\s*$",
+    re.I,
+)
+EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
+NAME = r"[A-Z][a-z]+(?:\s+[A-Z]\.?)?\s+(?:[A-Z]')?[A-Z][a-z]+"  # First [M.] Last
+CREDIT = re.compile(
+    r"(?:\b(?:written|developed|maintained|created|contributed|authored|designed|invented|"
+    r"implemented|originally)\s+by\s+" + NAME + r")"
+    r"|(?:\bthanks\s+to\s+" + NAME + r")"
+    r"|(?i:copyright\s*(?:\(c\)|©)?\s*(?:\d{4}|\(c\)|©))|(?:©\s*\d{4})|(?i:\(c\)\s*\d{4})"
+)
+# Real (and placeholder "John Doe") people named in otherwise technical prose,
+# found by reviewing the output (a spaCy PERSON pass and a first-name list were
+# used as review aids only). Paragraphs naming them are removed.
+NAMED_PEOPLE = re.compile(
+    r"\b(?:Stallman|Torvalds|Hamano|Moolenaar|Tom Lord|Knuth|Lamport|Loeliger|Kimball|"
+    r"Martin Porter|Murdock|Perens|Ian Jackson|Akkerman|Ben Collins|Garbee|Michlmayr|"
+    r"John Doe|Alice Doe|Jane Doe|Osamu Aoki)\b"
+)
+# Sections built around a list of real people (the DPL awk example).
+EXCLUDE_DEBREF = {"ch01-unix_like_text_processing"}
+FOOTER = re.compile(r"^(Last updated\b|GIT\s*$|Part of the git\(1\) suite)", re.I)
+
+BLOCK = {
+    "p",
+    "div",
+    "pre",
+    "table",
+    "tr",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "section",
+    "article",
+    "br",
+    "hr",
+    "caption",
+    "thead",
+    "tbody",
+    "tfoot",
+    "figure",
+    "body",
+}
+HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+
+
+def _clean_tree(root):
+    for bad in root.xpath(
+        "//script|//style|//head|//*[contains(concat(' ',@class,' '),' navheader ')]"
+        "|//*[contains(concat(' ',@class,' '),' navfooter ')]|//*[@id='footer']"
+        "|//*[contains(concat(' ',@class,' '),' toc ')]"
+        "|//*[contains(concat(' ',@class,' '),' list-of-tables ')]"
+        "|//*[contains(concat(' ',@class,' '),' list-of-figures ')]"
+        "|//*[contains(concat(' ',@class,' '),' list-of-examples ')]"
+    ):
+        bad.getparent().remove(bad) if bad.getparent() is not None else None
+    return root
+
+
+def blocks(el) -> list[tuple[str, str]]:
+    """Flatten an element into [(kind, text)], kind in {'h', 'p', 'pre'}.
+    Inline text is whitespace-collapsed; <pre> keeps its layout; table cells
+    are joined with ' | '."""
+    out: list[tuple[str, str]] = []
+    buf: list[str] = []
+
+    def flush(kind="p"):
+        text = re.sub(r"\s+", " ", "".join(buf)).strip()
+        buf.clear()
+        if text:
+            out.append((kind, text))
+
+    def walk(node):
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if tag == "pre":
+            flush()
+            text = node.text_content().rstrip()
+            if text.strip():
+                out.append(("pre", text.strip("\n")))
+            if node.tail:
+                buf.append(node.tail)
+            return
+        if tag in HEADINGS:
+            flush()
+            buf.append(node.text_content())
+            flush("h")
+            if node.tail:
+                buf.append(node.tail)
+            return
+        if tag in ("td", "th"):
+            buf.append(" " + node.text_content().strip() + " |")
+            if node.tail:
+                buf.append(node.tail)
+            return
+        if tag in BLOCK:
+            flush()
+        if node.text:
+            buf.append(node.text)
+        for child in node:
+            walk(child)
+        if tag in BLOCK:
+            flush()
+        if node.tail:
+            buf.append(node.tail)
+
+    walk(el)
+    flush()
+    # tidy table rows: "| a | b |" artefacts
+    return [(k, re.sub(r"\s*\|\s*$", "", t) if k == "p" else t) for k, t in out]
+
+
+def filter_blocks(bl: list[tuple[str, str]], stats: dict) -> list[tuple[str, str]]:
+    kept = []
+    dropping = False
+    for kind, text in bl:
+        if kind == "h":
+            dropping = bool(DROP_SECTION.match(text))
+            if dropping:
+                stats["sections"].append(text[:60])
+                stats["dropped"].append(("section", text))
+                continue
+        if dropping:
+            stats["section_paras"] += 1
+            stats["dropped"].append(("in-section", text))
+            continue
+        if FOOTER.match(text):
+            stats["footer"] += 1
+            continue
+        if EMAIL.search(text):
+            stats["email_paras"] += 1
+            stats["dropped"].append(("email", text))
+            continue
+        if NAMED_PEOPLE.search(text):
+            stats["named_paras"] += 1
+            stats["dropped"].append(("named", text))
+            continue
+        if CREDIT.search(text):
+            stats["credit_paras"] += 1
+            stats["dropped"].append(("credit", text))
+            continue
+        kept.append((kind, text))
+    return kept
+
+
+def render(bl: list[tuple[str, str]], cap: int) -> tuple[str, bool]:
+    parts, total, truncated = [], 0, False
+    for _kind, text in bl:
+        piece = text
+        if total + len(piece) + 2 > cap and parts:
+            truncated = True
+            break
+        parts.append(piece)
+        total += len(piece) + 2
+    body = "\n\n".join(parts).replace("\xa0", " ")
+    return body.strip() + "\n", truncated
+
+
+def new_stats() -> dict:
+    return {
+        "sections": [],
+        "section_paras": 0,
+        "email_paras": 0,
+        "credit_paras": 0,
+        "footer": 0,
+        "named_paras": 0,
+        "dropped": [],
+    }
+
+
+def pick_even(items: list, n: int) -> list:
+    if len(items) <= n:
+        return items
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def page_docs(paths: list[Path], source: str) -> list[dict]:
+    docs = []
+    for p in paths:
+        root = _clean_tree(lxml_html.parse(str(p)).getroot())
+        body = root.find("body") if root.find("body") is not None else root
+        stats = new_stats()
+        kept = filter_blocks(blocks(body), stats)
+        text, truncated = render(kept, MAX_CHARS)
+        docs.append(
+            {
+                "source": source,
+                "name": p.stem,
+                "origin": str(p),
+                "text": text,
+                "truncated": truncated,
+                "stats": stats,
+            }
+        )
+    return docs
+
+
+def debref_docs() -> list[dict]:
+    docs = []
+    for fname in DEBREF_FILES:
+        p = DEBREF_DIR / fname
+        root = _clean_tree(lxml_html.parse(str(p)).getroot())
+        chapter = fname.split(".")[0]
+        # top-level sections: div.section whose h2 is a section title
+        for sec in root.xpath("//div[@class='section'][./div[@class='titlepage']//h2]"):
+            anchor = sec.xpath(".//h2//a/@id")
+            name = f"{chapter}-{(anchor[0] if anchor else 'section').strip('_')}"
+            if name in EXCLUDE_DEBREF:
+                continue
+            stats = new_stats()
+            kept = filter_blocks(blocks(sec), stats)
+            text, truncated = render(kept, MAX_CHARS)
+            docs.append(
+                {
+                    "source": "debian-reference",
+                    "name": name,
+                    "origin": f"{p}#{anchor[0] if anchor else ''}",
+                    "text": text,
+                    "truncated": truncated,
+                    "stats": stats,
+                }
+            )
+    return docs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=OUT_DIR)
+    ap.add_argument("--per-source", type=int, default=PER_SOURCE)
+    ap.add_argument(
+        "--show-dropped",
+        action="store_true",
+        help="print every removed paragraph of the chosen documents (for review)",
+    )
+    args = ap.parse_args()
+
+    for d in (GIT_DIR, DEBREF_DIR, PG_DIR):
+        if not d.is_dir():
+            print(
+                f"missing {d}: apt-get install -y git-doc debian-reference-en postgresql-doc-15",
+                file=sys.stderr,
+            )
+            return 1
+
+    git_pages = sorted(p for p in GIT_DIR.glob("*.html") if p.stem not in EXCLUDE_GIT)
+    pg_pages = sorted(p for p in PG_DIR.glob("*.html") if not EXCLUDE_PG.match(p.stem))
+    candidates = {
+        "git-doc": page_docs(git_pages, "git-doc"),
+        "debian-reference": debref_docs(),
+        "postgresql-doc-15": page_docs(pg_pages, "postgresql-doc-15"),
+    }
+
+    manifest = [
+        "source\tname\torigin\tchars\ttruncated\tdropped_sections\t"
+        "dropped_section_paras\tdropped_email_paras\tdropped_credit_paras\tdropped_named_paras"
+    ]
+    grand = 0
+    for source, docs in candidates.items():
+        eligible = sorted((d for d in docs if len(d["text"]) >= MIN_CHARS), key=lambda d: d["name"])
+        chosen = pick_even(eligible, args.per_source)
+        out = args.out / source
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("*.txt"):
+            old.unlink()
+        total = 0
+        for d in chosen:
+            (out / f"{d['name']}.txt").write_text(d["text"], encoding="utf-8")
+            total += len(d["text"].encode())
+            s = d["stats"]
+            if args.show_dropped:
+                for why, txt in s["dropped"]:
+                    print(f"[{source}/{d['name']}] {why}: {txt[:300]!r}", file=sys.stderr)
+            manifest.append(
+                "\t".join(
+                    map(
+                        str,
+                        [
+                            source,
+                            d["name"],
+                            d["origin"],
+                            len(d["text"]),
+                            d["truncated"],
+                            "; ".join(s["sections"]) or "-",
+                            s["section_paras"],
+                            s["email_paras"],
+                            s["credit_paras"],
+                            s["named_paras"],
+                        ],
+                    )
+                )
+            )
+        grand += total
+        print(
+            f"{source}: {len(docs)} candidates, {len(eligible)} eligible, "
+            f"{len(chosen)} written, {total / 1024:.0f} KiB"
+        )
+    (args.out / "MANIFEST.tsv").write_text("\n".join(manifest) + "\n", encoding="utf-8")
+    print(f"total {grand / 1024:.0f} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
