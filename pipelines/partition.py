@@ -65,6 +65,8 @@ def partition_document(
     if not data.strip():
         raise DocumentError("file is empty", stage=Stage.PARTITION, reason=FailureReason.EMPTY)
     _refuse_encrypted(suffix, data)
+    if suffix == ".eml":
+        data = declare_utf8(data)
 
     from unstructured.partition.auto import partition  # heavy: loaded on first use
 
@@ -96,6 +98,25 @@ def partition_document(
             reason=FailureReason.NO_TEXT,
         )
     return parsed, content_type
+
+
+def declare_utf8(message: bytes) -> bytes:
+    """An e-mail with no MIME headers but UTF-8 text, declared as UTF-8.
+
+    Mail clients write such messages; without a charset the e-mail partitioner reads every non-ASCII
+    character as two replacement characters, so "Fernández" would be stored as "Fern\ufffd\ufffdndez".
+    """
+    head = message.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].lower()
+    if b"content-type:" in head or message.isascii():
+        return message
+    try:
+        message.decode("utf-8")
+    except UnicodeDecodeError:
+        return message
+    return (
+        b"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"
+        + message
+    )
 
 
 def _refuse_encrypted(suffix: str, data: bytes) -> None:

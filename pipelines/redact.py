@@ -86,15 +86,31 @@ class Redactor:
                 else:
                     doc_layout.append(("text", el, _add(units, el.text)))
             layout.append(doc_layout)
-        todo = [i for i, u in enumerate(units) if not u.spans and u.text.strip()]
-        for i, found in zip(todo, self.detect([units[i].text for i in todo]), strict=True):
+        # Element texts are detected together, a document's consecutive elements joined by newlines, so a
+        # name in a greeting or an address over several lines is seen in its context; table headers
+        # and cells are detected on their own.
+        groups = [g for doc in layout for g in _text_groups(doc, units)]
+        singles = [
+            i
+            for doc in layout
+            for entry in doc
+            if entry[0] == "table"
+            for i in (*entry[2], *(c for row in entry[3] for c in row))
+            if not units[i].spans and units[i].text.strip()
+        ]
+        texts = ["\n".join(units[i].text for i in group) for group in groups]
+        detected = self.detect(texts + [units[i].text for i in singles])
+        for group, found in zip(groups, detected, strict=False):
+            _spread(found, group, units)
+        for i, found in zip(singles, detected[len(groups) :], strict=True):
             units[i].spans.extend(found)
+        for unit in units:
             names.update(
                 form
-                for s in found
-                if s.entity == PERSON
-                for form in _name_forms(units[i].text[s.start : s.end])
+                for sp in _confirmed_names(unit.spans)
+                for form in _name_forms(unit.text[sp.start : sp.end])
             )
+        names = {n for n in names if not _labels(n, units)}
         if names:
             pattern = _names_pattern(names)
             for unit in units:
@@ -157,6 +173,37 @@ class Unit:
     spans: list[Span] = field(default_factory=list)
 
 
+#: Element texts joined for detection are cut into groups of about this many characters.
+_GROUP_CHARS = 20_000
+
+
+def _text_groups(doc_layout: list[tuple[Any, ...]], units: list[Unit]) -> list[list[int]]:
+    """A document's element units in order, cut into groups of at most about ``_GROUP_CHARS``."""
+    groups: list[list[int]] = [[]]
+    size = 0
+    for entry in doc_layout:
+        if entry[0] != "text" or not units[entry[2]].text.strip():
+            continue
+        if size and size + len(units[entry[2]].text) > _GROUP_CHARS:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry[2])
+        size += len(units[entry[2]].text) + 1
+    return [g for g in groups if g]
+
+
+def _spread(found: list[Span], group: list[int], units: list[Unit]) -> None:
+    """Spans of a group's joined text, cut back into the units they cover."""
+    start = 0
+    for i in group:
+        end = start + len(units[i].text)
+        for span in found:
+            a, b = max(span.start, start), min(span.end, end)
+            if a < b:
+                units[i].spans.append(Span(a - start, b - start, span.entity, span.score, span.source))
+        start = end + 1
+
+
 def _unit_ids(doc_layout: list[tuple[Any, ...]]) -> list[int]:
     ids: list[int] = []
     for entry in doc_layout:
@@ -177,10 +224,31 @@ def _add(units: list[Unit], text: str) -> int:
     return len(units) - 1
 
 
+def _labels(name: str, units: list[Unit]) -> bool:
+    """Whether a word is used as a field label somewhere in the batch ("Customer:", "Address:")."""
+    return " " not in name and any(f"{name}:" in u.text for u in units)
+
+
+def _confirmed_names(spans: list[Span]) -> list[Span]:
+    """Names sure enough to be looked for everywhere else: found by the tagger, or by spaCy where the
+    tagger also saw a name. A product or command name that spaCy alone takes for a person is not
+    spread through the batch."""
+    tagged = [s for s in spans if s.entity == PERSON and s.source == "tagger"]
+    return tagged + [
+        s
+        for s in spans
+        if s.entity == PERSON
+        and s.source == "SpacyRecognizer"
+        and any(t.start < s.end and s.start < t.end for t in tagged)
+    ]
+
+
 def _name_forms(span: str) -> set[str]:
     """A detected name and, for a multi-word name, its longer parts ("Priya Raman" -> also "Priya")."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
+    if "\n" in span.strip():
+        return set()  # a name does not run over two lines: one side of it is something else
     span = " ".join(span.split())
     parts = span.split(" ")
     if len(parts) < 2:

@@ -27,7 +27,8 @@ class Span:
 
 
 def merge(spans: Sequence[Span]) -> list[Span]:
-    """Overlapping spans joined into one, typed by its highest-scoring part (then the longest)."""
+    """Overlapping spans joined into one, typed by a pattern recognizer's part if there is one, else
+    by its highest-scoring part (then the longest)."""
     merged: list[Span] = []
     group: list[Span] = []
     for span in sorted(spans, key=lambda s: (s.start, -s.end)):
@@ -42,8 +43,12 @@ def merge(spans: Sequence[Span]) -> list[Span]:
     return merged
 
 
+#: Sources that guess a type from context; a pattern recognizer's type (checksums, formats) wins.
+_CONTEXTUAL = frozenset({"tagger", "SpacyRecognizer", "propagation", "address_gap", "person_column"})
+
+
 def _join(group: list[Span]) -> Span:
-    best = max(group, key=lambda s: (s.score, s.end - s.start))
+    best = max(group, key=lambda s: (s.source not in _CONTEXTUAL, s.score, s.end - s.start))
     return Span(min(s.start for s in group), max(s.end for s in group), best.entity, best.score, best.source)
 
 

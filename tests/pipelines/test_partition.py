@@ -86,3 +86,15 @@ def test_oversized_file_is_refused_before_reading() -> None:
         check_size(ref_for("big.pdf", size=101), max_bytes=100)
     assert err.value.reason == "too_large"
     check_size(ref_for("ok.pdf", size=100), max_bytes=100)
+
+
+def test_an_email_without_mime_headers_keeps_its_utf8_text() -> None:
+
+    raw = (
+        "From: Javier Fernández García <j@example.com>\nSubject: Reclamación\n\n"
+        "Please call Lucía about my contract.\n"
+    ).encode()
+    elements, content_type = partition_document(ref_for("complaint.eml", len(raw)), raw)
+    text = " ".join(e.text for e in elements)
+    assert content_type == "message/rfc822"
+    assert "Lucía" in text and "\ufffd" not in text

@@ -19,6 +19,28 @@ CASES = [
     ("UK_POSTCODE", "The office postcode is SW1A 2AA.", "SW1A 2AA"),
 ]
 
+#: Values only their context makes personal, and the detectors that read names and addresses in context.
+IN_CONTEXT = [
+    ("Pay it to sort code 20-32-06, account 63029188 please.", ["20-32-06", "63029188"]),
+    ("My old debit card 4462 0300 1234 5670 was cancelled.", ["4462 0300 1234 5670"]),
+    ("Your National Insurance number is QQ 12 34 56 C.", ["QQ 12 34 56 C"]),
+    ("PPS 1234567FA is on the form.", ["1234567FA"]),
+    ("Send it to Flat 3, 27 Brook Lane, Leeds LS6 2AB by Friday.", ["Flat 3", "27 Brook Lane", "LS6 2AB"]),
+    ("Deliver to Karla-Briemer-Straße 81, 69466 Scheinfeld tomorrow.", ["Karla-Briemer-Straße 81", "69466"]),
+    ("Mailing address: 1600 Main St Apt 4B, Springfield, IL 62704.", ["1600 Main St", "62704"]),
+    ("Call me on +49(0)1893 829291 after six.", ["+49(0)1893 829291"]),
+    ("Thanks Oluwaseun, I will tell Siobhán tomorrow.", ["Oluwaseun", "Siobhán"]),
+]
+
+#: PII-free technical text that looks like PII to a naive detector.
+NOT_PERSONAL = [
+    "9.15.1.1. xmlcomment",
+    "Returns\nThe number of rows affected.",
+    "The mean was 25565.855387 ms over 10 runs.",
+    "Connect to 127.0.0.1 and run the query again.",
+    "Dispatch date: 06.03.2025",
+]
+
 
 @pytest.mark.parametrize(("entity", "text", "value"), CASES)
 def test_entity_is_replaced_by_its_placeholder(
@@ -26,7 +48,7 @@ def test_entity_is_replaced_by_its_placeholder(
 ) -> None:
     out, counts = redactor.redact(text)
     assert value not in out
-    assert f"<{entity}>" in out
+    assert f"<{entity}>" in out, out
     assert counts[entity] >= 1
 
 
@@ -85,3 +107,35 @@ def test_a_name_found_in_one_document_is_redacted_in_all(redactor: Redactor) -> 
     assert "Priya" not in first[0].text and "Priya" not in second[0].text
     assert c1["PERSON"] == 1
     assert c2["PERSON"] == 2
+
+
+@pytest.mark.parametrize(("text", "values"), IN_CONTEXT)
+def test_values_personal_in_context_are_redacted(redactor: Redactor, text: str, values: list[str]) -> None:
+    [out] = [
+        redacted for elements, _ in redactor.redact_documents([[_paragraph(text)]]) for redacted in elements
+    ]
+    assert not [v for v in values if v in out.text], out.text
+
+
+@pytest.mark.parametrize("text", NOT_PERSONAL)
+def test_technical_text_is_left_alone(redactor: Redactor, text: str) -> None:
+    [(elements, counts)] = redactor.redact_documents([[_paragraph(text)]])
+    assert not counts, (elements[0].text, counts)
+
+
+def test_a_field_label_is_never_spread_as_a_name(redactor: Redactor) -> None:
+    from groundwork.records import ParsedElement
+
+    doc = [
+        ParsedElement("NarrativeText", "Customer: Mrs Svetlana Ivanova-Hughes"),
+        ParsedElement("NarrativeText", "Customer: yes please"),
+    ]
+    [(elements, _)] = redactor.redact_documents([doc])
+    assert elements[1].text == "Customer: yes please"
+    assert "Svetlana" not in elements[0].text
+
+
+def _paragraph(text: str):  # type: ignore[no-untyped-def]
+    from groundwork.records import ParsedElement
+
+    return ParsedElement("NarrativeText", text)
