@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +90,7 @@ class FilesystemConnector:
             try:
                 stat = path.stat()
                 fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
-                recorded = known.get(rel)
+                recorded = known.get(printable_name(rel))
                 if recorded is not None and recorded[0] == fingerprint:
                     version = recorded[1]
                 else:
@@ -98,14 +99,17 @@ class FilesystemConnector:
             except OSError as exc:
                 logger.warning("source %s: cannot read %s: %s", self.name, rel, exc.strerror)
                 continue
+            source_id = printable_name(rel)
             yield DocumentRef(
                 source=self.name,
-                source_id=rel,
+                source_id=source_id,
                 uri=path.resolve().as_uri(),
                 version=version,
                 size_bytes=stat.st_size,
                 modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
                 fingerprint=fingerprint,
+                # A name that is not valid UTF-8 is stored escaped; the file is found by its real name.
+                extra={} if source_id == rel else {"path": rel},
             )
 
     def change_token(self) -> str | None:
@@ -115,12 +119,12 @@ class FilesystemConnector:
         h = hashlib.sha256()
         for path, rel in self._files():
             st = path.stat()
-            h.update(f"{rel}\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
+            h.update(os.fsencode(rel) + f"\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
     def fetch(self, ref: DocumentRef) -> bytes:
         """Read the file behind ``ref``; refuses ids that escape the root."""
-        path = (self.root / ref.source_id).resolve()
+        path = (self.root / ref.extra.get("path", ref.source_id)).resolve()
         if not path.is_relative_to(self.root.resolve()):
             raise ConnectorError(f"source {self.name!r}: {ref.source_id!r} is outside the source root")
         try:
@@ -129,6 +133,12 @@ class FilesystemConnector:
             raise ConnectorError(
                 f"source {self.name!r}: cannot read {ref.source_id!r}: {exc.strerror}"
             ) from exc
+
+
+def printable_name(rel: str) -> str:
+    """A relative path as valid text: bytes that are not UTF-8 (a name from another system's
+    encoding) become ``\\xNN`` escapes, so ids, URIs and database rows can hold it."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def _sha256(path: Path) -> str:

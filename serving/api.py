@@ -30,15 +30,19 @@ from serving.limits import BodyLimitMiddleware, RateLimiter, retry_after
 logger = logging.getLogger(__name__)
 
 
+#: Text without NUL characters (PostgreSQL text cannot hold one: a query with one is refused with a 422).
+NoNul = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+
+
 class Filters(BaseModel):
     """Optional narrowing of a search. Access and residency are enforced whatever is asked here."""
 
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+    sources: list[Annotated[NoNul, StringConstraints(max_length=64)]] | None = Field(
         default=None, max_length=50
     )
-    content_types: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
+    content_types: list[Annotated[NoNul, StringConstraints(max_length=200)]] | None = Field(
         default=None, max_length=20, description="e.g. application/pdf, text/markdown"
     )
     modified_after: datetime | None = Field(default=None, description="Only documents modified after this.")
@@ -49,7 +53,7 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=100_000, description="What to search for.")
+    query: NoNul = Field(min_length=1, max_length=100_000, description="What to search for.")
     k: int = Field(default=5, ge=1, le=1000, description="How many results, at most.")
     filters: Filters | None = None
 

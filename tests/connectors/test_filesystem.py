@@ -90,3 +90,16 @@ def test_a_recorded_version_is_trusted_only_with_the_same_fingerprint(tree: Path
     ref = next(r for r in conn.list() if r.source_id == "top.txt")
     stale = {"top.txt": ("0:0", "sha256:recorded-elsewhere")}
     assert next(r for r in conn.list(stale) if r.source_id == "top.txt").version == ref.version
+
+
+def test_a_name_that_is_not_utf8_is_listed_escaped_and_fetched(tree: Path) -> None:
+    raw = os.path.join(os.fsencode(tree), b"caf\xe9-notes.txt")
+    with open(raw, "wb") as f:
+        f.write(b"menu notes")
+    conn = FilesystemConnector("s", tree)
+    ref = next(r for r in conn.list() if r.source_id.startswith("caf"))
+    assert ref.source_id == "caf\\xe9-notes.txt"
+    ref.source_id.encode("utf-8")  # valid text: ids, URIs and rows can hold it
+    assert ref.uri.endswith("caf%E9-notes.txt")
+    assert conn.fetch(ref) == b"menu notes"
+    assert conn.change_token()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import jwt
+import psycopg
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -272,3 +273,33 @@ def test_jwt_search_is_audited_as_jwt(client: TestClient, demo_reader: Retriever
             f"SELECT principal, auth_method FROM {uk.schema}.retrieval_audit ORDER BY audit_id DESC LIMIT 1"
         ).fetchone()
     assert row == ("auditee", "jwt")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "annual\u0000leave"},
+        {"query": "annual leave", "filters": {"sources": ["hand\u0000book"]}},
+        {"query": "annual leave", "filters": {"content_types": ["text/\u0000plain"]}},
+    ],
+)
+def test_a_nul_character_is_a_422_not_a_500(client: TestClient, body: dict[str, object]) -> None:
+    r = client.post("/v1/search", json=body, headers={"Authorization": f"Bearer {ALICE_KEY}"})
+    assert r.status_code == 422
+    assert set(r.json()) == {"error", "message"} and r.json()["error"] == "invalid_request"
+    assert "\u0000" not in r.text
+
+
+def test_the_audit_keeps_no_identifier_shaped_value(client: TestClient, demo_reader: Retriever) -> None:
+    query = "My NI number is QQ 12 34 56 C, SSN 123-45-6789, account 41234567: what is my leave?"
+    r = client.post("/v1/search", json={"query": query}, headers={"Authorization": f"Bearer {ALICE_KEY}"})
+    assert r.status_code == 200
+    uk = demo_reader.catalog.targets["uk"]
+    with psycopg.connect(uk.owner_dsn) as conn:
+        row = conn.execute(
+            f"SELECT query_redacted FROM {uk.schema}.retrieval_audit ORDER BY audit_id DESC LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    stored = row[0]
+    assert "QQ 12 34 56 C" not in stored and "123-45-6789" not in stored and "41234567" not in stored
+    assert "what is my leave" in stored
