@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= examples/demo/groundwork.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint ui serve bench eval db-stop clean
+.PHONY: install demo test lint ui serve bench eval eval-pii db-stop clean
 
 # torch goes first, from its CPU wheel, and stays pinned by constraints.txt for every later install.
 # unstructured-inference is installed without its dependencies: its timm/torchvision pins would pull a
@@ -45,6 +45,12 @@ bench: install
 
 eval: install
 	$(BIN)/groundwork eval --dataset examples/eval/pgdocs
+
+# Redaction on the held-out sets (never used for tuning; see examples/pii/README.md).
+PII_HELD_OUT := examples/pii/generated/en_GB-seed201.json examples/pii/generated/en_IE-seed202.json \
+	examples/pii/generated/en_US-stock-seed203.json examples/pii/clean/git-doc examples/pii/clean/debian-reference
+eval-pii: install
+	$(BIN)/groundwork eval-pii $(PII_HELD_OUT)
 
 db-stop:
 	$(BIN)/groundwork db stop --config $(CONFIG)

@@ -18,7 +18,7 @@ from groundwork.errors import IndexError_, IndexUnavailable, SchemaError
 from groundwork.settings import GroundworkConfig, redact_dsn
 from indexes.locks import RunLock
 from indexes.regions import RegionPools, RegionTarget, ensure_extension, resolve_targets
-from indexes.schema import build_schema_name, check_schema, ensure_schema, switch_version
+from indexes.schema import SCHEMA_VERSION, build_schema_name, ensure_schema, read_meta, switch_version
 from indexes.store import RegionIndex
 
 logger = logging.getLogger(__name__)
@@ -217,3 +217,32 @@ def _refuse_privileged(conn: psycopg.Connection, region: str, schema: str) -> No
             f"region {region!r}: the serving role {user!r} owns the index tables, so row-level security "
             "would not apply to it; serve as the reader role (database.reader_role, or database.reader_url)"
         )
+
+
+def check_schema(conn: psycopg.Connection, schema: str) -> dict[str, str]:
+    """The recorded settings of ``schema``'s index, read without changing anything.
+
+    Raises :class:`SchemaError`, saying what to run, when the schema is missing or was made by
+    another version of Groundwork: a process that only reads never creates or migrates it.
+    """
+    row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.index_meta",)).fetchone()
+    if row is None or row[0] is None:
+        raise SchemaError(
+            f"the index schema {schema!r} does not exist in this database: run `groundwork migrate` "
+            "(or an ingest) with the owner's credentials first"
+        )
+    try:
+        meta = read_meta(conn, schema)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise SchemaError(
+            f"this role may not read {schema}.index_meta: run `groundwork migrate` to restore its grants"
+        ) from exc
+    found = meta.get("schema_version", "2")  # schema version 2 did not always record itself
+    if found != SCHEMA_VERSION:
+        raise SchemaError(
+            f"the index schema {schema!r} is at version {found}, this Groundwork needs version "
+            f"{SCHEMA_VERSION}: run `groundwork migrate` with the owner's credentials"
+        )
+    if "model" not in meta:
+        raise SchemaError(f"the index schema {schema!r} records no embedding model: run `groundwork migrate`")
+    return meta

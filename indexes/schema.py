@@ -21,7 +21,7 @@ import json
 import psycopg
 from psycopg import sql
 
-from groundwork.errors import IndexError_, SchemaError
+from groundwork.errors import IndexError_
 from groundwork.settings import GroundworkConfig
 
 #: The layout this code reads and writes. ``groundwork migrate`` (and every ingest, which runs it
@@ -377,32 +377,3 @@ def switch_version(conn: psycopg.Connection, schema: str, *, reader: str) -> dic
         _forget_build(conn, schema)  # its tables moved out: the schema is empty
         _put_meta(conn, schema, settings)
     return settings
-
-
-def check_schema(conn: psycopg.Connection, schema: str) -> dict[str, str]:
-    """The recorded settings of ``schema``'s index, read without changing anything.
-
-    Raises :class:`SchemaError`, saying what to run, when the schema is missing or was made by
-    another version of Groundwork: a process that only reads never creates or migrates it.
-    """
-    row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.index_meta",)).fetchone()
-    if row is None or row[0] is None:
-        raise SchemaError(
-            f"the index schema {schema!r} does not exist in this database: run `groundwork migrate` "
-            "(or an ingest) with the owner's credentials first"
-        )
-    try:
-        meta = read_meta(conn, schema)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise SchemaError(
-            f"this role may not read {schema}.index_meta: run `groundwork migrate` to restore its grants"
-        ) from exc
-    found = meta.get("schema_version", "2")  # schema version 2 did not always record itself
-    if found != SCHEMA_VERSION:
-        raise SchemaError(
-            f"the index schema {schema!r} is at version {found}, this Groundwork needs version "
-            f"{SCHEMA_VERSION}: run `groundwork migrate` with the owner's credentials"
-        )
-    if "model" not in meta:
-        raise SchemaError(f"the index schema {schema!r} records no embedding model: run `groundwork migrate`")
-    return meta

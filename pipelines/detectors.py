@@ -49,6 +49,8 @@ _PLACE_GAP = re.compile(r"[\s,]{0,3}")
 _ADDRESS_PARTS = frozenset({"STREET_ADDRESS", "POSTCODE", "UK_POSTCODE"})
 _ADDRESS_GAP = re.compile(r"[\s,]*(?:[^\W\d_][\w'.-]*[ \t]*){0,4}[\s,]*")
 _MAX_ADDRESS_GAP = 40
+_GLUED_BEFORE = re.compile(r"[^\W\d_]-?$")
+_GLUED_AFTER = re.compile(r"-?[^\W\d_]")
 _TRAILING_TOWN = re.compile(r"[ ,]*\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}")
 #: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
 _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
@@ -177,7 +179,12 @@ class Detector:
             kept = [t for t in tagged if t.label in wanted and (tagger_person or t.label != PERSON)]
             spans.extend(Span(t.start, t.end, t.label, t.score, "tagger") for t in kept)
             spans.extend(_places_in_addresses(text, tagged, kept))
-            spans[:] = [s for s in spans if not _digits_only_address(text, s, spans)]
+            places = [
+                Span(t.start, t.end, "STREET_ADDRESS", t.score, "tagger")
+                for t in tagged
+                if t.label == "LOCATION"
+            ]
+            spans[:] = [s for s in spans if not _digits_only_address(text, s, spans + places)]
             if "STREET_ADDRESS" in wanted:
                 spans.extend(_address_gaps(text, spans))
         return [[s for s in spans if _plausible(text, s)] for spans, text in zip(found, texts, strict=True)]
@@ -221,11 +228,14 @@ def _lines_of(text: str, span: Span) -> list[Span]:
 
 
 def _digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
-    """A tagger "address" of digits and dots alone ("127.0.0.1", "5432"), with no street beside it."""
-    if span.entity != "STREET_ADDRESS" or span.source != "tagger":
+    """A tagger address part of digits and dots alone ("127.0.0.1", "5432") with no street, town or
+    postcode beside it, or a postcode of digits glued to a word ("Zanzibar-7731"): a number."""
+    if span.entity not in ("STREET_ADDRESS", "POSTCODE") or span.source != "tagger":
         return False
     if any(c.isalpha() for c in text[span.start : span.end]):
         return False
+    if span.entity == "POSTCODE":
+        return bool(_GLUED_BEFORE.search(text, 0, span.start)) or bool(_GLUED_AFTER.match(text, span.end))
     return not any(
         o is not span
         and o.entity in _ADDRESS_PARTS
