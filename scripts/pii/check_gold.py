@@ -32,21 +32,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from pii_types import TARGET_TYPES
+
 REPO = Path(__file__).resolve().parents[2]
 WRITTEN = REPO / "examples" / "pii" / "written"
-TYPES = {
-    "PERSON",
-    "STREET_ADDRESS",
-    "POSTCODE",
-    "PHONE_NUMBER",
-    "EMAIL_ADDRESS",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "BANK_ACCOUNT",
-    "NATIONAL_ID",
-    "IP_ADDRESS",
-    "DATE_OF_BIRTH",
-}
+TYPES = set(TARGET_TYPES)
 DOC_SUFFIXES = {".txt", ".md", ".eml"}
 
 LINT = {

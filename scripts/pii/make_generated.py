@@ -168,19 +168,6 @@ ENTITY_TYPE_MAPPING = {
     "year": "DATE_TIME",
     "url": "DOMAIN_NAME",
 }
-TARGET_TYPES = {
-    "PERSON",
-    "STREET_ADDRESS",
-    "POSTCODE",
-    "PHONE_NUMBER",
-    "EMAIL_ADDRESS",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "BANK_ACCOUNT",
-    "NATIONAL_ID",
-    "IP_ADDRESS",
-    "DATE_OF_BIRTH",
-}
 
 
 # ---------------------------------------------------------------- templates

@@ -11,21 +11,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from pii_types import TARGET_TYPES
+
 REPO = Path(__file__).resolve().parents[2]
 PII = REPO / "examples" / "pii"
-TARGETS = [
-    "PERSON",
-    "STREET_ADDRESS",
-    "POSTCODE",
-    "PHONE_NUMBER",
-    "EMAIL_ADDRESS",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "BANK_ACCOUNT",
-    "NATIONAL_ID",
-    "IP_ADDRESS",
-    "DATE_OF_BIRTH",
-]
+TARGETS = TARGET_TYPES
 CONTEXT = ["GPE", "ORGANIZATION", "TITLE", "NRP", "AGE", "DATE_TIME", "DOMAIN_NAME"]
 
 
