@@ -229,6 +229,7 @@ class ApiConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=16_384, ge=256, le=10_000_000)
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     rate_limit_per_minute: int = Field(default=120, ge=1, le=1_000_000)
     rate_limit_burst: int = Field(default=20, ge=1, le=100_000)
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from groundwork import __version__
 from groundwork.enums import Decision, Reason
@@ -124,7 +125,9 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         description="Top-k chunks the caller may read, with confidence and an answer/handoff decision.",
     )
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.api.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=config.api.max_body_bytes, timeout_s=config.api.body_timeout_seconds
+    )
 
     @app.exception_handler(RateLimited)
     async def _limited(request: Request, exc: RateLimited) -> JSONResponse:
@@ -134,9 +137,24 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors():
+            if err.get("type") == "extra_forbidden":  # the field's name is the caller's text: not echoed
+                problems.append(
+                    "unknown field (allowed: query, k, filters.sources, .content_types, .modified_after)"
+                )
+                continue
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             problems.append(f"{loc}: {err.get('msg', 'invalid')}")
-        return _error(422, "invalid_request", "; ".join(problems) or "invalid request body")
+        return _error(422, "invalid_request", "; ".join(dict.fromkeys(problems)) or "invalid request body")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body that is not UTF-8 or not JSON, JSON nested too deep, an
+        # unknown path or method) in the same error shape as every other.
+        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "error"
+        )
+        message = "the request body is not valid JSON" if exc.status_code == 400 else str(exc.detail)
+        return _error(422 if exc.status_code == 400 else exc.status_code, code, message)
 
     @app.exception_handler(AuthError)
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:

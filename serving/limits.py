@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -38,16 +39,18 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
-    """Refuses request bodies over ``max_bytes`` (413) and non-JSON POST bodies (415)."""
+    """Reads a request body in full before the app sees it, within a size and a time limit.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Non-JSON POST bodies get 415, bodies over ``max_bytes`` 413 (a declared length at once, a chunked
+    one as soon as it passes the limit), and a body that does not arrive within ``timeout_s`` 408,
+    so a client sending a byte a second cannot hold a worker.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
@@ -59,32 +62,39 @@ class BodyLimitMiddleware:
             await _reply(send, 415, "unsupported_media_type", "send the body as application/json")
             return
         length = headers.get("content-length")
+        too_large = f"request body is limited to {self.max_bytes} bytes"
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _reply(send, 413, "body_too_large", f"request body is limited to {self.max_bytes} bytes")
+            await _reply(send, 413, "body_too_large", too_large)
             return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+        body = bytearray()
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(left, 0.001))
+            except TimeoutError:
                 await _reply(
-                    send, 413, "body_too_large", f"request body is limited to {self.max_bytes} bytes"
+                    send, 408, "request_timeout", f"the request body must arrive within {self.timeout_s:g} s"
                 )
+                return
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await _reply(send, 413, "body_too_large", too_large)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the client to disconnect
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 async def _reply(
