@@ -87,10 +87,11 @@ class FilesystemConnector:
         known = known or {}
         self.hashed = 0
         for path, rel in self._files():
+            source_id = printable_name(rel)
             try:
                 stat = path.stat()
                 fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
-                recorded = known.get(printable_name(rel))
+                recorded = known.get(source_id)
                 if recorded is not None and recorded[0] == fingerprint:
                     version = recorded[1]
                 else:
@@ -99,7 +100,6 @@ class FilesystemConnector:
             except OSError as exc:
                 logger.warning("source %s: cannot read %s: %s", self.name, rel, exc.strerror)
                 continue
-            source_id = printable_name(rel)
             yield DocumentRef(
                 source=self.name,
                 source_id=source_id,

@@ -19,7 +19,7 @@ from typing import Any
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
 from pipelines.pii_tagger import PiiTagger
-from pipelines.spans import Span
+from pipelines.spans import Span, SpanSource
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Detector:
                 Span(r.start, r.end, r.entity_type, float(r.score), _source(r))
                 for r in per_text
                 if r.end > r.start
-                and (spacy_person or r.entity_type != PERSON or _source(r) != "SpacyRecognizer")
+                and (spacy_person or r.entity_type != PERSON or _source(r) != SpanSource.SPACY)
             ]
             for per_text in results
         ]
@@ -172,15 +172,15 @@ class Detector:
                 part
                 for s in spans
                 for part in (_lines_of(text, s) if s.entity == PERSON else [s])
-                if part.source != "SpacyRecognizer"
+                if part.source != SpanSource.SPACY
                 or any(t.start < part.end and part.start < t.end for t in people)
                 or _looks_like_a_name(text, part)
             ]
             kept = [t for t in tagged if t.label in wanted and (tagger_person or t.label != PERSON)]
-            spans.extend(Span(t.start, t.end, t.label, t.score, "tagger") for t in kept)
+            spans.extend(Span(t.start, t.end, t.label, t.score, SpanSource.TAGGER) for t in kept)
             spans.extend(_places_in_addresses(text, tagged, kept))
             places = [
-                Span(t.start, t.end, "STREET_ADDRESS", t.score, "tagger")
+                Span(t.start, t.end, "STREET_ADDRESS", t.score, SpanSource.TAGGER)
                 for t in tagged
                 if t.label == "LOCATION"
             ]
@@ -197,7 +197,7 @@ def _plausible(text: str, span: Span) -> bool:
         return _personal_ip(text, span, value)
     if span.entity == "PHONE_NUMBER" and _DATE_LIKE.fullmatch(value):
         return False
-    if span.entity in _NUMBERED and span.source == "tagger":
+    if span.entity in _NUMBERED and span.source == SpanSource.TAGGER:
         digits = sum(c.isdigit() for c in value)
         return digits >= 2 and not _DECIMAL.fullmatch(value)
     return True
@@ -230,7 +230,7 @@ def _lines_of(text: str, span: Span) -> list[Span]:
 def _digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
     """A tagger address part of digits and dots alone ("127.0.0.1", "5432") with no street, town or
     postcode beside it, or a postcode of digits glued to a word ("Zanzibar-7731"): a number."""
-    if span.entity not in ("STREET_ADDRESS", "POSTCODE") or span.source != "tagger":
+    if span.entity not in ("STREET_ADDRESS", "POSTCODE") or span.source != SpanSource.TAGGER:
         return False
     if any(c.isalpha() for c in text[span.start : span.end]):
         return False
@@ -267,11 +267,11 @@ def _address_gaps(text: str, spans: list[Span]) -> list[Span]:
     for part in parts:  # "Pieperweg 240, 50397 Eichstätt": the postcode and town after a street
         town = _TRAILING_TOWN.match(text, part.end)
         if town and town.end() > part.end:
-            gaps.append(Span(part.end, town.end(), "STREET_ADDRESS", part.score, "address_gap"))
+            gaps.append(Span(part.end, town.end(), "STREET_ADDRESS", part.score, SpanSource.ADDRESS_GAP))
     for a, b in itertools.pairwise(parts):
         gap = text[a.end : b.start]
         if 0 < len(gap) <= _MAX_ADDRESS_GAP and gap.strip(" ,\n") and _ADDRESS_GAP.fullmatch(gap):
-            gaps.append(Span(a.end, b.start, "STREET_ADDRESS", min(a.score, b.score), "address_gap"))
+            gaps.append(Span(a.end, b.start, "STREET_ADDRESS", min(a.score, b.score), SpanSource.ADDRESS_GAP))
     return gaps
 
 
@@ -285,7 +285,7 @@ def _places_in_addresses(text: str, tagged: list[Any], kept: list[Any]) -> list[
         for a in anchors:
             gap = text[a.end : t.start] if a.end <= t.start else text[t.end : a.start]
             if _PLACE_GAP.fullmatch(gap):
-                places.append(Span(t.start, t.end, "STREET_ADDRESS", t.score, "tagger"))
+                places.append(Span(t.start, t.end, "STREET_ADDRESS", t.score, SpanSource.TAGGER))
                 break
     return places
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from groundwork.records import ParsedElement
 from groundwork.settings import RedactionConfig
-from pipelines.detectors import PERSON, Detector, policy_version
-from pipelines.spans import Span, apply
+from pipelines.detectors import PERSON, Detector
+from pipelines.spans import Span, SpanSource, apply
 
 _MIN_NAME_PART = 4
 
@@ -42,11 +42,6 @@ class Redactor:
         if self._detector is None:
             self._detector = Detector(self.config)
         return self._detector
-
-    @property
-    def policy_version(self) -> str:
-        """A digest of everything that decides what is redacted; a change rebuilds the index."""
-        return policy_version(self.config)
 
     def detect(self, texts: list[str]) -> list[list[Span]]:
         """The spans every detector finds in each text (no cross-text safeguards)."""
@@ -79,7 +74,9 @@ class Redactor:
                             idx = _add(units, value)
                             if i in name_cols and value.strip():
                                 names.add(value.strip())
-                                units[idx].spans.append(Span(0, len(value), PERSON, 1.0, "person_column"))
+                                units[idx].spans.append(
+                                    Span(0, len(value), PERSON, 1.0, SpanSource.PERSON_COLUMN)
+                                )
                             cells.append(idx)
                         rows.append(cells)
                     doc_layout.append(("table", el, header_units, rows))
@@ -110,12 +107,14 @@ class Redactor:
                 for sp in _confirmed_names(unit.spans)
                 for form in _name_forms(unit.text[sp.start : sp.end])
             )
-        names = {n for n in names if not _labels(n, units)}
+        everything = "\n".join(u.text for u in units)
+        names = {n for n in names if not _is_label(n, everything)}
         if names:
             pattern = _names_pattern(names)
             for unit in units:
                 unit.spans.extend(
-                    Span(m.start(), m.end(), PERSON, 1.0, "propagation") for m in pattern.finditer(unit.text)
+                    Span(m.start(), m.end(), PERSON, 1.0, SpanSource.PROPAGATION)
+                    for m in pattern.finditer(unit.text)
                 )
         return layout, units
 
@@ -240,21 +239,21 @@ def _add(units: list[Unit], text: str) -> int:
     return len(units) - 1
 
 
-def _labels(name: str, units: list[Unit]) -> bool:
+def _is_label(name: str, batch_text: str) -> bool:
     """Whether a word is used as a field label somewhere in the batch ("Customer:", "Address:")."""
-    return " " not in name and any(f"{name}:" in u.text for u in units)
+    return " " not in name and f"{name}:" in batch_text
 
 
 def _confirmed_names(spans: list[Span]) -> list[Span]:
     """Names sure enough to be looked for everywhere else: found by the tagger, or by spaCy where the
     tagger also saw a name. A product or command name that spaCy alone takes for a person is not
     spread through the batch."""
-    tagged = [s for s in spans if s.entity == PERSON and s.source == "tagger"]
+    tagged = [s for s in spans if s.entity == PERSON and s.source == SpanSource.TAGGER]
     return tagged + [
         s
         for s in spans
         if s.entity == PERSON
-        and s.source == "SpacyRecognizer"
+        and s.source == SpanSource.SPACY
         and any(t.start < s.end and s.start < t.end for t in tagged)
     ]
 

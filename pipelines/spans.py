@@ -11,8 +11,19 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)>")
+
+
+class SpanSource(StrEnum):
+    """Where a span came from, beside the names of Presidio's own pattern recognizers."""
+
+    TAGGER = "tagger"
+    SPACY = "SpacyRecognizer"  # Presidio's name for its spaCy NER recognizer
+    PROPAGATION = "propagation"
+    ADDRESS_GAP = "address_gap"
+    PERSON_COLUMN = "person_column"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +55,7 @@ def merge(spans: Sequence[Span]) -> list[Span]:
 
 
 #: Sources that guess a type from context; a pattern recognizer's type (checksums, formats) wins.
-_CONTEXTUAL = frozenset({"tagger", "SpacyRecognizer", "propagation", "address_gap", "person_column"})
+_CONTEXTUAL = frozenset(SpanSource)
 
 
 def _join(group: list[Span]) -> Span:
