@@ -48,7 +48,8 @@ eval: install
 
 # Redaction on the held-out sets (never used for tuning; see examples/pii/README.md).
 PII_HELD_OUT := examples/pii/generated/en_GB-seed201.json examples/pii/generated/en_IE-seed202.json \
-	examples/pii/generated/en_US-stock-seed203.json examples/pii/clean/git-doc examples/pii/clean/debian-reference
+	examples/pii/generated/en_US-stock-seed203.json examples/pii/clean/git-doc/heldout \
+	examples/pii/clean/debian-reference/heldout examples/pii/clean/postgresql-doc-15/heldout
 eval-pii: install
 	$(BIN)/groundwork eval-pii $(PII_HELD_OUT)
 

@@ -181,6 +181,7 @@ def score_document(
                         "type": cat,
                         "value": text[start:end],
                         "context": text[max(0, start - context) : end + context],
+                        "left": _uncovered(text, start, end, merged),
                     }
                 )
         for s in merged:
@@ -200,6 +201,15 @@ def score_document(
                         "context": text[max(0, s.start - context) : s.end + context],
                     }
                 )
+
+
+def _uncovered(text: str, start: int, end: int, merged: Sequence[Span]) -> str:
+    """The characters of ``text[start:end]`` no span covers, covered ones shown as ``█``."""
+    chars = list(text[start:end])
+    for s in merged:
+        for i in range(max(start, s.start), min(end, s.end)):
+            chars[i - start] = "█"
+    return "".join(chars)
 
 
 def _lines(value: str) -> list[str]:

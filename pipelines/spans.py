@@ -60,7 +60,9 @@ _CONTEXTUAL = frozenset(SpanSource)
 
 def _join(group: list[Span]) -> Span:
     best = max(group, key=lambda s: (s.source not in _CONTEXTUAL, s.score, s.end - s.start))
-    return Span(min(s.start for s in group), max(s.end for s in group), best.entity, best.score, best.source)
+    # Address parts joined into one address (a street, a town and a postcode) are one street address.
+    entity = "STREET_ADDRESS" if any(s.source == SpanSource.ADDRESS_GAP for s in group) else best.entity
+    return Span(min(s.start for s in group), max(s.end for s in group), entity, best.score, best.source)
 
 
 def apply(text: str, spans: Sequence[Span]) -> tuple[str, Counter[str]]:

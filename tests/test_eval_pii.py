@@ -26,7 +26,9 @@ def test_a_value_is_caught_only_when_every_character_is_replaced() -> None:
     person, address = score.by_category["PERSON"], score.by_category["ADDRESS"]
     assert (person.gold, person.caught, person.survived) == (1, 1, 0)
     assert (address.gold, address.caught, address.partly, address.survived) == (1, 0, 1, 0)
-    assert score.misses == [{"type": "ADDRESS", "value": "12 Brook Lane", "context": text}]
+    assert score.misses == [
+        {"type": "ADDRESS", "value": "12 Brook Lane", "context": text, "left": "12 ██████████"}
+    ]
     # The LOCATION span overlaps a gold address: a true hit, though mistyped.
     assert score.overall.hits == 2 and score.overall.true_hits == 2
 

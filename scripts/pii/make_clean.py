@@ -13,7 +13,8 @@ checks elsewhere).
     apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
 
-Output: examples/pii/clean/<source>/<name>.txt (about 40 per source) and
+Output: examples/pii/clean/<source>/{dev,heldout}/<name>.txt (about 40 per source, split in half by
+sorted name) and
 examples/pii/clean/MANIFEST.tsv (origin file, size, what was removed).
 
 The texts are PII-free by assumption. To make that assumption hold, the script
@@ -44,6 +45,7 @@ from lxml import html as lxml_html
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "examples" / "pii" / "clean"
+SPLIT = ("dev", "heldout")
 
 PER_SOURCE = 40
 MAX_CHARS = 24_000
@@ -368,12 +370,15 @@ def main() -> int:
         eligible = sorted((d for d in docs if len(d["text"]) >= MIN_CHARS), key=lambda d: d["name"])
         chosen = pick_even(eligible, args.per_source)
         out = args.out / source
-        out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("*.txt"):
-            old.unlink()
+        for half in SPLIT:
+            (out / half).mkdir(parents=True, exist_ok=True)
+            for old in (out / half).glob("*.txt"):
+                old.unlink()
         total = 0
-        for d in chosen:
-            (out / f"{d['name']}.txt").write_text(d["text"], encoding="utf-8")
+        for i, d in enumerate(chosen):
+            # The first half by name is for development, the second is held out (names sort by topic).
+            half = SPLIT[0] if i < len(chosen) // 2 else SPLIT[1]
+            (out / half / f"{d['name']}.txt").write_text(d["text"], encoding="utf-8")
             total += len(d["text"].encode())
             s = d["stats"]
             if args.show_dropped:

@@ -69,7 +69,7 @@ def clean() -> None:
     print("|---|---|---|---|")
     tot_d = tot_b = tot_w = 0
     for d in sorted(p for p in (PII / "clean").iterdir() if p.is_dir()):
-        docs = sorted(d.glob("*.txt"))
+        docs = sorted(d.rglob("*.txt"))
         b = sum(p.stat().st_size for p in docs)
         w = sum(len(p.read_text(encoding="utf-8").split()) for p in docs)
         tot_d, tot_b, tot_w = tot_d + len(docs), tot_b + b, tot_w + w
