@@ -43,8 +43,10 @@ serve: install
 bench: install
 	$(BIN)/python benchmarks/bench.py --config $(CONFIG)
 
+# Retrieval on every shipped set, each reported on its own (see README, Evaluation).
+EVAL_SETS := pgdocs perlfaq debian-faq gitfaq sqlite-faq
 eval: install
-	$(BIN)/groundwork eval --dataset examples/eval/pgdocs
+	for set in $(EVAL_SETS); do echo "== $$set"; $(BIN)/groundwork eval --dataset examples/eval/$$set || exit 1; done
 
 # Redaction on the held-out sets (never used for tuning; see examples/pii/README.md).
 PII_HELD_OUT := examples/pii/generated/en_GB-seed201.json examples/pii/generated/en_IE-seed202.json \

@@ -121,7 +121,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="groundwork-eval-") as tmp:
         report = run_eval(Path(args.dataset).resolve(), Path(tmp))
-    print(format_results(report.metrics))
+    print(format_results(report.metrics, report.baseline))
     if args.fit_calibration:
         from indexes.confidence import CALIBRATION_DIR
 
@@ -129,7 +129,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             calibration.save(CALIBRATION_DIR / f"{mode}.json")
             print(f"calibration for {mode} written to {CALIBRATION_DIR / f'{mode}.json'}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report.metrics, indent=2))
+        Path(args.json).write_text(json.dumps(report.metrics | {"naive_baseline": report.baseline}, indent=2))
+    if args.dump:
+        Path(args.dump).write_text("".join(json.dumps(r) + "\n" for r in report.queries))
+        print(f"{len(report.queries)} query records written to {args.dump}")
     return 0
 
 

@@ -24,10 +24,11 @@ from typing import Any
 import httpx
 import yaml
 
+from cli.eval_baseline import PASSAGE_WORDS, baseline_figures, naive_rankings
 from groundwork.enums import RetrievalMode
 from groundwork.errors import GroundworkError
 from groundwork.settings import load_config
-from indexes.confidence import Calibration, features
+from indexes.confidence import FEATURES, Calibration, features
 from indexes.embedded import EmbeddedServer
 from indexes.regions import embedded_data_dir
 
@@ -123,6 +124,10 @@ class EvalReport:
 
     metrics: dict[str, dict[str, float]]
     calibrations: dict[str, Calibration]
+    #: The naive dense baseline on the same documents and answerable queries (:mod:`cli.eval_baseline`).
+    baseline: dict[str, float]
+    #: One record per mode and query (ranks, features, confidence, decision), for ``--dump``.
+    queries: list[dict[str, Any]]
 
 
 def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
@@ -172,9 +177,27 @@ def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
             raise GroundworkError("the evaluation ingest failed; see the Dagster run")
         by_file = {f"{_safe(d)}.txt": d for d in data.corpus}
         outcomes = {m: _evaluate_mode(config_path, m, data, answerable, unanswerable, by_file) for m in MODES}
+        kept = {
+            d: f"{title}\n\n{text}" if title else text
+            for d, (title, text) in data.corpus.items()
+            if d not in removed
+        }
+        rankings = naive_rankings(kept, {q: data.queries[q] for q in answerable}, config.embedding)
         return EvalReport(
-            metrics={m: figures for m, (figures, _) in outcomes.items()},
-            calibrations={m: cal for m, (_, cal) in outcomes.items() if cal is not None},
+            metrics={m: figures for m, (figures, _, _) in outcomes.items()},
+            calibrations={m: cal for m, (_, cal, _) in outcomes.items() if cal is not None},
+            queries=[record for _, _, records in outcomes.values() for record in records],
+            baseline=baseline_figures(
+                rankings,
+                data.qrels,
+                answerable,
+                {
+                    "ndcg@10": lambda r, g: ndcg_at(r, g, 10),
+                    "recall@10": lambda r, g: recall_at(r, g, 10),
+                    "recall@100": lambda r, g: recall_at(r, g, 100),
+                    "mrr": reciprocal_rank,
+                },
+            ),
         )
     finally:
         EmbeddedServer(embedded_data_dir(config)).stop()
@@ -191,7 +214,7 @@ def _evaluate_mode(
     answerable: set[str],
     unanswerable: set[str],
     by_file: dict[str, str],
-) -> tuple[dict[str, float], Calibration | None]:
+) -> tuple[dict[str, float], Calibration | None, list[dict[str, Any]]]:
     import uvicorn
 
     from serving.api import create_app
@@ -246,17 +269,39 @@ def _evaluate_mode(
     fitted, calibration = _fit_calibration(
         mode, config.embedding.model_name, rows, labels, unanswerable, config.retrieval.handoff_below
     )
-    return fitted | {
-        "ndcg@10": sum(ndcg_at(r, g, 10) for _, r, g in scored) / n,
-        "recall@10": sum(recall_at(r, g, 10) for _, r, g in scored) / n,
-        "recall@100": sum(recall_at(r, g, 100) for _, r, g in scored) / n,
-        "mrr": sum(reciprocal_rank(r, g) for _, r, g in scored) / n,
-        "ece": expected_calibration_error(calib),
-        "handoff_precision": len(handoffs & unanswerable) / len(handoffs) if handoffs else 0.0,
-        "handoff_recall": len(handoffs & unanswerable) / len(unanswerable) if unanswerable else 0.0,
-        "answerable": float(len(answerable)),
-        "unanswerable": float(len(unanswerable)),
-    }, calibration
+    records = [
+        {
+            "mode": mode,
+            "query_id": q,
+            "query": data.queries[q],
+            "answerable": q in answerable,
+            "relevant": sorted(data.qrels[q]) if q in answerable else [],
+            "first_relevant_rank": next((i for i, d in enumerate(ranked, 1) if d in data.qrels[q]), None)
+            if q in answerable
+            else None,
+            "top": ranked[:5],
+            "confidence": conf,
+            "decision": decision,
+            "features": {name: round(float(v), 4) for name, v in zip(FEATURES, x, strict=True)},
+        }
+        for q, ranked, conf, decision, x in rows
+    ]
+    return (
+        fitted
+        | {
+            "ndcg@10": sum(ndcg_at(r, g, 10) for _, r, g in scored) / n,
+            "recall@10": sum(recall_at(r, g, 10) for _, r, g in scored) / n,
+            "recall@100": sum(recall_at(r, g, 100) for _, r, g in scored) / n,
+            "mrr": sum(reciprocal_rank(r, g) for _, r, g in scored) / n,
+            "ece": expected_calibration_error(calib),
+            "handoff_precision": len(handoffs & unanswerable) / len(handoffs) if handoffs else 0.0,
+            "handoff_recall": len(handoffs & unanswerable) / len(unanswerable) if unanswerable else 0.0,
+            "answerable": float(len(answerable)),
+            "unanswerable": float(len(unanswerable)),
+        },
+        calibration,
+        records,
+    )
 
 
 def _fit_calibration(
@@ -308,8 +353,8 @@ def _fit_calibration(
     }, calibration
 
 
-def format_results(results: dict[str, dict[str, float]]) -> str:
-    """A plain table: one row per mode."""
+def format_results(results: dict[str, dict[str, float]], baseline: dict[str, float] | None = None) -> str:
+    """A plain table: one row per mode, and the naive baseline's ranking figures under it."""
     cols = ["ndcg@10", "recall@10", "recall@100", "mrr", "ece", "handoff_precision", "handoff_recall"]
     first = next(iter(results.values()))
     lines = [
@@ -319,6 +364,11 @@ def format_results(results: dict[str, dict[str, float]]) -> str:
     ]
     for mode, m in results.items():
         lines.append(f"{mode:<8} " + "  ".join(f"{m[c]:>17.3f}" for c in cols))
+    if baseline:
+        lines.append(
+            f"naive baseline ({PASSAGE_WORDS}-word passages, best per document, no redaction): "
+            + ", ".join(f"{c} {baseline[c]:.3f}" for c in cols if c in baseline)
+        )
     oof = ["ece_calibrated_oof", "handoff_precision_calibrated_oof", "handoff_recall_calibrated_oof"]
     if all(c in m for m in results.values() for c in oof):
         lines.append("with the logistic calibration (the default), out of fold (2 folds by query):")

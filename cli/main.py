@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="folder with corpus.jsonl, queries.jsonl, qrels/test.tsv")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     p.add_argument(
+        "--dump",
+        default=None,
+        help="write one JSON line per mode and query: ranks, features, confidence, decision",
+    )
+    p.add_argument(
         "--fit-calibration",
         action="store_true",
         help="write the fitted confidence calibrations into indexes/calibration/ (shipped with the index code)",

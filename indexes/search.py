@@ -300,7 +300,12 @@ class Retriever:
         """The ``k`` best full-text matches in one region (on redacted text), with their cosine scores."""
         index = self.catalog.index(region)
         query = sql.SQL(
-            "SELECT {cols}, ts_rank_cd(c.tsv, q)::real FROM {s}.chunks c, websearch_to_tsquery('english', %(q)s) q"
+            # The query's words as a full-text query that matches a chunk holding any of them (a question
+            # in natural language rarely has all its words in one chunk): websearch syntax with its ANDs
+            # turned into ORs and no negation. Lexemes hold no spaces, so " & " is always an operator.
+            "SELECT {cols}, ts_rank_cd(c.tsv, q)::real FROM {s}.chunks c,"
+            " (SELECT replace(replace(websearch_to_tsquery('english', %(q)s)::text, ' & ', ' | '), '!', '')::tsquery)"
+            " AS w(q)"
             " WHERE c.tsv @@ q AND {where} ORDER BY ts_rank_cd(c.tsv, q) DESC, c.chunk_id LIMIT %(k)s"
         ).format(
             cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)

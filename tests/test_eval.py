@@ -97,3 +97,20 @@ def test_eval_runs_the_real_pipeline_for_every_mode(tmp_path: Path, monkeypatch:
     for m in results.values():
         assert 0.0 <= m["ece"] <= 1.0
         assert 0.0 <= m["ndcg@10"] <= 1.0
+    assert report.baseline["recall@10"] == pytest.approx(1.0)  # three short documents: all in the top 10
+    assert set(report.baseline) == {"ndcg@10", "recall@10", "recall@100", "mrr"}
+    dense_records = [r for r in report.queries if r["mode"] == "dense"]
+    assert len(report.queries) == 3 * len(dense_records) == 12
+    for record in dense_records:
+        assert record["decision"] in {"answer", "handoff"}
+        assert set(record["features"]) == {
+            "top_score",
+            "margin",
+            "top_lexical",
+            "lexical_share",
+            "query_coverage",
+        }
+        if record["answerable"]:
+            assert record["first_relevant_rank"] == 1 and record["top"][0] in record["relevant"]
+        else:
+            assert record["first_relevant_rank"] is None and record["relevant"] == []

@@ -42,6 +42,22 @@ def test_hybrid_never_crosses_access_or_regions(hybrid_reader: Retriever) -> Non
         assert all(h.residency == "eu" and h.source == "handbook" for h in out.results)
 
 
+def test_lexical_matches_a_question_whose_words_are_not_all_in_one_chunk(
+    ingested_demo: Services, redactor, embedder
+) -> None:
+    config = ingested_demo.config.model_copy(update={"retrieval": RetrievalConfig(mode="lexical")})
+    services = make_reader(config, redactor, embedder)
+    try:
+        bob = services.config.principal("bob")
+        out = services.search(bob, "How many days of annual leave do I get as a new starter?", 5)
+        assert out.results, out.reasons  # "starter" is in no chunk: every word ANDed would match nothing
+        assert out.results[0].source_uri.endswith("annual-leave.md")
+        scores = [h.lexical_score for h in out.results]
+        assert scores == sorted(scores, reverse=True)
+    finally:
+        services.close()
+
+
 def test_lexical_query_syntax_is_inert(hybrid_reader: Retriever) -> None:
     alice = hybrid_reader.config.principal("alice")
     for query in ["' OR 1=1 --", "-salary", '"unterminated', "a & b | !c", "<PERSON>"]:

@@ -1,0 +1,59 @@
+"""The naive dense baseline of ``groundwork eval``: the bar that ranking must clear.
+
+The same embedding model over plain passages of ``PASSAGE_WORDS`` words of each document (no
+partitioning, no redaction, no headers), a document ranked by its best passage. Computed in process
+on the documents the evaluation ingested, for the answerable queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from groundwork.settings import EmbeddingConfig
+from pipelines.embedding import Embedder
+
+PASSAGE_WORDS = 200
+
+
+def passages(text: str, words: int = PASSAGE_WORDS) -> list[str]:
+    """``text`` cut into consecutive passages of ``words`` words (the last may be shorter)."""
+    tokens = text.split()
+    return [" ".join(tokens[i : i + words]) for i in range(0, len(tokens), words)] or [""]
+
+
+def naive_rankings(
+    documents: dict[str, str], queries: dict[str, str], config: EmbeddingConfig
+) -> dict[str, list[str]]:
+    """Each query's documents, best first (the top 100), ranked by their best passage's cosine."""
+    embedder = Embedder(config)
+    names = sorted(documents)
+    owners: list[int] = []
+    texts: list[str] = []
+    for i, doc_id in enumerate(names):
+        for passage in passages(documents[doc_id]):
+            owners.append(i)
+            texts.append(passage)
+    corpus = embedder.embed(texts)
+    ids = sorted(queries)
+    asked = embedder.embed([queries[q] for q in ids])
+    owner_index = np.array(owners, dtype=np.int64)
+    out: dict[str, list[str]] = {}
+    for qid, vector in zip(ids, asked, strict=True):
+        best = np.full(len(names), -np.inf)
+        np.maximum.at(best, owner_index, corpus @ vector)
+        out[qid] = [names[i] for i in np.argsort(-best, kind="stable")[:100]]
+    return out
+
+
+def baseline_figures(
+    rankings: dict[str, list[str]],
+    qrels: dict[str, dict[str, int]],
+    answerable: set[str],
+    metrics: dict[str, Callable[[list[str], dict[str, int]], Any]],
+) -> dict[str, float]:
+    """The mean of each metric over the answerable queries."""
+    n = max(len(answerable), 1)
+    return {name: sum(f(rankings[q], qrels[q]) for q in answerable) / n for name, f in metrics.items()}
