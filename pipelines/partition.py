@@ -66,6 +66,7 @@ def partition_document(
         raise DocumentError("file is empty", stage=Stage.PARTITION, reason=FailureReason.EMPTY)
     _refuse_encrypted(suffix, data)
     if suffix == ".eml":
+        _refuse_non_email(data)
         data = declare_utf8(data)
 
     from unstructured.partition.auto import partition  # heavy: loaded on first use
@@ -117,6 +118,33 @@ def declare_utf8(message: bytes) -> bytes:
         b"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"
         + message
     )
+
+
+#: Header fields of which an e-mail message (RFC 5322) has at least one.
+_EMAIL_FIELDS = frozenset(
+    {"from", "to", "cc", "subject", "date", "message-id", "received", "return-path", "reply-to", "sender"}
+)
+_CONTROL = bytes(c for c in range(32) if chr(c) not in "\t\n\r\f")
+
+
+def _refuse_non_email(data: bytes) -> None:
+    """Refuse an ``.eml`` file that is not an e-mail message: binary content, or no header of one."""
+    from email.parser import BytesHeaderParser
+
+    head = data[:65_536]
+    if len(head.translate(None, _CONTROL)) < 0.98 * len(head):
+        raise DocumentError(
+            "not an e-mail message: the .eml file holds binary data",
+            stage=Stage.PARTITION,
+            reason=FailureReason.PARSE_ERROR,
+        )
+    fields = {k.lower() for k in BytesHeaderParser().parsebytes(head)}
+    if not fields & _EMAIL_FIELDS:
+        raise DocumentError(
+            "not an e-mail message: the .eml file has no From, To, Subject or Date header",
+            stage=Stage.PARTITION,
+            reason=FailureReason.PARSE_ERROR,
+        )
 
 
 def _refuse_encrypted(suffix: str, data: bytes) -> None:

@@ -50,8 +50,24 @@ class Redactor:
         return self._detector
 
     def detect(self, texts: list[str]) -> list[list[Span]]:
-        """The spans every detector finds in each text (no cross-text safeguards)."""
-        return self.detector.detect(texts) if texts else []
+        """The spans every detector finds in each text (no cross-text safeguards).
+
+        A text longer than ``_WINDOW_CHARS`` (a log or an export on one line) is read in overlapping
+        windows cut at whitespace, so no detector sees more than a window at once: spaCy refuses texts
+        over a million characters, and memory stays bounded whatever the document.
+        """
+        if not texts:
+            return []
+        pieces: list[str] = []
+        owners: list[tuple[int, int]] = []
+        for i, text in enumerate(texts):
+            for start, end in windows(text):
+                pieces.append(text[start:end])
+                owners.append((i, start))
+        found: list[list[Span]] = [[] for _ in texts]
+        for (i, start), spans in zip(owners, self.detector.detect(pieces), strict=True):
+            found[i].extend(Span(s.start + start, s.end + start, s.entity, s.score, s.source) for s in spans)
+        return found
 
     def analyze_documents(self, documents: Sequence[Sequence[ParsedElement]]) -> list[list[Unit]]:
         """Every text unit of every document (element texts, table headers and cells) with its spans.
@@ -193,6 +209,32 @@ class Unit:
 
     text: str
     spans: list[Span] = field(default_factory=list)
+
+
+#: Detectors read at most this many characters at once; consecutive windows overlap by
+#: ``_WINDOW_OVERLAP`` so a value on a boundary is whole in one of them.
+_WINDOW_CHARS = 50_000
+_WINDOW_OVERLAP = 1_000
+
+
+def windows(text: str, size: int = _WINDOW_CHARS, overlap: int = _WINDOW_OVERLAP) -> list[tuple[int, int]]:
+    """``(start, end)`` of overlapping windows of at most ``size`` characters covering ``text``, cut at
+    whitespace where there is some near the cut."""
+    if len(text) <= size:
+        return [(0, len(text))]
+    out = []
+    start = 0
+    while True:
+        end = min(len(text), start + size)
+        if end < len(text):
+            space = max(text.rfind(" ", end - overlap // 2, end), text.rfind("\n", end - overlap // 2, end))
+            end = space if space > start else end
+        out.append((start, end))
+        if end >= len(text):
+            return out
+        nxt = end - overlap
+        space = text.find(" ", nxt, nxt + overlap // 2)
+        start = space + 1 if space != -1 else nxt
 
 
 #: Element texts joined for detection are cut into groups of about this many characters.

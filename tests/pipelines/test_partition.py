@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 
 import pytest
 
+from groundwork.enums import FailureReason
 from groundwork.errors import DocumentError
 from groundwork.records import DocumentRef
 from pipelines.partition import check_size, partition_document
@@ -98,3 +100,16 @@ def test_an_email_without_mime_headers_keeps_its_utf8_text() -> None:
     text = " ".join(e.text for e in elements)
     assert content_type == "message/rfc822"
     assert "Lucía" in text and "\ufffd" not in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (random.Random(7).randbytes(4096), "binary data"),
+        (b"hello\nthis is a note saved with the wrong suffix\n", "no From, To, Subject or Date header"),
+    ],
+)
+def test_a_file_named_eml_that_is_not_an_email_is_refused(raw: bytes, why: str) -> None:
+    with pytest.raises(DocumentError, match=why) as caught:
+        partition_document(ref_for("message.eml", len(raw)), raw)
+    assert caught.value.reason == FailureReason.PARSE_ERROR

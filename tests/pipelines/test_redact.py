@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pipelines.redact import Redactor
@@ -178,3 +180,26 @@ def test_an_address_over_several_parts_becomes_one_placeholder(redactor: Redacto
     )
     assert elements[0].text == "Please send it to <STREET_ADDRESS> by Friday."
     assert counts == {"STREET_ADDRESS": 1}
+
+
+def test_a_long_single_line_is_read_in_windows_and_nothing_on_a_boundary_survives(redactor: Redactor) -> None:
+    from pipelines.redact import _WINDOW_CHARS, windows
+
+    # spaCy refuses a text over 1,000,000 characters: no window may come near that.
+    huge = "lorem ipsum dolor " * 70_000
+    cuts = windows(huge)
+    assert cuts[0][0] == 0 and cuts[-1][1] == len(huge)
+    assert all(end - start <= _WINDOW_CHARS for start, end in cuts)
+    assert all(b[0] < a[1] for a, b in itertools.pairwise(cuts))  # overlapping: no gap
+
+    filler = "status ok value 17 retry later " * 1_700  # about 51,000 characters, one line
+    boundary = _WINDOW_CHARS - 10  # an e-mail address across the first cut
+    text = (
+        filler[:boundary]
+        + " mail jane.doe@example.org now "
+        + filler[boundary:]
+        + " card 4111 1111 1111 1111"
+    )
+    [(elements, counts)] = redactor.redact_documents([[_paragraph(text)]])
+    assert "jane.doe@example.org" not in elements[0].text and "4111 1111" not in elements[0].text
+    assert counts["EMAIL_ADDRESS"] == 1 and counts["CREDIT_CARD"] == 1
