@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,15 +74,22 @@ class FilesystemConnector:
         )
 
     def _files(self) -> Iterator[tuple[Path, str]]:
+        """Every selected entry that is not a folder: regular files, and links, FIFOs, sockets and
+        devices, which are listed so that they are recorded as failed rather than silently missed."""
         for path in sorted(self.root.rglob("*")):
-            if path.is_symlink() or not path.is_file():
+            if not path.is_symlink() and path.is_dir():
                 continue
             rel = path.relative_to(self.root).as_posix()
             if self._selected(rel):
                 yield path, rel
 
     def list(self, known: Known | None = None) -> Iterator[DocumentRef]:
-        """Yield a reference for every selected file, in sorted path order."""
+        """Yield a reference for every selected file, in sorted path order.
+
+        A file that cannot be read, and an entry that is not a regular file, is still listed, with a
+        version that says so: fetching it fails with the reason, which the run records as a failed
+        document (retried on the next run, so a fixed permission is picked up).
+        """
         if not self.root.is_dir():
             raise ConnectorError(f"source {self.name!r}: folder does not exist: {self.root}")
         known = known or {}
@@ -89,24 +97,30 @@ class FilesystemConnector:
         for path, rel in self._files():
             source_id = printable_name(rel)
             try:
-                stat = path.stat()
-                fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
-                recorded = known.get(source_id)
-                if recorded is not None and recorded[0] == fingerprint:
-                    version = recorded[1]
-                else:
+                st = path.lstat()
+            except OSError:
+                continue  # removed since the folder was read: it is gone
+            fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
+            kind = _special_kind(st.st_mode)
+            recorded = known.get(source_id)
+            if kind is not None:
+                version = f"{kind}:{fingerprint}"
+            elif recorded is not None and recorded[0] == fingerprint:
+                version = recorded[1]
+            else:
+                try:
                     version = f"sha256:{_sha256(path)}"
                     self.hashed += 1
-            except OSError as exc:
-                logger.warning("source %s: cannot read %s: %s", self.name, rel, exc.strerror)
-                continue
+                except OSError as exc:
+                    logger.warning("source %s: cannot read %s: %s", self.name, source_id, exc.strerror)
+                    version = f"unreadable:{fingerprint}"
             yield DocumentRef(
                 source=self.name,
                 source_id=source_id,
-                uri=path.resolve().as_uri(),
+                uri=(path.absolute() if kind else path.resolve()).as_uri(),
                 version=version,
-                size_bytes=stat.st_size,
-                modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+                size_bytes=st.st_size,
+                modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
                 fingerprint=fingerprint,
                 # A name that is not valid UTF-8 is stored escaped; the file is found by its real name.
                 extra={} if source_id == rel else {"path": rel},
@@ -118,21 +132,44 @@ class FilesystemConnector:
             return None
         h = hashlib.sha256()
         for path, rel in self._files():
-            st = path.stat()
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
             h.update(os.fsencode(rel) + f"\x00{st.st_size}\x00{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
     def fetch(self, ref: DocumentRef) -> bytes:
-        """Read the file behind ``ref``; refuses ids that escape the root."""
-        path = (self.root / ref.extra.get("path", ref.source_id)).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        """Read the file behind ``ref``; refuses ids that escape the root, links and special files."""
+        path = self.root / ref.extra.get("path", ref.source_id)
+        if not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(self.root)):
             raise ConnectorError(f"source {self.name!r}: {ref.source_id!r} is outside the source root")
         try:
+            kind = _special_kind(path.lstat().st_mode)
+            if kind is not None:  # checked before anything opens it: opening a FIFO waits for a writer
+                raise ConnectorError(
+                    f"source {self.name!r}: {ref.source_id!r} is a {kind}, not a regular file"
+                )
+            if not path.resolve().is_relative_to(self.root.resolve()):
+                raise ConnectorError(f"source {self.name!r}: {ref.source_id!r} is outside the source root")
             return path.read_bytes()
         except OSError as exc:
             raise ConnectorError(
                 f"source {self.name!r}: cannot read {ref.source_id!r}: {exc.strerror}"
             ) from exc
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a directory entry is when it is not a regular file (links are never followed)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "symbolic link (not followed)"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device or other special file"
 
 
 def printable_name(rel: str) -> str:

@@ -55,11 +55,41 @@ def test_fetch_returns_bytes_and_refuses_escape(tree: Path) -> None:
         conn.fetch(replace(ref, source_id="../../etc/passwd"))
 
 
-def test_symlinks_are_not_followed(tree: Path, tmp_path: Path) -> None:
+def test_links_and_special_files_are_listed_and_refused_never_followed(tree: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("outside")
     (tree / "link.txt").symlink_to(secret)
-    assert "link.txt" not in [r.source_id for r in FilesystemConnector("s", tree).list()]
+    (tree / "loop").symlink_to(tree / "loop")
+    os.mkfifo(tree / "pipe")
+    conn = FilesystemConnector("s", tree)
+    refs = {r.source_id: r for r in conn.list()}
+    assert refs["link.txt"].version.startswith("symbolic link")
+    assert refs["pipe"].version.startswith("FIFO")
+    for name, kind in [("link.txt", "symbolic link"), ("loop", "symbolic link"), ("pipe", "FIFO")]:
+        with pytest.raises(ConnectorError, match=f"is a {kind}"):
+            conn.fetch(refs[name])  # refused before opening: a FIFO would block, a link would lead outside
+    assert conn.change_token()  # a symlink loop does not break the cheap change check
+
+
+def test_an_unreadable_file_is_listed_and_its_fetch_fails_with_the_reason(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.filesystem as fs
+
+    real = fs._sha256
+
+    def denied(path: Path) -> str:
+        if path.name == "top.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(fs, "_sha256", denied)
+    conn = FilesystemConnector("s", tree)
+    ref = next(r for r in conn.list() if r.source_id == "top.txt")
+    assert ref.version.startswith("unreadable:")  # listed, so the run records it as failed
+    monkeypatch.setattr(fs, "_sha256", real)
+    fixed = next(r for r in conn.list() if r.source_id == "top.txt")
+    assert fixed.version.startswith("sha256:") and fixed.version != ref.version  # retried once readable
 
 
 def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
