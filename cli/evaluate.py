@@ -272,6 +272,7 @@ def _evaluate_mode(
     records = [
         {
             "mode": mode,
+            "model": config.embedding.model_name,
             "query_id": q,
             "query": data.queries[q],
             "answerable": q in answerable,
