@@ -65,6 +65,7 @@ def partition_document(
     if not data.strip():
         raise DocumentError("file is empty", stage=Stage.PARTITION, reason=FailureReason.EMPTY)
     _refuse_encrypted(suffix, data)
+    _refuse_type_mismatch(suffix, data)
     if suffix == ".eml":
         _refuse_non_email(data)
         data = declare_utf8(data)
@@ -127,17 +128,39 @@ _EMAIL_FIELDS = frozenset(
 _CONTROL = bytes(c for c in range(32) if chr(c) not in "\t\n\r\f")
 
 
-def _refuse_non_email(data: bytes) -> None:
-    """Refuse an ``.eml`` file that is not an e-mail message: binary content, or no header of one."""
-    from email.parser import BytesHeaderParser
+_TEXT_TYPES = frozenset({".txt", ".md", ".html", ".htm", ".eml"})
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
+
+def _looks_binary(data: bytes) -> bool:
+    """Whether the start of ``data`` is binary rather than text: more than 2% control characters."""
     head = data[:65_536]
-    if len(head.translate(None, _CONTROL)) < 0.98 * len(head):
+    if head.startswith(_UTF16_BOMS):
+        return False
+    return len(head.translate(None, _CONTROL)) < 0.98 * len(head)
+
+
+def _refuse_type_mismatch(suffix: str, data: bytes) -> None:
+    """Refuse a file whose content is not what its suffix says: the parser would read garbage."""
+    if suffix == ".pdf":
+        wrong = b"%PDF-" not in data[:1024]
+    elif suffix in _OOXML:
+        wrong = not data.startswith(b"PK\x03\x04")
+    else:
+        wrong = suffix in _TEXT_TYPES and _looks_binary(data)
+    if wrong:
         raise DocumentError(
-            "not an e-mail message: the .eml file holds binary data",
+            f"content does not match its {suffix} suffix (the file's bytes are of another type)",
             stage=Stage.PARTITION,
             reason=FailureReason.PARSE_ERROR,
         )
+
+
+def _refuse_non_email(data: bytes) -> None:
+    """Refuse an ``.eml`` file with no header of an e-mail message."""
+    from email.parser import BytesHeaderParser
+
+    head = data[:65_536]
     fields = {k.lower() for k in BytesHeaderParser().parsebytes(head)}
     if not fields & _EMAIL_FIELDS:
         raise DocumentError(

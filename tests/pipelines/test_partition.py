@@ -105,7 +105,7 @@ def test_an_email_without_mime_headers_keeps_its_utf8_text() -> None:
 @pytest.mark.parametrize(
     ("raw", "why"),
     [
-        (random.Random(7).randbytes(4096), "binary data"),
+        (random.Random(7).randbytes(4096), "does not match its .eml suffix"),
         (b"hello\nthis is a note saved with the wrong suffix\n", "no From, To, Subject or Date header"),
     ],
 )
@@ -113,3 +113,24 @@ def test_a_file_named_eml_that_is_not_an_email_is_refused(raw: bytes, why: str) 
     with pytest.raises(DocumentError, match=why) as caught:
         partition_document(ref_for("message.eml", len(raw)), raw)
     assert caught.value.reason == FailureReason.PARSE_ERROR
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("report.pdf", b"PK\x03\x04 a zip archive named .pdf"),
+        ("letter.docx", b"%PDF-1.7 a PDF named .docx"),
+        ("notes.txt", random.Random(3).randbytes(2048)),
+        ("page.html", b"\x00\x01\x02\x03" * 100),
+    ],
+)
+def test_content_that_does_not_match_its_suffix_is_refused(name: str, raw: bytes) -> None:
+    with pytest.raises(DocumentError, match="does not match its") as caught:
+        partition_document(ref_for(name, len(raw)), raw)
+    assert caught.value.reason == FailureReason.PARSE_ERROR
+
+
+def test_utf16_text_is_not_taken_for_binary() -> None:
+    raw = "Annual leave is 25 days.\n".encode("utf-16")
+    elements, _ = partition_document(ref_for("leave.txt", len(raw)), raw)
+    assert "25 days" in " ".join(e.text for e in elements)
