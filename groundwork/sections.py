@@ -105,6 +105,16 @@ class BackfillConfig(Strict):
 
 EntityType = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,40}$")]
 
+#: EU national identifiers Presidio has checksum-validated recognizers for.
+EU_NATIONAL_IDS = (
+    "ES_NIF",
+    "ES_NIE",
+    "IT_FISCAL_CODE",
+    "PL_PESEL",
+    "FI_PERSONAL_IDENTITY_CODE",
+    "SE_PERSONNUMMER",
+    "DE_TAX_ID",
+)
 DEFAULT_ENTITIES = [
     "PERSON",
     "EMAIL_ADDRESS",
@@ -164,6 +174,11 @@ class RedactionConfig(Strict):
     #: Which detector's PERSON spans count: spaCy's NER, the tagger's, or both.
     person_detectors: list[PersonDetector] = Field(
         default_factory=lambda: list(_PERSON_DETECTORS), min_length=1
+    )
+    #: National identifiers redacted only in documents of these residencies, beside ``entities``
+    #: (Presidio's checksum-validated recognizers for EU member states by default).
+    entities_by_residency: dict[Region, list[EntityType]] = Field(
+        default_factory=lambda: {"eu": list(EU_NATIONAL_IDS)}
     )
 
 

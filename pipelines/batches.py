@@ -122,14 +122,16 @@ def redact_all(batch: Batch[ParsedDocument], redactor: Redactor) -> Batch[Redact
         return RedactedDocument(doc.task, elements, doc.content_type, dict(counts))
 
     try:
-        results = redactor.redact_documents([d.elements for d in batch.items])
+        results = redactor.redact_documents(
+            [d.elements for d in batch.items], [d.task.governance.residency for d in batch.items]
+        )
     except Exception as exc:
         logger.error("batch redaction failed (%s); redacting document by document", type(exc).__name__)
         return each(
             Stage.REDACT,
             batch.items,
             lambda d: d.task,
-            lambda d: build(d, redactor.redact_documents([d.elements])[0]),
+            lambda d: build(d, redactor.redact_documents([d.elements], [d.task.governance.residency])[0]),
             batch,  # type: ignore[arg-type]
         )
     out: Batch[RedactedDocument] = Batch(failures=list(batch.failures))

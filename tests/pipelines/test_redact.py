@@ -203,3 +203,14 @@ def test_a_long_single_line_is_read_in_windows_and_nothing_on_a_boundary_survive
     [(elements, counts)] = redactor.redact_documents([[_paragraph(text)]])
     assert "jane.doe@example.org" not in elements[0].text and "4111 1111" not in elements[0].text
     assert counts["EMAIL_ADDRESS"] == 1 and counts["CREDIT_CARD"] == 1
+
+
+def test_eu_national_ids_are_typed_by_the_documents_residency(redactor: Redactor) -> None:
+    text = "Su NIF es 12345678Z; PESEL 44051401359; codice fiscale RSSMRA85T10A562S."
+    (eu, eu_counts), (uk, uk_counts) = redactor.redact_documents(
+        [[_paragraph(text)], [_paragraph(text)]], ["eu", "uk"]
+    )
+    assert {"ES_NIF", "PL_PESEL", "IT_FISCAL_CODE"} <= set(eu_counts)
+    assert not {"ES_NIF", "PL_PESEL", "IT_FISCAL_CODE"} & set(uk_counts)  # only for EU documents
+    for out in (eu[0].text, uk[0].text):  # redacted either way: the context patterns see an id
+        assert "12345678Z" not in out and "44051401359" not in out and "RSSMRA85T10A562S" not in out
