@@ -89,7 +89,7 @@ def policy_version(config: RedactionConfig) -> str:
     h.update(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
     for path in sorted(Path(__file__).parent.glob("*.yaml")):
         h.update(path.read_bytes())
-    for module in ("detectors.py", "redact.py", "spans.py", "pii_tagger.py"):
+    for module in ("detectors.py", "redact.py", "names.py", "spans.py", "pii_tagger.py"):
         h.update((Path(__file__).parent / module).read_bytes())
     for package in (*_DETECTOR_PACKAGES, config.spacy_model.replace("_", "-")):
         try:

@@ -10,21 +10,20 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from groundwork.records import ParsedElement
 from groundwork.settings import RedactionConfig
 from pipelines.detectors import PERSON, Detector
-from pipelines.spans import Span, SpanSource, apply
-
-_MIN_NAME_PART = 4
-#: One word of a name: letters, with apostrophes, hyphens or a dot ("O'Neill", "Smith-Jones", "J.").
-_NAME_PART = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-](?=[^\W\d_]|$))*\.?")
-#: A name found in the batch is spread to its other occurrences when a detector found it in at least this
-#: share of them, or when it occurs at most ``_ALWAYS_SPREAD`` times (chosen on the development sets).
-_MIN_DETECTED_SHARE = 0.25
-_ALWAYS_SPREAD = 3
+from pipelines.names import (
+    confirmed_names,
+    drop_common_words,
+    is_label,
+    name_forms,
+    names_pattern,
+    spreadable,
+)
+from pipelines.spans import Span, SpanSource, Unit, apply
 
 #: Where each element of a batch went: ("text", element, unit) or ("table", element, header units, rows).
 Layout = list[list[tuple[Any, ...]]]
@@ -124,16 +123,16 @@ class Redactor:
         for i, found in zip(singles, detected[len(groups) :], strict=True):
             units[i].spans.extend(found)
         everything = "\n".join(u.text for u in units)
-        _drop_common_words(units, everything)
+        drop_common_words(units, everything)
         for unit in units:
             names.update(
                 form
-                for sp in _confirmed_names(unit.spans)
-                for form in _name_forms(unit.text[sp.start : sp.end])
+                for sp in confirmed_names(unit.spans)
+                for form in name_forms(unit.text[sp.start : sp.end])
             )
-        names = _spreadable({n for n in names if not _is_label(n, everything)}, units, everything)
+        names = spreadable({n for n in names if not is_label(n, everything)}, units, everything)
         if names:
-            pattern = _names_pattern(names)
+            pattern = names_pattern(names)
             for unit in units:
                 unit.spans.extend(
                     Span(m.start(), m.end(), PERSON, 1.0, SpanSource.PROPAGATION)
@@ -219,14 +218,6 @@ def redact_identifiers(text: str) -> str:
     return text
 
 
-@dataclass(slots=True)
-class Unit:
-    """One piece of text that is redacted on its own: an element's text, a table header or cell."""
-
-    text: str
-    spans: list[Span] = field(default_factory=list)
-
-
 #: Detectors read at most this many characters at once; consecutive windows overlap by
 #: ``_WINDOW_OVERLAP`` so a value on a boundary is whole in one of them.
 _WINDOW_CHARS = 50_000
@@ -302,117 +293,3 @@ def _norm(header: str) -> str:
 def _add(units: list[Unit], text: str) -> int:
     units.append(Unit(text))
     return len(units) - 1
-
-
-def _is_label(name: str, batch_text: str) -> bool:
-    """Whether a word is used as a field label somewhere in the batch ("Customer:", "Address:")."""
-    return " " not in name and f"{name}:" in batch_text
-
-
-def _drop_common_words(units: list[Unit], everything: str) -> None:
-    """Drop one-word PERSON spans whose word the batch mostly uses otherwise.
-
-    A one-word name is kept when a detector found it in at least ``_MIN_DETECTED_SHARE`` of the word's
-    occurrences in the batch, whatever their case, or when it occurs at most ``_ALWAYS_SPREAD`` times.
-    "Git" beside hundreds of "git" commands, or "daemon", is a word of the text, not a person.
-    """
-    single = [
-        (unit, sp)
-        for unit in units
-        for sp in unit.spans
-        if sp.entity == PERSON
-        and sp.source != SpanSource.PERSON_COLUMN
-        and " " not in unit.text[sp.start : sp.end].strip()
-    ]
-    words = {unit.text[sp.start : sp.end].strip().lower() for unit, sp in single} - {""}
-    if not words:
-        return
-    occurrences = Counter(
-        m.group().lower() for m in _words_pattern(words, re.IGNORECASE).finditer(everything)
-    )
-    detected = Counter(unit.text[sp.start : sp.end].strip().lower() for unit, sp in single)
-    dropped = {
-        w
-        for w in words
-        if occurrences[w] > _ALWAYS_SPREAD and detected[w] < _MIN_DETECTED_SHARE * occurrences[w]
-    }
-    if dropped:
-        for unit in units:
-            unit.spans[:] = [
-                sp
-                for sp in unit.spans
-                if not (
-                    sp.entity == PERSON
-                    and sp.source != SpanSource.PERSON_COLUMN
-                    and unit.text[sp.start : sp.end].strip().lower() in dropped
-                )
-            ]
-
-
-def _spreadable(names: set[str], units: list[Unit], everything: str) -> set[str]:
-    """The names seen by a detector in at least ``_MIN_DETECTED_SHARE`` of their occurrences in the
-    batch. A person's name is found directly in much of its text; a project or product name that a
-    detector once took for part of a person ("Debian" in "Debian Almquist Shell") recurs far more often
-    than it is detected, and is not spread."""
-    if not names:
-        return names
-    pattern = _names_pattern(names)
-    occurrences = Counter(m.group() for m in pattern.finditer(everything))
-    detected: Counter[str] = Counter()
-    for unit in units:
-        for sp in unit.spans:
-            if sp.entity == PERSON and sp.source != SpanSource.PERSON_COLUMN:
-                detected.update({m.group() for m in pattern.finditer(unit.text, sp.start, sp.end)})
-    return {
-        n
-        for n in names
-        if occurrences[n] <= _ALWAYS_SPREAD or detected[n] >= _MIN_DETECTED_SHARE * occurrences[n]
-    }
-
-
-def _confirmed_names(spans: list[Span]) -> list[Span]:
-    """Names sure enough to be looked for everywhere else: found by the tagger, or by spaCy where the
-    tagger also saw a name. A product or command name that spaCy alone takes for a person is not
-    spread through the batch."""
-    tagged = [s for s in spans if s.entity == PERSON and s.source == SpanSource.TAGGER]
-    return tagged + [
-        s
-        for s in spans
-        if s.entity == PERSON
-        and s.source == SpanSource.SPACY
-        and any(t.start < s.end and s.start < t.end for t in tagged)
-    ]
-
-
-def _name_forms(span: str) -> set[str]:
-    """A detected name and, for a multi-word name, its longer parts ("Priya Raman" -> also "Priya")."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    if "\n" in span.strip():
-        return set()  # a name does not run over two lines: one side of it is something else
-    span = " ".join(span.split())
-    parts = span.split(" ")
-    if len(parts) < 2:
-        return set()  # single capitalised words are too often false positives to propagate
-    if not all(_NAME_PART.fullmatch(p) for p in parts):
-        return set()  # "Debian 8 Jessie", "Figure 3": a name has no digits or symbols
-    forms = {span}
-    forms.update(
-        p for p in parts if len(p) >= _MIN_NAME_PART and p[0].isupper() and p.lower() not in STOP_WORDS
-    )
-    return forms
-
-
-def _names_pattern(names: set[str]) -> re.Pattern[str]:
-    """Every occurrence of a known name as a whole word."""
-    return _words_pattern(names)
-
-
-def _words_pattern(words: set[str], flags: int = 0) -> re.Pattern[str]:
-    """Every occurrence of one of ``words`` as a whole word (not inside a placeholder)."""
-    return re.compile(
-        r"(?<![\w<])(?:"
-        + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-        + r")(?![\w>])",
-        flags,
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)>")
@@ -82,3 +82,11 @@ def apply(text: str, spans: Sequence[Span]) -> tuple[str, Counter[str]]:
 def placeholder_counts(text: str) -> Counter[str]:
     """How many placeholders of each type a redacted text holds (a chunk's own redaction counts)."""
     return Counter(_PLACEHOLDER.findall(text))
+
+
+@dataclass(slots=True)
+class Unit:
+    """One piece of text that is redacted on its own: an element's text, a table header or cell."""
+
+    text: str
+    spans: list[Span] = field(default_factory=list)

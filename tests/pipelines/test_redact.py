@@ -144,8 +144,8 @@ def _paragraph(text: str):  # type: ignore[no-untyped-def]
 
 
 def test_a_word_the_batch_mostly_uses_otherwise_is_not_a_person() -> None:
-    from pipelines.redact import Unit, _drop_common_words
-    from pipelines.spans import Span, SpanSource
+    from pipelines.names import drop_common_words
+    from pipelines.spans import Span, SpanSource, Unit
 
     # "Git" opening a sentence read as a name, beside many uses of "git" as a command: not a person.
     # "Marta", found in two of her three mentions, stays.
@@ -153,13 +153,13 @@ def test_a_word_the_batch_mostly_uses_otherwise_is_not_a_person() -> None:
     marta = [i for i in range(len(text)) if text.startswith("Marta", i)]
     unit = Unit(text, [Span(0, 3, "PERSON", 0.9, SpanSource.SPACY)])
     unit.spans += [Span(i, i + 5, "PERSON", 0.9, SpanSource.TAGGER) for i in marta[:2]]
-    _drop_common_words([unit], text)
+    drop_common_words([unit], text)
     assert [text[s.start : s.end] for s in unit.spans] == ["Marta", "Marta"]
 
 
 def test_a_name_part_seen_far_more_often_than_detected_is_not_spread(redactor: Redactor) -> None:
-    from pipelines.redact import Unit, _spreadable
-    from pipelines.spans import Span, SpanSource
+    from pipelines.names import spreadable
+    from pipelines.spans import Span, SpanSource, Unit
 
     text = (
         "Debian Almquist Shell is small. "
@@ -169,7 +169,7 @@ def test_a_name_part_seen_far_more_often_than_detected_is_not_spread(redactor: R
     unit = Unit(text, [Span(0, 21, "PERSON", 0.9, SpanSource.TAGGER)])
     start = text.index("Priya Raman")
     unit.spans.append(Span(start, start + 11, "PERSON", 0.9, SpanSource.TAGGER))
-    kept = _spreadable({"Debian Almquist Shell", "Debian", "Almquist", "Priya Raman", "Priya"}, [unit], text)
+    kept = spreadable({"Debian Almquist Shell", "Debian", "Almquist", "Priya Raman", "Priya"}, [unit], text)
     assert "Debian" not in kept  # 13 occurrences, found once
     assert {"Priya", "Priya Raman", "Almquist"} <= kept  # few occurrences: spread
 
