@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from connectors import Connector
 from groundwork.enums import FailureReason, Stage
-from groundwork.errors import ConnectorError, DocumentError, IndexError_, IndexUnavailable
+from groundwork.errors import ConfigError, ConnectorError, DocumentError, IndexError_, IndexUnavailable
 from groundwork.records import (
     Batch,
     ChunkedDocument,
@@ -77,6 +77,8 @@ def each(
             # Still failing after retries: the database is down. That is the run's failure, not the
             # document's; the next run picks up where this one stopped.
             raise IndexError_(f"index database unavailable during {stage}: {type(exc).__name__}") from exc
+        except ConfigError:
+            raise  # a wrong setting fails every document alike: it is the run's error, said once
         except DocumentError as exc:
             out.failures.append(Failure(task, stage, exc.reason, str(exc)))
             logger.warning("%s failed at %s: %s", task.ref.source_id, stage, exc.reason)

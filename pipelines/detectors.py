@@ -20,6 +20,7 @@ from typing import Any
 
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
+from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
 from pipelines.spans import Span, SpanSource
 
@@ -178,6 +179,15 @@ class Detector:
             if config.tagger
             else None
         )
+        tagged = {t for t in TAGGER_LABELS.values() if t} if self._tagger is not None else set()
+        configured = set(config.entities).union(*config.entities_by_residency.values())
+        unknown = sorted(configured - self._presidio_entities - tagged)
+        if unknown:
+            # A misspelt type would silently redact nothing.
+            raise ConfigError(
+                f"redaction: no detector finds {', '.join(unknown)}; known types: "
+                + ", ".join(sorted(self._presidio_entities | tagged))
+            )
         if self._tagger is not None:
             try:
                 self._tagger.load()

@@ -214,3 +214,24 @@ def test_eu_national_ids_are_typed_by_the_documents_residency(redactor: Redactor
     assert not {"ES_NIF", "PL_PESEL", "IT_FISCAL_CODE"} & set(uk_counts)  # only for EU documents
     for out in (eu[0].text, uk[0].text):  # redacted either way: the context patterns see an id
         assert "12345678Z" not in out and "44051401359" not in out and "RSSMRA85T10A562S" not in out
+
+
+def test_an_entity_type_no_detector_finds_fails_the_run_with_a_clear_error() -> None:
+    from groundwork.errors import ConfigError
+    from groundwork.settings import RedactionConfig
+
+    misspelt = Redactor(RedactionConfig(entities_by_residency={"eu": ["ES_NIFF"]}))
+    with pytest.raises(ConfigError, match="no detector finds ES_NIFF"):
+        misspelt.redact("Su NIF es 12345678Z.")
+
+
+def test_a_configuration_error_stops_the_batch_instead_of_failing_each_document() -> None:
+    from groundwork.enums import Stage
+    from groundwork.errors import ConfigError
+    from pipelines.batches import each
+
+    def work(item: int) -> int:
+        raise ConfigError("redaction: no detector finds ES_NIFF")
+
+    with pytest.raises(ConfigError):
+        each(Stage.REDACT, [1, 2, 3], lambda item: None, work)  # type: ignore[arg-type,return-value]
