@@ -7,9 +7,6 @@ on the documents the evaluation ingested, for the answerable queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
 from groundwork.settings import EmbeddingConfig
@@ -46,14 +43,3 @@ def naive_rankings(
         np.maximum.at(best, owner_index, corpus @ vector)
         out[qid] = [names[i] for i in np.argsort(-best, kind="stable")[:100]]
     return out
-
-
-def baseline_figures(
-    rankings: dict[str, list[str]],
-    qrels: dict[str, dict[str, int]],
-    answerable: set[str],
-    metrics: dict[str, Callable[[list[str], dict[str, int]], Any]],
-) -> dict[str, float]:
-    """The mean of each metric over the answerable queries."""
-    n = max(len(answerable), 1)
-    return {name: sum(f(rankings[q], qrels[q]) for q in answerable) / n for name, f in metrics.items()}

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
-from cli.eval_baseline import PASSAGE_WORDS, baseline_figures, naive_rankings
+from cli.eval_baseline import PASSAGE_WORDS, naive_rankings
 from groundwork.enums import RetrievalMode
 from groundwork.errors import GroundworkError
 from groundwork.settings import load_config
@@ -86,6 +86,17 @@ def hold_out(data: Dataset) -> tuple[set[str], set[str], set[str]]:
     return set(ordered) - unanswerable, unanswerable, removed
 
 
+def ranking_figures(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """nDCG@10, recall@10 and @100 and MRR, each the mean over the queries ranked (answerable ones)."""
+    n = max(len(rankings), 1)
+    return {
+        "ndcg@10": sum(ndcg_at(r, qrels[q], 10) for q, r in rankings.items()) / n,
+        "recall@10": sum(recall_at(r, qrels[q], 10) for q, r in rankings.items()) / n,
+        "recall@100": sum(recall_at(r, qrels[q], 100) for q, r in rankings.items()) / n,
+        "mrr": sum(reciprocal_rank(r, qrels[q]) for q, r in rankings.items()) / n,
+    }
+
+
 def ndcg_at(ranked: list[str], grades: dict[str, int], k: int) -> float:
     """Normalised discounted cumulative gain of a ranked list of document ids."""
     dcg = sum(grades.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
@@ -136,13 +147,15 @@ def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
 
     data = load_dataset(dataset_dir)
     answerable, unanswerable, removed = hold_out(data)
+    kept = {
+        doc_id: f"{title}\n\n{text}" if title else text
+        for doc_id, (title, text) in data.corpus.items()
+        if doc_id not in removed
+    }
     docs = workdir / "corpus"
     docs.mkdir(parents=True)
-    for doc_id, (title, text) in data.corpus.items():
-        if doc_id not in removed:
-            (docs / f"{_safe(doc_id)}.txt").write_text(
-                f"{title}\n\n{text}" if title else text, encoding="utf-8"
-            )
+    for doc_id, text in kept.items():
+        (docs / f"{_safe(doc_id)}.txt").write_text(text, encoding="utf-8")
     config_path = workdir / "eval.yaml"
     config_path.write_text(
         yaml.safe_dump(
@@ -177,27 +190,12 @@ def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
             raise GroundworkError("the evaluation ingest failed; see the Dagster run")
         by_file = {f"{_safe(d)}.txt": d for d in data.corpus}
         outcomes = {m: _evaluate_mode(config_path, m, data, answerable, unanswerable, by_file) for m in MODES}
-        kept = {
-            d: f"{title}\n\n{text}" if title else text
-            for d, (title, text) in data.corpus.items()
-            if d not in removed
-        }
         rankings = naive_rankings(kept, {q: data.queries[q] for q in answerable}, config.embedding)
         return EvalReport(
             metrics={m: figures for m, (figures, _, _) in outcomes.items()},
             calibrations={m: cal for m, (_, cal, _) in outcomes.items() if cal is not None},
             queries=[record for _, _, records in outcomes.values() for record in records],
-            baseline=baseline_figures(
-                rankings,
-                data.qrels,
-                answerable,
-                {
-                    "ndcg@10": lambda r, g: ndcg_at(r, g, 10),
-                    "recall@10": lambda r, g: recall_at(r, g, 10),
-                    "recall@100": lambda r, g: recall_at(r, g, 100),
-                    "mrr": reciprocal_rank,
-                },
-            ),
+            baseline=ranking_figures(rankings, data.qrels),
         )
     finally:
         EmbeddedServer(embedded_data_dir(config)).stop()
@@ -259,13 +257,11 @@ def _evaluate_mode(
         finally:
             server.should_exit = True
             thread.join(timeout=10)
-    scored = [(q, ranked, data.qrels[q]) for q, ranked, _, _, _ in rows if q in answerable]
     handoffs = {q for q, _, _, decision, _ in rows if decision == "handoff"}
     labels = {
         q: q in answerable and bool(ranked) and ranked[0] in data.qrels[q] for q, ranked, _, _, _ in rows
     }
     calib = [(conf, labels[q]) for q, _, conf, _, _ in rows]
-    n = max(len(scored), 1)
     fitted, calibration = _fit_calibration(
         mode, config.embedding.model_name, rows, labels, unanswerable, config.retrieval.handoff_below
     )
@@ -290,10 +286,7 @@ def _evaluate_mode(
     return (
         fitted
         | {
-            "ndcg@10": sum(ndcg_at(r, g, 10) for _, r, g in scored) / n,
-            "recall@10": sum(recall_at(r, g, 10) for _, r, g in scored) / n,
-            "recall@100": sum(recall_at(r, g, 100) for _, r, g in scored) / n,
-            "mrr": sum(reciprocal_rank(r, g) for _, r, g in scored) / n,
+            **ranking_figures({q: ranked for q, ranked, _, _, _ in rows if q in answerable}, data.qrels),
             "ece": expected_calibration_error(calib),
             "handoff_precision": len(handoffs & unanswerable) / len(handoffs) if handoffs else 0.0,
             "handoff_recall": len(handoffs & unanswerable) / len(unanswerable) if unanswerable else 0.0,

@@ -180,8 +180,9 @@ class Detector:
             else None
         )
         tagged = {t for t in TAGGER_LABELS.values() if t} if self._tagger is not None else set()
-        configured = set(config.entities).union(*config.entities_by_residency.values())
-        unknown = sorted(configured - self._presidio_entities - tagged)
+        #: Every type a document may need: the configured ones and each residency's identifiers.
+        self._wanted = frozenset(config.entities).union(*config.entities_by_residency.values())
+        unknown = sorted(self._wanted - self._presidio_entities - tagged)
         if unknown:
             # A misspelt type would silently redact nothing.
             raise ConfigError(
@@ -207,7 +208,7 @@ class Detector:
         The tagger runs in a second thread while Presidio runs in this one (onnxruntime releases the
         GIL), so the two detectors use two cores; an error in either fails the whole call.
         """
-        wanted = set(self.config.entities).union(*self.config.entities_by_residency.values())
+        wanted = self._wanted
         tagging = self._tagger_pool().submit(self._tagger.tag, texts) if self._tagger is not None else None
         try:
             results: list[Any] = list(

@@ -46,26 +46,17 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
     words = {unit.text[sp.start : sp.end].strip().lower() for unit, sp in single} - {""}
     if not words:
         return
-    occurrences = Counter(
-        m.group().lower() for m in _words_pattern(words, re.IGNORECASE).finditer(everything)
-    )
+    occurrences = Counter(m.group().lower() for m in words_pattern(words, re.IGNORECASE).finditer(everything))
     detected = Counter(unit.text[sp.start : sp.end].strip().lower() for unit, sp in single)
     dropped = {
         w
         for w in words
         if occurrences[w] > _ALWAYS_SPREAD and detected[w] < _MIN_DETECTED_SHARE * occurrences[w]
     }
-    if dropped:
+    doomed = {id(sp) for unit, sp in single if unit.text[sp.start : sp.end].strip().lower() in dropped}
+    if doomed:
         for unit in units:
-            unit.spans[:] = [
-                sp
-                for sp in unit.spans
-                if not (
-                    sp.entity == PERSON
-                    and sp.source != SpanSource.PERSON_COLUMN
-                    and unit.text[sp.start : sp.end].strip().lower() in dropped
-                )
-            ]
+            unit.spans[:] = [sp for sp in unit.spans if id(sp) not in doomed]
 
 
 def spreadable(names: set[str], units: list[Unit], everything: str) -> set[str]:
@@ -75,7 +66,7 @@ def spreadable(names: set[str], units: list[Unit], everything: str) -> set[str]:
     than it is detected, and is not spread."""
     if not names:
         return names
-    pattern = names_pattern(names)
+    pattern = words_pattern(names)
     occurrences = Counter(m.group() for m in pattern.finditer(everything))
     detected: Counter[str] = Counter()
     for unit in units:
@@ -122,12 +113,7 @@ def name_forms(span: str) -> set[str]:
     return forms
 
 
-def names_pattern(names: set[str]) -> re.Pattern[str]:
-    """Every occurrence of a known name as a whole word."""
-    return _words_pattern(names)
-
-
-def _words_pattern(words: set[str], flags: int = 0) -> re.Pattern[str]:
+def words_pattern(words: set[str], flags: int = 0) -> re.Pattern[str]:
     """Every occurrence of one of ``words`` as a whole word (not inside a placeholder)."""
     return re.compile(
         r"(?<![\w<])(?:"

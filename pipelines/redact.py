@@ -20,8 +20,8 @@ from pipelines.names import (
     drop_common_words,
     is_label,
     name_forms,
-    names_pattern,
     spreadable,
+    words_pattern,
 )
 from pipelines.spans import Span, SpanSource, Unit, apply
 
@@ -132,7 +132,7 @@ class Redactor:
             )
         names = spreadable({n for n in names if not is_label(n, everything)}, units, everything)
         if names:
-            pattern = names_pattern(names)
+            pattern = words_pattern(names)
             for unit in units:
                 unit.spans.extend(
                     Span(m.start(), m.end(), PERSON, 1.0, SpanSource.PROPAGATION)
