@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 
 from groundwork.enums import ChangeKind
 from indexes.results import SearchOutcome
@@ -29,11 +30,13 @@ def print_ingest(summary: IngestSummary) -> None:
     plan = summary.assets.get("source_documents", {})
     print(f"Dagster run {summary.run_id}: {'succeeded' if summary.success else 'FAILED'}")
     print("  listed: " + " ".join(f"{k.value}={plan.get(k.value, 0)}" for k in LISTED))
-    red = summary.assets.get("redacted_documents", {})
-    if red.get("redactions_by_type"):
-        print(f"  redactions: {red['redactions_by_type']}")
-    emb = summary.assets.get("embeddings", {})
-    print(f"  embeddings computed: {emb.get('embeddings_computed', 0)}")
+    indexes = {k: m for k, m in summary.assets.items() if k.startswith("index/")}
+    redactions: Counter[str] = Counter()
+    for meta in indexes.values():
+        redactions.update(meta.get("redactions_by_type") or {})
+    if redactions:
+        print(f"  redactions: {dict(sorted(redactions.items()))}")
+    print(f"  embeddings computed: {sum(m.get('embeddings_computed', 0) for m in indexes.values())}")
     for key, meta in sorted(summary.assets.items()):
         if key.startswith("index/"):
             print(

@@ -52,6 +52,8 @@ class FailureReason(StrEnum):
     NO_RESIDENCY = "no_residency"
     NO_ACCESS_RULE = "no_access_rule"
     MOVE_SOURCE_MISSING = "move_source_missing"
+    TIME_LIMIT = "time_limit"
+    PARSER_CRASHED = "parser_crashed"
     INTERNAL_ERROR = "internal_error"
 
     @property
@@ -70,6 +72,8 @@ PERMANENT_REASONS = frozenset(
         FailureReason.ENCRYPTED,
         FailureReason.PARSE_ERROR,
         FailureReason.NO_TEXT,
+        FailureReason.TIME_LIMIT,
+        FailureReason.PARSER_CRASHED,
     }
 )
 

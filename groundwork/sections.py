@@ -90,10 +90,25 @@ class DatabaseConfig(Strict):
 
 
 class PartitioningConfig(Strict):
-    """How documents are read: size limit and PDF strategy."""
+    """How documents are read: size and time limits, parser processes and PDF strategy."""
 
     max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     pdf_strategy: Literal["fast", "ocr_only"] = "fast"
+    #: A document whose parser runs longer is stopped (its process killed) and recorded as failed.
+    timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    #: Parser processes beside the ingest process (they partition the next batch while it embeds).
+    workers: int = Field(default=1, ge=1, le=64)
+
+
+class IngestConfig(Strict):
+    """Streaming ingest: documents go from fetch to index in micro-batches, each committed as it completes.
+
+    A batch closes at ``batch_documents`` documents or ``batch_characters`` characters of extracted
+    text, whichever comes first, so memory is bounded by the batch, not the corpus.
+    """
+
+    batch_documents: int = Field(default=32, ge=1, le=10_000)
+    batch_characters: int = Field(default=2_000_000, ge=1_000, le=1_000_000_000)
 
 
 class BackfillConfig(Strict):
@@ -180,6 +195,11 @@ class RedactionConfig(Strict):
     entities_by_residency: dict[Region, list[EntityType]] = Field(
         default_factory=lambda: {"eu": list(EU_NATIONAL_IDS)}
     )
+    #: A document with more extracted text is recorded as failed (``too_large``) before redaction.
+    max_document_chars: int = Field(default=5_000_000, ge=1_000)
+    #: A document whose detection runs longer is recorded as failed (``time_limit``); the check runs
+    #: between segments of at most 50,000 characters, so it may overrun by one segment's time.
+    timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
 
 
 class ChunkingConfig(Strict):

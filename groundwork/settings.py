@@ -38,6 +38,7 @@ from groundwork.sections import (
     ChunkingConfig,
     DatabaseConfig,
     EmbeddingConfig,
+    IngestConfig,
     JwtConfig,
     Name,
     PartitioningConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "DatabaseConfig",
     "EmbeddingConfig",
     "GroundworkConfig",
+    "IngestConfig",
     "JwtConfig",
     "PartitioningConfig",
     "PolicyRule",
@@ -182,6 +184,7 @@ class GroundworkConfig(Strict):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     partitioning: PartitioningConfig = Field(default_factory=PartitioningConfig)
     backfill: BackfillConfig = Field(default_factory=BackfillConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)

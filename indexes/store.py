@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from groundwork.enums import ErasureReason
+from groundwork.faults import fault_point
 from groundwork.ids import chunk_id
 from groundwork.records import DocumentTask, EmbeddedDocument, Governance
 from indexes.pooling import connection
@@ -147,6 +148,7 @@ class RegionIndex(IndexState):
                 self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"),
                 (ref.source, ref.source_id),
             )
+            fault_point("document_mid_write")
         return len(chunked.chunks)
 
     def retag(self, document_id: str, governance: Governance) -> int:

@@ -1,8 +1,10 @@
 """Dagster assets: thin adapters that call the stages and record what happened as metadata.
 
-Lineage: source_documents -> partitioned_documents -> redacted_documents -> chunks -> embeddings
--> index/<region>. Intermediate assets live in process memory only (see ``definitions.py``), so raw,
-unredacted text is never written to disk.
+Lineage: source_documents (the plan) -> index/<region>. The index assets stream the plan's documents
+through fetch, partition, redact, chunk, embed and write in micro-batches, each committed as it
+completes (see :mod:`pipelines.streaming`): a stage per asset would hold the whole corpus in memory
+between steps. Only the plan (references, no content) passes between assets, in process memory, so
+raw, unredacted text is never written to disk.
 """
 
 from collections import Counter
@@ -12,13 +14,11 @@ from typing import Any
 import dagster as dg
 
 from groundwork.enums import ChangeKind
-from groundwork.records import Batch, Failure
+from groundwork.records import Failure
 from indexes.erasure import purge_expired
-from orchestration.local import finish_builds
+from orchestration.local import finish_builds, process
 from orchestration.resources import GroundworkResource
-from pipelines.batches import chunk_all, embed_all, partition_all, redact_all
 from pipelines.planning import Plan, plan_run
-from pipelines.writing import index_all
 
 GROUP = "ingest"
 
@@ -30,17 +30,6 @@ def failure_table(failures: list[Failure]) -> dg.MetadataValue:
         message = f.message.replace("|", "\\|")
         lines.append(f"| {f.task.ref.source} | {f.task.ref.source_id} | {f.stage} | {f.reason} | {message} |")
     return dg.MetadataValue.md("\n".join(lines) if failures else "no failures")
-
-
-def _batch_metadata(batch: Batch[Any], new_failures_from: int) -> dict[str, Any]:
-    return {
-        "documents": len(batch.items),
-        "failures": len(batch.failures),
-        "new_failures": dg.MetadataValue.md(
-            "\n".join(f"- {f.task.ref.source_id}: {f.reason}" for f in batch.failures[new_failures_from:])
-            or "none"
-        ),
-    }
 
 
 @dg.asset(group_name=GROUP, kinds={"python"})
@@ -63,74 +52,6 @@ def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkRe
     return plan
 
 
-@dg.asset(group_name=GROUP, kinds={"python"})
-def partitioned_documents(
-    context: dg.AssetExecutionContext, groundwork: GroundworkResource, source_documents: Plan
-) -> Batch:
-    """Documents fetched and partitioned into elements by unstructured (held in memory only)."""
-    services = groundwork.services
-    batch = partition_all(source_documents, services.connectors, services.config)
-    context.add_output_metadata(
-        {
-            **_batch_metadata(batch, 0),
-            "elements": sum(len(d.elements) for d in batch.items),
-            "failure_details": failure_table(batch.failures),
-        }
-    )
-    return batch
-
-
-@dg.asset(group_name=GROUP, kinds={"presidio"})
-def redacted_documents(
-    context: dg.AssetExecutionContext, groundwork: GroundworkResource, partitioned_documents: Batch
-) -> Batch:
-    """Elements with PII replaced by typed placeholders; counts by entity type, never values."""
-    batch = redact_all(partitioned_documents, groundwork.services.redactor)
-    by_type: Counter[str] = Counter()
-    for doc in batch.items:
-        by_type.update(doc.redactions)
-    context.add_output_metadata(
-        {
-            **_batch_metadata(batch, len(partitioned_documents.failures)),
-            "redactions_total": sum(by_type.values()),
-            "redactions_by_type": dict(sorted(by_type.items())),
-        }
-    )
-    return batch
-
-
-@dg.asset(group_name=GROUP, kinds={"python"})
-def chunks(
-    context: dg.AssetExecutionContext, groundwork: GroundworkResource, redacted_documents: Batch
-) -> Batch:
-    """Redacted documents cut by title/section, each chunk tagged with residency and access."""
-    batch = chunk_all(redacted_documents, groundwork.services.config)
-    sizes = [len(c.text) for d in batch.items for c in d.chunks]
-    context.add_output_metadata(
-        {
-            **_batch_metadata(batch, len(redacted_documents.failures)),
-            "chunks": len(sizes),
-            "mean_chunk_chars": round(sum(sizes) / len(sizes), 1) if sizes else 0,
-        }
-    )
-    return batch
-
-
-@dg.asset(group_name=GROUP, kinds={"torch"})
-def embeddings(context: dg.AssetExecutionContext, groundwork: GroundworkResource, chunks: Batch) -> Batch:
-    """One all-MiniLM-L6-v2 vector per chunk."""
-    embedder = groundwork.services.embedder
-    batch = embed_all(chunks, embedder)
-    context.add_output_metadata(
-        {
-            **_batch_metadata(batch, len(chunks.failures)),
-            "embeddings_computed": sum(len(d.vectors) for d in batch.items),
-            "model": embedder.model_name,
-        }
-    )
-    return batch
-
-
 def index_key(region: str) -> dg.AssetKey:
     """The asset key of one region's index."""
     return dg.AssetKey(["index", region])
@@ -144,7 +65,7 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
         specs=[
             dg.AssetSpec(
                 index_key(r),
-                deps=["embeddings", "source_documents"],
+                deps=["source_documents"],
                 group_name=GROUP,
                 kinds={"postgres"},
                 description=f"The {r!r} pgvector index: governed chunks of documents resident in {r}.",
@@ -155,27 +76,26 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
             )
             for r in regions
         ],
-        ins={"embeddings": dg.AssetIn("embeddings"), "source_documents": dg.AssetIn("source_documents")},
+        ins={"source_documents": dg.AssetIn("source_documents")},
         can_subset=True,
     )
     def index_assets(
-        context: dg.AssetExecutionContext,
-        groundwork: GroundworkResource,
-        embeddings: Batch,
-        source_documents: Plan,
+        context: dg.AssetExecutionContext, groundwork: GroundworkResource, source_documents: Plan
     ) -> Any:
+        """Fetch, partition, redact, chunk, embed and write the plan's documents in micro-batches."""
         services = groundwork.services
         indexes = services.indexes()
         selected = sorted(key.path[-1] for key in context.selected_asset_keys)
-        reports = index_all(embeddings, source_documents, selected, indexes)
+        run = process(services, source_documents, selected)
         building = {r for r in selected if indexes[r].build_schema is not None}
         switched = set(finish_builds(services, source_documents, selected))
-        for report in reports:
+        for report in run.regions.values():
             counts = indexes[report.region].counts()
             yield dg.MaterializeResult(
                 asset_key=index_key(report.region),
                 metadata={
                     "documents_written": report.documents_written,
+                    "embeddings_computed": report.chunks_written,
                     "chunks_written": report.chunks_written,
                     "retagged_without_reembedding": report.retagged,
                     "moved_in_without_reembedding": report.moved_in,
@@ -187,6 +107,8 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
                     "index_documents": counts.documents,
                     "index_chunks": counts.chunks,
                     "index_failures": counts.failures,
+                    "run_batches": run.batches,
+                    "run_documents_per_second": round(run.documents / run.seconds, 2) if run.seconds else 0.0,
                     "index_version": "switched to a new version"
                     if report.region in switched
                     else "new version being built"
@@ -220,6 +142,3 @@ def expired_documents_purge(context: dg.AssetExecutionContext, groundwork: Groun
     context.add_output_metadata(
         {"erased": report.total, "by_region": {r: len(ids) for r, ids in report.erased.items()}}
     )
-
-
-INTERMEDIATE_ASSETS = [source_documents, partitioned_documents, redacted_documents, chunks, embeddings]

@@ -51,13 +51,14 @@ def ingest_shard(context: dg.OpExecutionContext, groundwork: GroundworkResource,
     plan = plan_run(
         services.config, services.connectors, services.indexes(), sources={source}, shard=(shard, shards)
     )
-    embedded, reports = process(services, plan)
-    failures = [f for r in reports for f in r.failures]
+    run = process(services, plan)
+    reports = list(run.regions.values())
+    failures = run.failures
     counts: Counter[str] = Counter(plan.counts.get(source, {}))
     result = {
         "shard": shard,
         "to_process": len(plan.tasks),
-        "embeddings_computed": sum(len(d.vectors) for d in embedded.items),
+        "embeddings_computed": run.embeddings,
         "documents_written": sum(r.documents_written for r in reports),
         "deleted_or_purged": sum(r.purged for r in reports),
         "failures": len(failures),

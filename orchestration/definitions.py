@@ -10,10 +10,10 @@ from groundwork.offline import configure_offline
 from groundwork.settings import GroundworkConfig, load_config, resolve_config_path
 from orchestration.assets import (
     GROUP,
-    INTERMEDIATE_ASSETS,
     build_index_assets,
     build_index_checks,
     expired_documents_purge,
+    source_documents,
 )
 from orchestration.backfill import build_backfill_job
 from orchestration.resources import BACKFILL_JOB, INGEST_JOB, RETENTION_JOB, GroundworkResource
@@ -25,8 +25,8 @@ __all__ = ["BACKFILL_JOB", "INGEST_JOB", "RETENTION_JOB", "backfill_job", "build
 def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definitions:
     """Definitions for one config: one index asset per residency region it names.
 
-    Intermediate assets use the in-memory IO manager and the in-process executor: partitioned text
-    is unredacted, so it is never pickled to disk, and a run materializes the chain together. The
+    The plan passes to the index assets through the in-memory IO manager, in process (it holds
+    references, never content); the index assets stream the documents through every stage. The
     backfill job runs one source per partition with its shards in parallel processes; only shard
     numbers and counts go through its filesystem IO manager.
     """
@@ -43,7 +43,7 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
     resource = GroundworkResource(config_path=str(config_path))
     return dg.Definitions(
         assets=[
-            *INTERMEDIATE_ASSETS,
+            source_documents,
             build_index_assets(config.regions),
             expired_documents_purge,
         ],

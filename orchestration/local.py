@@ -1,15 +1,15 @@
-"""Every stage in order without Dagster, in this process: tests, benchmarks and the backfill's steps.
+"""A whole ingest without Dagster, in this process: tests, benchmarks and the backfill's steps.
 
-The Dagster ``ingest`` job runs the same stages, one asset each.
+The Dagster ``ingest`` job runs the same: its ``source_documents`` asset plans, its index assets
+carry out the plan.
 """
 
 from __future__ import annotations
 
-from groundwork.records import Batch, EmbeddedDocument
 from orchestration.services import Services
-from pipelines.batches import chunk_all, embed_all, partition_all, redact_all
 from pipelines.planning import Plan, plan_run
-from pipelines.writing import IndexReport, index_all
+from pipelines.streaming import StreamReport, ingest_plan
+from pipelines.writing import IndexReport
 
 
 def finish_builds(services: Services, plan: Plan, regions: list[str]) -> list[str]:
@@ -22,19 +22,17 @@ def finish_builds(services: Services, plan: Plan, regions: list[str]) -> list[st
     return services.finish_builds(regions)
 
 
-def process(services: Services, plan: Plan) -> tuple[Batch[EmbeddedDocument], list[IndexReport]]:
-    """Partition, redact, chunk, embed and index a plan's documents in this process, in memory."""
-    config = services.config
-    parsed = partition_all(plan, services.connectors, config)
-    embedded = embed_all(chunk_all(redact_all(parsed, services.redactor), config), services.embedder)
-    return embedded, index_all(embedded, plan, config.regions, services.indexes())
+def process(services: Services, plan: Plan, regions: list[str] | None = None) -> StreamReport:
+    """Carry out a plan in ``regions`` (default: all), streaming micro-batches through every stage."""
+    return ingest_plan(plan, services.parts(), services.config.regions if regions is None else regions)
 
 
 def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
-    """Migrate, then every stage in order, holding the ingest run lock of every region."""
+    """Migrate, then plan and carry out the plan, holding the ingest run lock of every region;
+    returns the plan and what each region's index got."""
     services.migrate()
     with services.catalog.run_lock():
         plan = plan_run(services.config, services.connectors, services.indexes())
-        _, reports = process(services, plan)
+        report = process(services, plan)
         finish_builds(services, plan, services.config.regions)
-    return plan, reports
+    return plan, list(report.regions.values())

@@ -13,7 +13,9 @@ from indexes.schema import version_settings
 from indexes.store import RegionIndex
 from pipelines.detectors import policy_version
 from pipelines.embedding import Embedder
+from pipelines.partition_pool import PartitionPool, shared_pool
 from pipelines.redact import Redactor
+from pipelines.streaming import Parts
 
 
 class Services:
@@ -58,6 +60,22 @@ class Services:
         if self._embedder is None:
             self._embedder = Embedder(self.config.embedding)
         return self._embedder
+
+    @property
+    def partition_pool(self) -> PartitionPool:
+        """The parser processes (shared by every run of this process, started on first use)."""
+        return shared_pool(self.config.partitioning.workers)
+
+    def parts(self) -> Parts:
+        """What a streaming ingest works with."""
+        return Parts(
+            config=self.config,
+            connectors=self.connectors,
+            redactor=self.redactor,
+            embedder=self.embedder,
+            pool=self.partition_pool,
+            indexes=self.indexes(),
+        )
 
     def index_settings(self) -> dict[str, str]:
         """What this config builds an index version with: model, dimensions, chunking, redaction policy."""

@@ -1,4 +1,4 @@
-"""The batch stages: fetch and partition, redact, chunk and embed every document of a plan.
+"""The batch stages: redact, chunk and embed the documents of one micro-batch.
 
 Each stage takes the previous stage's :class:`~groundwork.records.Batch`, passes its failures on,
 and turns a :class:`~groundwork.errors.DocumentError` (or an unexpected error) in one document into
@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from connectors import Connector
 from groundwork.enums import FailureReason, Stage
-from groundwork.errors import ConfigError, ConnectorError, DocumentError, IndexError_, IndexUnavailable
+from groundwork.errors import ConfigError, DocumentError, IndexError_, IndexUnavailable
 from groundwork.records import (
     Batch,
     ChunkedDocument,
@@ -29,8 +28,6 @@ from groundwork.records import (
 from groundwork.settings import GroundworkConfig
 from pipelines.chunking import chunk_document
 from pipelines.embedding import Embedder
-from pipelines.partition import check_size, partition_document
-from pipelines.planning import Plan
 from pipelines.redact import Redactor
 
 logger = logging.getLogger(__name__)
@@ -96,37 +93,21 @@ def each(
     return out
 
 
-def partition_all(
-    plan: Plan, connectors: Mapping[str, Connector], config: GroundworkConfig
-) -> Batch[ParsedDocument]:
-    """Fetch and partition every task's document; the plan's policy failures are carried along."""
-
-    def work(task: DocumentTask) -> ParsedDocument:
-        check_size(task.ref, config.partitioning.max_file_bytes)
-        try:
-            data = connectors[task.ref.source].fetch(task.ref)
-        except ConnectorError as exc:
-            raise DocumentError(str(exc), stage=Stage.FETCH, reason=FailureReason.FETCH_ERROR) from None
-        elements, content_type = partition_document(
-            task.ref, data, pdf_strategy=config.partitioning.pdf_strategy
-        )
-        return ParsedDocument(task, elements, content_type)
-
-    return each(Stage.PARTITION, plan.tasks, lambda t: t, work, Batch(failures=list(plan.failures)))
-
-
 def redact_all(batch: Batch[ParsedDocument], redactor: Redactor) -> Batch[RedactedDocument]:
     """Redact PII from every element of every document, the batch together (names found in one
-    document are redacted in all); if that fails, document by document so one bad input is isolated."""
+    document are redacted in all); a document over a redaction limit fails alone. If the batch
+    fails otherwise, document by document, so one bad input is isolated."""
 
     def build(doc: ParsedDocument, result: tuple[list[ParsedElement], Counter[str]]) -> RedactedDocument:
         elements, counts = result
         return RedactedDocument(doc.task, elements, doc.content_type, dict(counts))
 
     try:
-        results = redactor.redact_documents(
+        results = redactor.redact_batch(
             [d.elements for d in batch.items], [d.task.governance.residency for d in batch.items]
         )
+    except ConfigError:
+        raise
     except Exception as exc:
         logger.error("batch redaction failed (%s); redacting document by document", type(exc).__name__)
         return each(
@@ -137,7 +118,12 @@ def redact_all(batch: Batch[ParsedDocument], redactor: Redactor) -> Batch[Redact
             batch,  # type: ignore[arg-type]
         )
     out: Batch[RedactedDocument] = Batch(failures=list(batch.failures))
-    out.items = [build(d, r) for d, r in zip(batch.items, results, strict=True)]
+    for doc, result in zip(batch.items, results, strict=True):
+        if isinstance(result, DocumentError):
+            out.failures.append(Failure(doc.task, Stage.REDACT, result.reason, str(result)))
+            logger.warning("%s failed at %s: %s", doc.task.ref.source_id, Stage.REDACT, result.reason)
+        else:
+            out.items.append(build(doc, result))
     return out
 
 

@@ -8,10 +8,13 @@ elsewhere in the batch) and replaces the spans. Only counts by entity type leave
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from groundwork.enums import FailureReason, Stage
+from groundwork.errors import DocumentError
 from groundwork.records import ParsedElement
 from groundwork.settings import RedactionConfig
 from pipelines.detectors import PERSON, Detector
@@ -28,6 +31,9 @@ from pipelines.spans import Span, SpanSource, Unit, apply
 #: Where each element of a batch went: ("text", element, unit) or ("table", element, header units, rows).
 Layout = list[list[tuple[Any, ...]]]
 
+#: One document's redacted elements and its counts by entity type.
+Redacted = tuple[list[ParsedElement], Counter[str]]
+
 
 class Redactor:
     """Finds and replaces PII in text with typed placeholders such as ``<PERSON>``.
@@ -35,11 +41,12 @@ class Redactor:
     :meth:`redact_documents` adds two safeguards on top of the detectors, because a small NER model
     misses names out of context: table columns whose header names a person are redacted whole, and
     every multi-word name found anywhere in the batch is redacted wherever else it appears.
+    An already-loaded ``detector`` of the same detection settings may be shared (other limits).
     """
 
-    def __init__(self, config: RedactionConfig) -> None:
+    def __init__(self, config: RedactionConfig, *, detector: Detector | None = None) -> None:
         self.config = config
-        self._detector: Detector | None = None
+        self._detector = detector
 
     @property
     def detector(self) -> Detector:
@@ -55,28 +62,68 @@ class Redactor:
         windows cut at whitespace, so no detector sees more than a window at once: spaCy refuses texts
         over a million characters, and memory stays bounded whatever the document.
         """
-        if not texts:
-            return []
+        return self._detect(texts, None)[0]
+
+    def _detect(self, texts: list[str], owners: Sequence[int] | None) -> tuple[list[list[Span]], set[int]]:
+        """:meth:`detect`; with ``owners`` (the document of each text), under the time limit.
+
+        Timed, windows go to the detectors in slices of about ``_WINDOW_CHARS`` characters and each
+        slice's time is charged to its documents by size. A document past ``redaction.timeout_seconds``
+        is not read further; the set of those documents is returned beside the spans.
+        """
         pieces: list[str] = []
-        owners: list[tuple[int, int]] = []
+        placed: list[tuple[int, int]] = []
         for i, text in enumerate(texts):
             for start, end in windows(text):
                 pieces.append(text[start:end])
-                owners.append((i, start))
+                placed.append((i, start))
+        over: set[int] = set()
+        if owners is None:
+            detected = self.detector.detect(pieces) if pieces else []
+        else:
+            detected, over = self._detect_timed(pieces, [owners[i] for i, _ in placed])
         found: list[list[Span]] = [[] for _ in texts]
-        for (i, start), spans in zip(owners, self.detector.detect(pieces), strict=True):
+        for (i, start), spans in zip(placed, detected, strict=True):
             found[i].extend(Span(s.start + start, s.end + start, s.entity, s.score, s.source) for s in spans)
-        return found
+        return found, over
+
+    def _detect_timed(self, pieces: list[str], owners: list[int]) -> tuple[list[list[Span]], set[int]]:
+        limit = self.config.timeout_seconds
+        spent: dict[int, float] = {}
+        over: set[int] = set()
+        out: list[list[Span]] = [[] for _ in pieces]
+        start = 0
+        while start < len(pieces):
+            end, size = start, 0
+            while end < len(pieces) and (end == start or size + len(pieces[end]) <= _WINDOW_CHARS):
+                size += len(pieces[end])
+                end += 1
+            todo = [k for k in range(start, end) if owners[k] not in over]
+            if not todo:
+                start = end
+                continue
+            began = time.monotonic()
+            for k, spans in zip(todo, self.detector.detect([pieces[k] for k in todo]), strict=True):
+                out[k] = spans
+            elapsed = time.monotonic() - began
+            share = sum(len(pieces[k]) for k in todo) or 1
+            for k in todo:
+                spent[owners[k]] = spent.get(owners[k], 0.0) + elapsed * len(pieces[k]) / share
+            over |= {o for o, t in spent.items() if t > limit}
+            start = end
+        return out, over
 
     def analyze_documents(self, documents: Sequence[Sequence[ParsedElement]]) -> list[list[Unit]]:
         """Every text unit of every document (element texts, table headers and cells) with its spans.
 
         Names found in one document are looked for in all of them (the batch is one run's documents).
         """
-        layout, units = self._analyze(documents)
+        layout, units, _ = self._analyze(documents)
         return [[units[i] for i in _unit_ids(doc)] for doc in layout]
 
-    def _analyze(self, documents: Sequence[Sequence[ParsedElement]]) -> tuple[Layout, list[Unit]]:
+    def _analyze(
+        self, documents: Sequence[Sequence[ParsedElement]], *, timed: bool = False
+    ) -> tuple[Layout, list[Unit], set[int]]:
         person_columns = {_norm(c) for c in self.config.person_columns}
         units: list[Unit] = []
         layout: list[list[tuple[Any, ...]]] = []
@@ -117,7 +164,9 @@ class Redactor:
             if not units[i].spans and units[i].text.strip()
         ]
         texts = ["\n".join(units[i].text for i in group) for group in groups]
-        detected = self.detect(texts + [units[i].text for i in singles])
+        owner_of = {i: n for n, doc in enumerate(layout) for i in _unit_ids(doc)}
+        owners = [owner_of[group[0]] for group in groups] + [owner_of[i] for i in singles]
+        detected, over = self._detect(texts + [units[i].text for i in singles], owners if timed else None)
         for group, found in zip(groups, detected, strict=False):
             _spread(found, group, units)
         for i, found in zip(singles, detected[len(groups) :], strict=True):
@@ -138,18 +187,57 @@ class Redactor:
                     Span(m.start(), m.end(), PERSON, 1.0, SpanSource.PROPAGATION)
                     for m in pattern.finditer(unit.text)
                 )
-        return layout, units
+        return layout, units, over
+
+    def redact_batch(
+        self, documents: Sequence[Sequence[ParsedElement]], residencies: Sequence[str | None] | None = None
+    ) -> list[Redacted | DocumentError]:
+        """:meth:`redact_documents` under the per-document limits: each document over
+        ``redaction.max_document_chars`` of text, or past ``redaction.timeout_seconds`` of detection,
+        gets a :class:`DocumentError` in its place and the others are redacted without it."""
+        limit = self.config.max_document_chars
+        errors: dict[int, DocumentError] = {}
+        for n, elements in enumerate(documents):
+            chars = sum(len(el.text) + sum(len(c) for row in el.cells or () for c in row) for el in elements)
+            if chars > limit:
+                errors[n] = DocumentError(
+                    f"{chars:,} characters of text, above the {limit:,} limit (redaction.max_document_chars)",
+                    stage=Stage.REDACT,
+                    reason=FailureReason.TOO_LARGE,
+                )
+        kept = [n for n in range(len(documents)) if n not in errors]
+        results, over = self._redact(
+            [documents[n] for n in kept], [residencies[n] for n in kept] if residencies else None, timed=True
+        )
+        for k in over:
+            errors[kept[k]] = DocumentError(
+                f"redaction stopped after the {self.config.timeout_seconds:g}-second limit (redaction.timeout_seconds)",
+                stage=Stage.REDACT,
+                reason=FailureReason.TIME_LIMIT,
+            )
+        by_doc: dict[int, Redacted | DocumentError] = dict(zip(kept, results, strict=True))
+        by_doc.update(errors)
+        return [by_doc[n] for n in range(len(documents))]
 
     def redact_documents(
         self, documents: Sequence[Sequence[ParsedElement]], residencies: Sequence[str | None] | None = None
-    ) -> list[tuple[list[ParsedElement], Counter[str]]]:
+    ) -> list[Redacted]:
         """Redact several documents' elements together; returns redacted elements and counts per document.
 
         ``residencies`` (one per document) selects the identifiers of ``entities_by_residency`` that
         apply to each; a document without one gets all of them. Tables come back as one
         ``header: value`` line per row, without their cells.
         """
-        layout, units = self._analyze(documents)
+        return self._redact(documents, residencies, timed=False)[0]
+
+    def _redact(
+        self,
+        documents: Sequence[Sequence[ParsedElement]],
+        residencies: Sequence[str | None] | None,
+        *,
+        timed: bool,
+    ) -> tuple[list[Redacted], set[int]]:
+        layout, units, over = self._analyze(documents, timed=timed)
         result = []
         for n, doc_layout in enumerate(layout):
             self._keep_residency_ids(doc_layout, units, residencies[n] if residencies else None)
@@ -176,7 +264,7 @@ class Redactor:
                     lines.append("; ".join(parts))
                 out_elements.append(ParsedElement(el.category, "\n".join(lines), el.page_number))
             result.append((out_elements, counts))
-        return result
+        return result, over
 
     def _keep_residency_ids(
         self, doc_layout: list[tuple[Any, ...]], units: list[Unit], residency: str | None

@@ -1,14 +1,16 @@
-"""The writing stage: store, re-tag, move and rename a plan's documents in their region's index,
-record failures, then purge what no longer belongs."""
+"""The writing stage: store each micro-batch's documents and failures in their region's index as it
+completes, then re-tag, move and rename, then purge what no longer belongs."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from groundwork.enums import ErasureReason, FailureReason, Stage
 from groundwork.errors import DocumentError
+from groundwork.faults import fault_point
 from groundwork.records import Batch, DocumentTask, EmbeddedDocument, Failure
 from pipelines.batches import each
 from pipelines.planning import Plan
@@ -31,74 +33,97 @@ class IndexReport:
     failed_moves: set[str] = field(default_factory=set)
 
 
-def index_region(
-    batch: Batch[EmbeddedDocument], plan: Plan, region: str, indexes: Mapping[str, RegionStore]
-) -> IndexReport:
-    """Write, re-tag and move in this region's documents, and record this region's failures."""
-    index = indexes[region]
-    report = IndexReport(region=region)
-    mine = [d for d in batch.items if d.chunked.document.task.governance.residency == region]
+#: One report per region a run writes to, by region.
+Reports = dict[str, IndexReport]
 
-    def write(doc: EmbeddedDocument) -> EmbeddedDocument:
-        report.chunks_written += index.write_document(doc)
-        report.documents_written += 1
-        report.redactions.update(doc.chunked.document.redactions)
-        return doc
 
-    def retag(task: DocumentTask) -> DocumentTask:
-        index.retag(task.document_id, task.governance)
-        report.retagged += 1
-        return task
+def write_batch(batch: Batch[EmbeddedDocument], indexes: Mapping[str, RegionStore], reports: Reports) -> None:
+    """Write one micro-batch's documents to their region's index and record its failures there.
 
-    def move(item: tuple[DocumentTask, str]) -> None:
-        task, origin = item
-        exported = indexes[origin].export_document(task.document_id)
-        if exported is None:
-            raise DocumentError(
-                "the stored copy to move disappeared",
-                stage=Stage.INDEX,
-                reason=FailureReason.MOVE_SOURCE_MISSING,
-            )
-        index.import_document(*exported, task.governance)
-        report.moved_in += 1
+    Each document is one transaction; a failure is committed as soon as it is recorded, so what a
+    run did survives the run. Documents and failures of regions without a report are left alone.
+    """
+    for region, report in reports.items():
 
-    failures = [f for f in batch.failures if f.task.governance.residency == region]
-    failures += each(Stage.INDEX, mine, lambda d: d.chunked.document.task, write).failures
-    failures += each(
-        Stage.INDEX, [t for t in plan.retags if t.governance.residency == region], lambda t: t, retag
-    ).failures
+        def write(
+            doc: EmbeddedDocument, index: RegionStore = indexes[region], report: IndexReport = report
+        ) -> None:
+            report.chunks_written += index.write_document(doc)
+            report.documents_written += 1
+            report.redactions.update(doc.chunked.document.redactions)
+            fault_point("document_written")
 
-    def rename(item: tuple[DocumentTask, str, str]) -> None:
-        task, old_id, origin = item
-        exported = indexes[origin].export_document(old_id)
-        if exported is None:
-            raise DocumentError(
-                "the stored copy to rename disappeared",
-                stage=Stage.INDEX,
-                reason=FailureReason.MOVE_SOURCE_MISSING,
-            )
-        index.import_document(*exported, task.governance, task=task)
-        report.renamed_in += 1
+        mine = [d for d in batch.items if d.chunked.document.task.governance.residency == region]
+        written = each(Stage.INDEX, mine, lambda d: d.chunked.document.task, write)
+        record_failures(written.failures, indexes, reports)
+    record_failures(batch.failures, indexes, reports)
 
-    moves = [m for m in plan.moves if m[0].governance.residency == region]
-    moved = each(Stage.INDEX, moves, lambda m: m[0], move)
-    renames = [r for r in plan.renames if r[0].governance.residency == region]
-    renamed = each(Stage.INDEX, renames, lambda r: r[0], rename)
-    # A failed move or rename keeps its old copy: the purge below must not delete it.
-    report.failed_moves = {f.task.document_id for f in moved.failures}
-    report.failed_moves |= {
-        old for task, old, _ in renames if task.document_id in {f.task.document_id for f in renamed.failures}
-    }
-    failures += moved.failures + renamed.failures
+
+def record_failures(failures: list[Failure], indexes: Mapping[str, RegionStore], reports: Reports) -> None:
+    """Record each failure in its region's index (regions without a report are left alone)."""
     for failure in failures:
-        index.failures.record(failure)
-    report.failures = failures
-    return report
+        region = failure.task.governance.residency
+        if region in reports:
+            indexes[region].failures.record(failure)
+            reports[region].failures.append(failure)
 
 
-def purge_stale(plan: Plan, indexes: Mapping[str, RegionStore], reports: list[IndexReport]) -> int:
-    """After all writes: delete deleted, refused and misplaced copies, and failures of vanished files."""
-    keep = set().union(*(r.failed_moves for r in reports)) if reports else set()
+def apply_changes(plan: Plan, indexes: Mapping[str, RegionStore], reports: Reports) -> None:
+    """Re-tag, move in and rename the plan's documents, in the regions that have a report."""
+    for region, report in reports.items():
+        index = indexes[region]
+
+        def retag(task: DocumentTask, index: RegionStore = index, report: IndexReport = report) -> None:
+            index.retag(task.document_id, task.governance)
+            report.retagged += 1
+            fault_point("change_applied")
+
+        def move(
+            item: tuple[DocumentTask, str], index: RegionStore = index, report: IndexReport = report
+        ) -> None:
+            task, origin = item
+            index.import_document(*_export(indexes[origin], task.document_id), task.governance)
+            report.moved_in += 1
+            fault_point("change_applied")
+
+        def rename(
+            item: tuple[DocumentTask, str, str], index: RegionStore = index, report: IndexReport = report
+        ) -> None:
+            task, old_id, origin = item
+            index.import_document(*_export(indexes[origin], old_id), task.governance, task=task)
+            report.renamed_in += 1
+            fault_point("change_applied")
+
+        retagged = each(
+            Stage.INDEX, [t for t in plan.retags if t.governance.residency == region], lambda t: t, retag
+        )
+        moves = [m for m in plan.moves if m[0].governance.residency == region]
+        moved = each(Stage.INDEX, moves, lambda m: m[0], move)
+        renames = [r for r in plan.renames if r[0].governance.residency == region]
+        renamed = each(Stage.INDEX, renames, lambda r: r[0], rename)
+        # A failed move or rename keeps its old copy: the purge must not delete it.
+        report.failed_moves = {f.task.document_id for f in moved.failures}
+        failed_renames = {f.task.document_id for f in renamed.failures}
+        report.failed_moves |= {old for task, old, _ in renames if task.document_id in failed_renames}
+        record_failures(retagged.failures + moved.failures + renamed.failures, indexes, {region: report})
+
+
+def _export(origin: RegionStore, document_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    exported = origin.export_document(document_id)
+    if exported is None:
+        raise DocumentError(
+            "the stored copy to move disappeared", stage=Stage.INDEX, reason=FailureReason.MOVE_SOURCE_MISSING
+        )
+    return exported
+
+
+def purge_stale(plan: Plan, indexes: Mapping[str, RegionStore], reports: Reports) -> int:
+    """After all writes: delete deleted, refused and misplaced copies, and failures of vanished files.
+
+    Only in the regions that have a report.
+    """
+    indexes = {r: indexes[r] for r in reports}
+    keep = set().union(*(r.failed_moves for r in reports.values()))
     for region, source, source_id in plan.stale_failures:
         if region in indexes:
             indexes[region].failures.clear(source, source_id)
@@ -109,23 +134,12 @@ def purge_stale(plan: Plan, indexes: Mapping[str, RegionStore], reports: list[In
         if region in indexes and indexes[region].erase(
             doc_id, by="retention", reason=ErasureReason.RETENTION
         ):
-            for report in reports:
-                if report.region == region:
-                    report.purged += 1
+            reports[region].purged += 1
+            fault_point("purge_deleted")
     purged = 0
     for doc_id, region in plan.purges:
         if doc_id not in keep and region in indexes and indexes[region].delete_document(doc_id):
             purged += 1
-            for report in reports:
-                if report.region == region:
-                    report.purged += 1
+            reports[region].purged += 1
+            fault_point("purge_deleted")
     return purged
-
-
-def index_all(
-    batch: Batch[EmbeddedDocument], plan: Plan, regions: list[str], indexes: Mapping[str, RegionStore]
-) -> list[IndexReport]:
-    """The index stage for ``regions``: writes, re-tags and moves per region, then stale-copy purges."""
-    reports = [index_region(batch, plan, region, indexes) for region in regions]
-    purge_stale(plan, {r: indexes[r] for r in regions}, reports)
-    return reports

@@ -99,18 +99,11 @@ def test_definitions_load(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {
         "source_documents",
-        "partitioned_documents",
-        "redacted_documents",
-        "chunks",
-        "embeddings",
         "index/uk",
         "index/eu",
         "expired_documents_purge",
     }
-    assert graph.get(dg.AssetKey(["index", "uk"])).parent_keys == {
-        dg.AssetKey("embeddings"),
-        dg.AssetKey("source_documents"),
-    }
+    assert graph.get(dg.AssetKey(["index", "uk"])).parent_keys == {dg.AssetKey("source_documents")}
     assert defs.resolve_job_def("ingest") is not None
     assert sorted(s.name for s in defs.schedules or []) == ["daily_retention", "nightly_ingest"]
     monkeypatch.setenv("GROUNDWORK_CONFIG", str(run.config_path))
@@ -122,11 +115,11 @@ def test_definitions_load(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_first_run_indexes_everything_but_the_broken_files(first: IngestSummary) -> None:
     assert first.success
     assert first.assets["source_documents"]["new"] == 12
-    assert first.assets["partitioned_documents"]["failures"] == 2
+    assert first.assets["index/uk"]["failures"] == 2
     assert first.assets["index/uk"]["documents_written"] == 5
     assert first.assets["index/uk"]["index_failures"] == 2
     assert first.assets["index/eu"]["documents_written"] == 5
-    assert first.assets["redacted_documents"]["redactions_by_type"]["UK_NINO"] >= 2
+    assert first.assets["index/uk"]["redactions_by_type"]["UK_NINO"] >= 2
     assert first.checks == {"index/uk:chunks_are_governed": True, "index/eu:chunks_are_governed": True}
 
 
@@ -176,7 +169,7 @@ def test_second_run_of_unchanged_corpus_writes_no_rows(run: Run, first: IngestSu
     assert second.success
     assert second.assets["source_documents"]["to_process"] == 0
     assert second.assets["source_documents"]["unchanged"] == 10
-    assert second.assets["embeddings"]["embeddings_computed"] == 0
+    assert all(second.assets[f"index/{r}"]["embeddings_computed"] == 0 for r in ("uk", "eu"))
     assert _snapshot(run.server) == before
 
 

@@ -1,4 +1,4 @@
-"""Failures mid-run: a database outage and SIGKILLed ingests leave nothing half-done.
+"""Failures mid-run: a database outage leaves nothing half-done (SIGKILLs: ``test_crash_points.py``).
 
 Each test runs its own embedded server so it can be stopped; the final index is compared with the
 index of an uninterrupted run of the same corpus.
@@ -6,11 +6,6 @@ index of an uninterrupted run of the same corpus.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -116,75 +111,3 @@ def test_database_outage_fails_the_run_cleanly_and_the_next_run_completes(
         assert_same_index(snapshot(config), reference)
     finally:
         server.stop()
-
-
-def _ingest_process(config_path: Path, home: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "ingest", "--config", str(config_path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-class DocumentCounter:
-    """Counts committed documents in every region, on open connections (fast enough to poll)."""
-
-    def __init__(self, config: GroundworkConfig) -> None:
-        self.config = config
-        self.conns: dict[str, psycopg.Connection] = {}
-
-    def __call__(self) -> int:
-        server = EmbeddedServer(embedded_data_dir(self.config))
-        total = 0
-        for region in self.config.regions:
-            try:
-                if region not in self.conns:
-                    self.conns[region] = psycopg.connect(server.dsn(f"groundwork_{region}"), autocommit=True)
-                row = self.conns[region].execute("SELECT count(*) FROM groundwork.documents").fetchone()
-                total += int(row[0]) if row else 0
-            except psycopg.Error:
-                self.conns.pop(region, None)  # database or table not created yet
-        return total
-
-    def close(self) -> None:
-        for conn in self.conns.values():
-            conn.close()
-
-
-def test_sigkill_at_several_points_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, reference) -> None:
-    config = _config(tmp_path, "crash")
-    config_path = tmp_path / "crash" / "groundwork.yaml"
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    EmbeddedServer(embedded_data_dir(config)).start()
-    try:
-        # Kill points: while loading, after the first documents are committed, later in the run.
-        count = DocumentCounter(config)
-        killed = 0
-        # Kill points: while loading models, right after the first commit, then mid-way through the writes.
-        for kill_after in (None, 1, 2):
-            start = count()
-            proc = _ingest_process(config_path, home)
-            started = time.monotonic()
-            while proc.poll() is None and time.monotonic() - started < 240:
-                if kill_after is None and time.monotonic() - started > 5:
-                    break
-                if kill_after is not None and count() >= start + kill_after:
-                    break
-                time.sleep(0.002)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                killed += 1
-            proc.wait(timeout=30)
-        interrupted = count()
-        count.close()
-        assert killed == 3, "an ingest finished before it could be killed"
-        assert interrupted < 10, "the killed runs should not have completed the index"
-        final = _ingest_process(config_path, home)
-        assert final.wait(timeout=300) == 0
-        assert_same_index(snapshot(config), reference)
-    finally:
-        EmbeddedServer(embedded_data_dir(config)).stop()

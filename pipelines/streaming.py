@@ -1,0 +1,186 @@
+"""Streaming ingest: a plan's documents flow through every stage in bounded micro-batches.
+
+Documents are fetched in this process and partitioned by worker processes (see
+:mod:`pipelines.partition_pool`) while this process redacts, chunks, embeds and writes the batch
+before. Each micro-batch's documents (one transaction each) and failures are committed as it
+completes, so memory is bounded by the batch, not the corpus, and a run that stops, however it
+stops, leaves everything it finished in the index: the next run plans only what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from connectors import Connector
+from groundwork.enums import FailureReason, Stage
+from groundwork.errors import ConfigError, ConnectorError, DocumentError
+from groundwork.faults import fault_point
+from groundwork.records import Batch, DocumentTask, Failure, ParsedDocument
+from groundwork.settings import GroundworkConfig
+from pipelines.batches import chunk_all, embed_all, redact_all
+from pipelines.embedding import Embedder
+from pipelines.partition import check_size
+from pipelines.partition_pool import PartitionPool, outcome
+from pipelines.planning import Plan
+from pipelines.ports import RegionStore
+from pipelines.redact import Redactor
+from pipelines.writing import IndexReport, Reports, apply_changes, purge_stale, record_failures, write_batch
+
+logger = logging.getLogger(__name__)
+
+#: At most this many fetched bytes wait for a parser at once (beside the batch being processed).
+_MAX_PENDING_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class StreamReport:
+    """What a streaming run did: per-region index reports and totals across the stages."""
+
+    regions: Reports
+    batches: int = 0
+    documents: int = 0
+    elements: int = 0
+    chunks: int = 0
+    embeddings: int = 0
+    redactions: Counter[str] = field(default_factory=Counter)
+    failures_by_stage: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Every failure recorded by the run, region by region."""
+        return [f for r in self.regions.values() for f in r.failures]
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the stream works with: the config, connectors, models, parser pool and region indexes."""
+
+    config: GroundworkConfig
+    connectors: Mapping[str, Connector]
+    redactor: Redactor
+    embedder: Embedder
+    pool: PartitionPool
+    indexes: Mapping[str, RegionStore]
+
+
+def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamReport:
+    """Carry out ``plan`` in ``regions``: policy refusals, the documents batch by batch, then re-tags,
+    moves and renames, then purges. Documents of other regions are left for a run that selects them."""
+    began = time.monotonic()
+    report = StreamReport(regions={r: IndexReport(region=r) for r in regions})
+    record_failures(plan.failures, parts.indexes, report.regions)
+    fault_point("plan_failures_recorded")
+    tasks = [t for t in plan.tasks if t.governance.residency in report.regions]
+    for parsed in parsed_batches(tasks, parts):
+        embedded = embed_all(chunk_all(redact_all(parsed, parts.redactor), parts.config), parts.embedder)
+        write_batch(embedded, parts.indexes, report.regions)
+        fault_point("batch_committed")
+        report.batches += 1
+        report.documents += len(parsed.items) + len(parsed.failures)
+        report.elements += sum(len(d.elements) for d in parsed.items)
+        report.chunks += sum(len(d.chunked.chunks) for d in embedded.items)
+        report.embeddings += sum(len(d.vectors) for d in embedded.items)
+        for doc in embedded.items:
+            report.redactions.update(doc.chunked.document.redactions)
+        report.failures_by_stage.update(str(f.stage) for f in embedded.failures)
+        rate = report.documents / max(time.monotonic() - began, 1e-9)
+        logger.info(
+            "batch %d: %d/%d documents done (%d failed), %d chunks, %.1f documents/s",
+            report.batches,
+            report.documents,
+            len(tasks),
+            sum(report.failures_by_stage.values()),
+            report.chunks,
+            rate,
+        )
+    apply_changes(plan, parts.indexes, report.regions)
+    purge_stale(plan, parts.indexes, report.regions)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def parsed_batches(tasks: list[DocumentTask], parts: Parts) -> Iterator[Batch[ParsedDocument]]:
+    """The tasks fetched and partitioned, in micro-batches of ``ingest.batch_documents`` documents or
+    ``ingest.batch_characters`` characters; fetch and partition failures travel in their batch.
+
+    Up to a batch of documents is handed to the parsers ahead of the one being consumed, so the
+    parsers work while the caller redacts and embeds.
+    """
+    limits = parts.config.ingest
+    timeout = parts.config.partitioning.timeout_seconds
+    pending: deque[tuple[DocumentTask, Future | DocumentError, int]] = deque()
+    waiting_bytes = 0
+    queue = iter(tasks)
+
+    def feed() -> None:
+        nonlocal waiting_bytes
+        while len(pending) < limits.batch_documents and (not pending or waiting_bytes < _MAX_PENDING_BYTES):
+            task = next(queue, None)
+            if task is None:
+                return
+            started, size = _start(task, parts)
+            pending.append((task, started, size))
+            waiting_bytes += size
+
+    batch: Batch[ParsedDocument] = Batch()
+    chars = 0
+    feed()
+    while pending:
+        task, started, size = pending.popleft()
+        waiting_bytes -= size
+        try:
+            if isinstance(started, DocumentError):
+                raise started
+            elements, content_type = outcome(started, timeout)
+            batch.items.append(ParsedDocument(task, elements, content_type))
+            chars += sum(len(el.text) for el in elements)
+        except DocumentError as exc:
+            batch.failures.append(Failure(task, exc.stage, exc.reason, str(exc)))
+            logger.warning("%s failed at %s: %s", task.ref.source_id, exc.stage, exc.reason)
+        except ConfigError:
+            raise
+        except Exception as exc:  # one bad document must never stop the run
+            batch.failures.append(
+                Failure(
+                    task, Stage.PARTITION, FailureReason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}"
+                )
+            )
+            logger.error("%s failed at partition: unexpected %s", task.ref.source_id, type(exc).__name__)
+        feed()
+        if (
+            len(batch.items) + len(batch.failures) >= limits.batch_documents
+            or chars >= limits.batch_characters
+        ):
+            yield batch
+            batch, chars = Batch(), 0
+    if batch.items or batch.failures:
+        yield batch
+
+
+def _start(task: DocumentTask, parts: Parts) -> tuple[Future | DocumentError, int]:
+    """Fetch a document and hand it to a parser; a document that cannot be fetched gets its error."""
+    config = parts.config.partitioning
+    try:
+        check_size(task.ref, config.max_file_bytes)
+        data = parts.connectors[task.ref.source].fetch(task.ref)
+    except DocumentError as exc:
+        return exc, 0
+    except ConnectorError as exc:
+        return DocumentError(str(exc), stage=Stage.FETCH, reason=FailureReason.FETCH_ERROR), 0
+    except ConfigError:
+        raise
+    except Exception as exc:  # a connector's own bug fails the document, not the run
+        logger.error("%s failed at fetch: unexpected %s", task.ref.source_id, type(exc).__name__)
+        return DocumentError(
+            f"unexpected {type(exc).__name__}", stage=Stage.FETCH, reason=FailureReason.INTERNAL_ERROR
+        ), 0
+    future = parts.pool.submit(
+        task.ref, data, pdf_strategy=config.pdf_strategy, timeout_s=config.timeout_seconds
+    )
+    return future, len(data)
