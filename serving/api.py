@@ -6,6 +6,8 @@ and a ``message``; request values are never echoed back, since a query may hold 
 """
 
 import logging
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,13 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import PoolTimeout
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from groundwork import __version__
 from groundwork.enums import Decision, Reason
 from groundwork.errors import AuthError, GroundworkError, IndexError_
-from groundwork.settings import GroundworkConfig
+from groundwork.settings import GroundworkConfig, RetrievalConfig
 from indexes.results import NO_FILTERS, SearchFilters
 from indexes.search import Retriever
 from serving.auth import Authenticator, Caller
@@ -33,6 +35,29 @@ logger = logging.getLogger(__name__)
 
 #: Text without NUL characters (PostgreSQL text cannot hold one: a query with one is refused with a 422).
 NoNul = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+
+#: The characters ``str.strip()`` removes (``str.isspace``), as the body of a regular-expression class.
+SPACE_CLASS = r"\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+#: A query the handler accepts, as the published schema states it: no NUL character and not blank.
+QUERY_PATTERN = rf"^[^\x00]*[^\x00{SPACE_CLASS}][^\x00]*$"
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+
+
+def _rfc3339(value: object) -> object:
+    """``value`` if it is an RFC 3339 date-time string (what the schema's ``date-time`` format says).
+
+    Checked before pydantic's lax parsing, which would read ``0`` or ``"0"`` as 1970-01-01 and a
+    date-time without an offset as local time.
+    """
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z")
+
+
+#: A date-time as the API accepts it: an RFC 3339 string with a UTC offset.
+DateTime = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 class Filters(BaseModel):
@@ -46,7 +71,9 @@ class Filters(BaseModel):
     content_types: list[Annotated[NoNul, StringConstraints(max_length=200)]] | None = Field(
         default=None, max_length=20, description="e.g. application/pdf, text/markdown"
     )
-    modified_after: datetime | None = Field(default=None, description="Only documents modified after this.")
+    modified_after: DateTime | None = Field(
+        default=None, description="Only documents modified after this (RFC 3339, with an offset)."
+    )
 
 
 class SearchRequest(BaseModel):
@@ -55,7 +82,9 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: NoNul = Field(min_length=1, max_length=100_000, description="What to search for.")
-    k: int = Field(default=5, ge=1, le=1000, description="How many results, at most.")
+    k: int = Field(
+        default=5, ge=1, le=1000, description="How many results, at most (default: retrieval.default_k)."
+    )
     filters: Filters | None = None
 
 
@@ -98,7 +127,7 @@ class ErrorResponse(BaseModel):
     message: str
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": code, "message": message}, headers=headers)
 
 
@@ -108,6 +137,28 @@ class RateLimited(GroundworkError):
     def __init__(self, wait_s: float) -> None:
         super().__init__("rate limit exceeded; retry later")
         self.wait_s = wait_s
+
+
+def _publish_limits(app: FastAPI, limits: RetrievalConfig) -> None:
+    """Make ``app``'s OpenAPI schema state this deployment's ``retrieval`` limits.
+
+    The request model carries the widest bounds any config may set (so requests past the configured
+    ones get the handler's clear messages); the published schema says what this server accepts: ``k``
+    up to ``max_k`` (``default_k`` when absent), and a query of at most ``max_query_chars`` characters
+    that is not blank (:data:`QUERY_PATTERN`).
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        if fresh:
+            fields = schema["components"]["schemas"]["SearchRequest"]["properties"]
+            fields["k"].update(maximum=limits.max_k, default=limits.default_k)
+            fields["query"].update(maxLength=limits.max_query_chars, pattern=QUERY_PATTERN)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: Path | None = None) -> FastAPI:
@@ -124,9 +175,13 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         version=__version__,
         description="Top-k chunks the caller may read, with confidence and an answer/handoff decision.",
     )
+    _publish_limits(app, limits)
 
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=config.api.max_body_bytes, timeout_s=config.api.body_timeout_seconds
+        BodyLimitMiddleware,
+        max_bytes=config.api.max_body_bytes,
+        timeout_s=config.api.body_timeout_seconds,
+        json_routes={("POST", "/v1/search")},
     )
 
     @app.exception_handler(RateLimited)
@@ -142,6 +197,9 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
                     "unknown field (allowed: query, k, filters.sources, .content_types, .modified_after)"
                 )
                 continue
+            if err.get("type") == "json_invalid":  # its location is a character offset, not a field
+                problems.append("the request body is not valid JSON")
+                continue
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             problems.append(f"{loc}: {err.get('msg', 'invalid')}")
         return _error(422, "invalid_request", "; ".join(dict.fromkeys(problems)) or "invalid request body")
@@ -149,12 +207,14 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own refusals (a body that is not UTF-8 or not JSON, JSON nested too deep, an
-        # unknown path or method) in the same error shape as every other.
+        # unknown path or method) in the same error shape as every other. Their headers are kept:
+        # a 405 must say which methods the path allows (``Allow``, RFC 9110).
         code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "error"
         )
-        message = "the request body is not valid JSON" if exc.status_code == 400 else str(exc.detail)
-        return _error(422 if exc.status_code == 400 else exc.status_code, code, message)
+        if exc.status_code == 400:
+            return _error(422, code, "the request body is not valid JSON")
+        return _error(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(AuthError)
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
@@ -202,7 +262,8 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         """Top-k chunks the caller may read, from the caller's regions only."""
         if len(body.query) > limits.max_query_chars:
             return _error(422, "invalid_request", f"query: at most {limits.max_query_chars} characters")
-        if body.k > limits.max_k:
+        k = body.k if "k" in body.model_fields_set else limits.default_k
+        if k > limits.max_k:
             return _error(422, "invalid_request", f"k: at most {limits.max_k}")
         if not body.query.strip():
             return _error(422, "invalid_request", "query: must not be blank")
@@ -216,7 +277,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
             if f is not None
             else NO_FILTERS
         )
-        outcome = retriever.search(who.principal, body.query, body.k, auth_method=who.method, filters=filters)
+        outcome = retriever.search(who.principal, body.query, k, auth_method=who.method, filters=filters)
         return SearchResponse(
             results=[SearchResult.model_validate(h, from_attributes=True) for h in outcome.results],
             confidence=outcome.confidence,

@@ -7,7 +7,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -42,15 +42,28 @@ class RateLimiter:
 class BodyLimitMiddleware:
     """Reads a request body in full before the app sees it, within a size and a time limit.
 
-    Non-JSON POST bodies get 415, bodies over ``max_bytes`` 413 (a declared length at once, a chunked
-    one as soon as it passes the limit), and a body that does not arrive within ``timeout_s`` 408,
-    so a client sending a byte a second cannot hold a worker.
+    Bodies over ``max_bytes`` get 413 (a declared length at once, a chunked one as soon as it passes
+    the limit), and a body that does not arrive within ``timeout_s`` 408, so a client sending a byte
+    a second cannot hold a worker. A body sent to one of ``json_routes`` (``(method, path)`` pairs;
+    ``None``: every route) that is not ``application/json`` gets 415; one sent anywhere else is left
+    to the app, which answers an unknown path 404 and a method the path does not take 405.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        timeout_s: float = 10.0,
+        json_routes: Collection[tuple[str, str]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
+        self.json_routes = None if json_routes is None else frozenset(json_routes)
+
+    def _wants_json(self, scope: Scope) -> bool:
+        """Whether the route ``scope`` is addressed to takes a JSON body."""
+        return self.json_routes is None or (scope["method"], scope.get("path", "")) in self.json_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
@@ -58,7 +71,7 @@ class BodyLimitMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
+        if ctype != "application/json" and self._wants_json(scope):
             await _reply(send, 415, "unsupported_media_type", "send the body as application/json")
             return
         length = headers.get("content-length")
