@@ -130,37 +130,48 @@ def parsed_batches(tasks: list[DocumentTask], parts: Parts) -> Iterator[Batch[Pa
 
     batch: Batch[ParsedDocument] = Batch()
     chars = 0
-    feed()
-    while pending:
-        task, started, size = pending.popleft()
-        waiting_bytes -= size
-        try:
-            if isinstance(started, DocumentError):
-                raise started
-            elements, content_type = outcome(started, timeout)
-            batch.items.append(ParsedDocument(task, elements, content_type))
-            chars += sum(len(el.text) for el in elements)
-        except DocumentError as exc:
-            batch.failures.append(Failure(task, exc.stage, exc.reason, str(exc)))
-            logger.warning("%s failed at %s: %s", task.ref.source_id, exc.stage, exc.reason)
-        except ConfigError:
-            raise
-        except Exception as exc:  # one bad document must never stop the run
-            batch.failures.append(
-                Failure(
-                    task, Stage.PARTITION, FailureReason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}"
-                )
-            )
-            logger.error("%s failed at partition: unexpected %s", task.ref.source_id, type(exc).__name__)
+    try:
         feed()
-        if (
-            len(batch.items) + len(batch.failures) >= limits.batch_documents
-            or chars >= limits.batch_characters
-        ):
+        while pending:
+            task, started, size = pending.popleft()
+            waiting_bytes -= size
+            _collect(batch, task, started, timeout)
+            chars = sum(len(el.text) for d in batch.items for el in d.elements)
+            feed()
+            if (
+                len(batch.items) + len(batch.failures) >= limits.batch_documents
+                or chars >= limits.batch_characters
+            ):
+                yield batch
+                batch = Batch()
+        if batch.items or batch.failures:
             yield batch
-            batch, chars = Batch(), 0
-    if batch.items or batch.failures:
-        yield batch
+    finally:
+        # A run that stops early (the database went away) leaves no parsing behind it.
+        for _, started, _ in pending:
+            if isinstance(started, Future):
+                started.cancel()
+
+
+def _collect(
+    batch: Batch[ParsedDocument], task: DocumentTask, started: Future | DocumentError, timeout: float
+) -> None:
+    """Add a document's parsed elements, or its failure, to ``batch``."""
+    try:
+        if isinstance(started, DocumentError):
+            raise started
+        elements, content_type = outcome(started, timeout)
+        batch.items.append(ParsedDocument(task, elements, content_type))
+    except DocumentError as exc:
+        batch.failures.append(Failure(task, exc.stage, exc.reason, str(exc)))
+        logger.warning("%s failed at %s: %s", task.ref.source_id, exc.stage, exc.reason)
+    except ConfigError:
+        raise
+    except Exception as exc:  # one bad document must never stop the run
+        batch.failures.append(
+            Failure(task, Stage.PARTITION, FailureReason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}")
+        )
+        logger.error("%s failed at partition: unexpected %s", task.ref.source_id, type(exc).__name__)
 
 
 def _start(task: DocumentTask, parts: Parts) -> tuple[Future | DocumentError, int]:
