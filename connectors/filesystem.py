@@ -174,8 +174,20 @@ def _special_kind(mode: int) -> str | None:
 
 def printable_name(rel: str) -> str:
     """A relative path as valid text: bytes that are not UTF-8 (a name from another system's
-    encoding) become ``\\xNN`` escapes, so ids, URIs and database rows can hold it."""
-    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+    encoding) become ``\\xNN`` escapes, so ids, URIs and database rows can hold it.
+
+    A backslash in the name is doubled, so the mapping is one to one: the byte 0xFC and a file
+    whose name holds the four characters ``\\xfc`` never get the same id.
+    """
+    out = []
+    for ch in rel:
+        if ch == "\\":
+            out.append("\\\\")
+        elif "\udc80" <= ch <= "\udcff":  # an undecodable byte, as os.fsdecode keeps it
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _sha256(path: Path) -> str:
