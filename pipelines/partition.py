@@ -83,15 +83,16 @@ def partition_document(
             stage=Stage.PARTITION,
             reason=FailureReason.PARSE_ERROR,
         ) from None
+    # NUL characters (binary debris in a text file) cannot be stored in PostgreSQL text: dropped.
     parsed = [
         ParsedElement(
             category=str(getattr(el, "category", "UncategorizedText")),
-            text=el.text.strip(),
+            text=el.text.replace("\x00", "").strip(),
             page_number=getattr(el.metadata, "page_number", None),
             cells=table_cells(getattr(el.metadata, "text_as_html", None)),
         )
         for el in elements
-        if el.text and el.text.strip()
+        if el.text and el.text.replace("\x00", "").strip()
     ]
     if not parsed:
         raise DocumentError(

@@ -134,3 +134,13 @@ def test_utf16_text_is_not_taken_for_binary() -> None:
     raw = "Annual leave is 25 days.\n".encode("utf-16")
     elements, _ = partition_document(ref_for("leave.txt", len(raw)), raw)
     assert "25 days" in " ".join(e.text for e in elements)
+
+
+@pytest.mark.parametrize("name", ["log.txt", "note.eml"])
+def test_nul_characters_are_dropped_so_the_text_can_be_stored(name: str) -> None:
+    head = b"From: a@example.org\nSubject: log\n\n" if name.endswith(".eml") else b""
+    # A few NULs in a mostly textual file (many more and it is refused as binary).
+    data = head + b"Disk check passed\x00\x00 on node seven.\n" + b"All services are up.\n" * 20
+    elements, _ = partition_document(ref_for(name, len(data)), data)
+    text = " ".join(el.text for el in elements)
+    assert "\x00" not in text and "Disk check passed" in text
