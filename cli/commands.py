@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli.output import print_ingest, print_outcome
+from cli.output import print_ingest, print_outcome, terminal_safe
 from groundwork.enums import AuthMethod
 from groundwork.errors import ConfigError, GroundworkError
 from groundwork.settings import GroundworkConfig, load_config, resolve_config_path
@@ -76,7 +76,8 @@ def cmd_failures(args: argparse.Namespace) -> int:
     if not rows:
         print("no failed documents")
     for region, f in rows:
-        print(f"  [{region}] {f['source']}/{f['source_id']}: {f['stage']}:{f['reason']} - {f['message']}")
+        line = f"{f['source']}/{f['source_id']}: {f['stage']}:{f['reason']} - {f['message']}"
+        print(f"  [{region}] {terminal_safe(line)}")
     return 0
 
 

@@ -25,6 +25,12 @@ LISTED = [
 ]
 
 
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``): a file name can hold an escape
+    sequence or a newline that would forge lines or drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def print_ingest(summary: IngestSummary) -> None:
     """One block per ingest run: what was listed, redacted, embedded and written per region."""
     plan = summary.assets.get("source_documents", {})
