@@ -28,7 +28,7 @@ demo: install
 test: install lint
 	$(BIN)/pytest
 
-# The whole hardening suite (about 30 minutes on 2 cores): 1,000 malformed files beside 100 good ones
+# The whole hardening suite (about 45 minutes on 2 cores): 1,000 malformed files beside 100 good ones
 # through `groundwork ingest`, SIGKILL at all ten fault points, and 3,000 generated requests per API
 # operation. Each prints its figures; a missed target fails the target.
 fuzz: install
