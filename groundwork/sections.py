@@ -217,18 +217,49 @@ class ChunkingConfig(Strict):
 
 
 class EmbeddingConfig(Strict):
-    """The sentence-transformers model; by default all-MiniLM-L6-v2 from its registry package."""
+    """The embedding model; by default all-MiniLM-L6-v2 from its registry package.
+
+    ``backend`` picks how the model runs. ``torch`` (the default) runs it in float32 with
+    sentence-transformers. ``onnx_int8`` runs an ONNX export of the same model whose weight matrices
+    are quantised to int8 per output channel, with onnxruntime: 2.1-2.5 times the float32 throughput
+    on 2 CPU cores, at a mean cosine of 0.998 to the float32 vectors. It embeds one text per run
+    (``batch_size`` applies to torch only: activations are quantised per run, so batched int8 vectors
+    would depend on their batch-mates). The export is made on first use, reproducibly, into
+    ``cache_dir`` (default: ``groundwork/embeddings`` under ``$XDG_CACHE_HOME`` or ``~/.cache``),
+    keyed by a digest of the model's files and of the torch, transformers, onnx and onnxruntime
+    versions. Its vectors are not float32 ones, so it records another model name (``model_name``
+    gains ``+onnx-int8``): switching backend builds a new index version, and an index built with
+    one backend is queried with that backend.
+    """
 
     model_path: Path | None = None
     dimensions: int = Field(default=384, ge=8, le=4096)
     batch_size: int = Field(default=32, ge=1, le=1024)
+    backend: Literal["torch", "onnx_int8"] = "torch"
+    cache_dir: Path | None = None
 
-    _resolve = field_validator("model_path")(lambda v, info: None if v is None else resolve_path(v, info))
+    _resolve = field_validator("model_path", "cache_dir")(
+        lambda v, info: None if v is None else resolve_path(v, info)
+    )
 
     @property
     def model_name(self) -> str:
-        """The model's name as recorded beside the vectors: the default's name, else its path."""
-        return DEFAULT_MODEL_NAME if self.model_path is None else str(self.model_path)
+        """The model's name as recorded beside the vectors: the default's name, else its path; with
+        ``+onnx-int8`` appended for the int8 backend (float32 keeps the name it always had)."""
+        name = DEFAULT_MODEL_NAME if self.model_path is None else str(self.model_path)
+        return name if self.backend == "torch" else f"{name}+onnx-int8"
+
+    def for_recorded_model(self, model: str, dimensions: int) -> EmbeddingConfig:
+        """This config, changed to embed as an index recorded with ``model`` (a :attr:`model_name`)
+        and ``dimensions`` was built: the model, its size and the backend come from the record."""
+        base = model.removesuffix("+onnx-int8")
+        return self.model_copy(
+            update={
+                "model_path": None if base == DEFAULT_MODEL_NAME else Path(base),
+                "dimensions": dimensions,
+                "backend": "torch" if base == model else "onnx_int8",
+            }
+        )
 
 
 class RetrievalConfig(Strict):

@@ -213,6 +213,12 @@ def version_settings(config: GroundworkConfig, *, redaction: str) -> dict[str, s
     """The settings this config builds an index version with (see :data:`VERSION_SETTINGS`).
 
     ``redaction`` is the redaction policy version (a digest the redaction stage computes).
+
+    The embedding backend is recorded in ``model`` and nowhere else: a backend other than torch
+    appends its name (``...+onnx-int8``, see :attr:`EmbeddingConfig.model_name`), so switching it
+    builds a new version, while torch keeps the name indexes were always recorded with and changes
+    nothing for them. A separate key would not do: :func:`ensure_schema` compares only
+    :data:`VERSION_SETTINGS`, and takes a key the live version never recorded to be the current one.
     """
     return {
         "model": config.embedding.model_name,
