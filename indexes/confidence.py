@@ -104,12 +104,19 @@ class Calibration:
 
 
 def load_calibration(mode: RetrievalMode, model: str, folder: Path = CALIBRATION_DIR) -> Calibration | None:
-    """The shipped calibration for ``mode`` if it was fitted with ``model`` and these features."""
+    """The shipped calibration for ``mode`` if it was fitted with ``model`` and these features.
+
+    The int8 ONNX export of a model (``<model>+onnx-int8``) uses its float32 model's calibration: its
+    vectors have a mean cosine of 0.998 to float32's, and on the five shipped sets 14 of 571
+    decisions flip with it, against 127 with the uncalibrated mapping.
+    """
     path = folder / f"{RetrievalMode(mode).value}.json"
     if not path.is_file():
         return None
     raw = json.loads(path.read_text())
-    if raw.get("model") != model or tuple(raw.get("features", ())) != FEATURES:
+    if raw.get("model") not in (model, model.removesuffix("+onnx-int8")):
+        return None
+    if tuple(raw.get("features", ())) != FEATURES:
         return None
     return Calibration(
         mode, model, tuple(raw["coef"]), float(raw["intercept"]), str(raw.get("fitted_on", ""))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from groundwork.enums import Role
-from groundwork.settings import DEFAULT_MODEL_NAME, GroundworkConfig
+from groundwork.settings import GroundworkConfig
 from indexes.catalog import IndexCatalog
 from indexes.results import QueryEncoder
 from indexes.search import Retriever
@@ -36,13 +34,8 @@ def build_retriever(
     redactor = redactor or Redactor(config.redaction)
 
     def encoder_for(model: str, dimensions: int) -> QueryEncoder:
-        settings = config.embedding.model_copy(
-            update={
-                "model_path": None if model == DEFAULT_MODEL_NAME else Path(model),
-                "dimensions": dimensions,
-            }
-        )
-        return Embedder(settings)
+        # The model, its size and its backend as the index version recorded them.
+        return Embedder(config.embedding.for_recorded_model(model, dimensions))
 
     return Retriever(
         catalog,

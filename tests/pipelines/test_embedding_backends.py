@@ -202,3 +202,13 @@ def test_recorded_model_names_map_back_to_their_backend() -> None:
     other = EmbeddingConfig().for_recorded_model("/models/other+onnx-int8", 768)
     assert (other.backend, other.model_path, other.dimensions) == ("onnx_int8", Path("/models/other"), 768)
     assert other.model_name == "/models/other+onnx-int8"
+
+
+def test_the_int8_model_uses_its_float32_models_calibration() -> None:
+    from groundwork.enums import RetrievalMode
+    from indexes.confidence import load_calibration
+
+    fp32 = load_calibration(RetrievalMode.DENSE, DEFAULT_MODEL_NAME)
+    int8 = load_calibration(RetrievalMode.DENSE, DEFAULT_MODEL_NAME + "+onnx-int8")
+    assert fp32 is not None and int8 is not None and int8.coef == fp32.coef
+    assert load_calibration(RetrievalMode.DENSE, "/some/other/model") is None
