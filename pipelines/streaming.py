@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from connectors import Connector
 from groundwork.enums import FailureReason, Stage
@@ -39,16 +39,15 @@ _MAX_PENDING_BYTES = 64 * 1024 * 1024
 
 @dataclass(slots=True)
 class StreamReport:
-    """What a streaming run did: per-region index reports and totals across the stages."""
+    """What a streaming run did: per-region index reports (what each index got, redactions by type
+    included) and totals across the stages; ``failed`` counts failures before the index stage."""
 
     regions: Reports
     batches: int = 0
     documents: int = 0
-    elements: int = 0
+    failed: int = 0
     chunks: int = 0
     embeddings: int = 0
-    redactions: Counter[str] = field(default_factory=Counter)
-    failures_by_stage: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     @property
@@ -83,19 +82,16 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
         fault_point("batch_committed")
         report.batches += 1
         report.documents += len(parsed.items) + len(parsed.failures)
-        report.elements += sum(len(d.elements) for d in parsed.items)
+        report.failed += len(embedded.failures)
         report.chunks += sum(len(d.chunked.chunks) for d in embedded.items)
         report.embeddings += sum(len(d.vectors) for d in embedded.items)
-        for doc in embedded.items:
-            report.redactions.update(doc.chunked.document.redactions)
-        report.failures_by_stage.update(str(f.stage) for f in embedded.failures)
         rate = report.documents / max(time.monotonic() - began, 1e-9)
         logger.info(
             "batch %d: %d/%d documents done (%d failed), %d chunks, %.1f documents/s",
             report.batches,
             report.documents,
             len(tasks),
-            sum(report.failures_by_stage.values()),
+            report.failed,
             report.chunks,
             rate,
         )
