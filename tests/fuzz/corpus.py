@@ -364,21 +364,29 @@ def _text_content(lines: list[str]) -> bytes:
     return b"BT /F1 11 Tf 14 TL 72 740 Td " + body + b"ET"
 
 
+def _pdf_head(kids: bytes, count: int) -> list[bytes]:
+    """Objects 1-3 of every generated PDF: the catalog, the page tree (``kids``) and Helvetica as /F1."""
+    return [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, count),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+
+
+def _pdf_page(contents: int) -> bytes:
+    """A page object whose content stream is object ``contents``."""
+    return (
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
+        b" /Contents %d 0 R >>" % contents
+    )
+
+
 def _pdf_pages(pages: list[bytes], **kw: object) -> bytes:
     """A PDF with one page per content stream (uncompressed bytes), Helvetica as /F1."""
     n = len(pages)
-    kids = b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(n))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, n),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
+    objects = _pdf_head(b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(n)), n)
     for i, content in enumerate(pages):
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
-            b" /Contents %d 0 R >>" % (5 + 2 * i)
-        )
-        objects.append(_stream(content))
+        objects += [_pdf_page(5 + 2 * i), _stream(content)]
     return _pdf_objects(objects, **kw)  # type: ignore[arg-type]
 
 
@@ -801,11 +809,8 @@ def f_zip_crc(ctx: _Ctx, rng: random.Random, ext: str) -> Made:
 
 def f_pdf_page_tree_loop(ctx: _Ctx, rng: random.Random, ext: str) -> Made:
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [2 0 R 4 0 R] /Count 2 >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
-        b" /Contents 5 0 R >>",
+        *_pdf_head(b"2 0 R 4 0 R", 2),
+        _pdf_page(5),
         _stream(_text_content(["A page inside a page tree that contains itself."])),
     ]
     return Made(_pdf_objects(objects))
@@ -822,11 +827,8 @@ def f_pdf_bad_xref(ctx: _Ctx, rng: random.Random, ext: str) -> Made:
 def f_pdf_bad_length(ctx: _Ctx, rng: random.Random, ext: str) -> Made:
     content = _text_content(_wrap(_paragraph(rng)))
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
-        b" /Contents 5 0 R >>",
+        *_pdf_head(b"4 0 R", 1),
+        _pdf_page(5),
         _stream(content, compress=False, length=rng.choice([0, 7, 999_999_999, -5])),
     ]
     return Made(_pdf_objects(objects))
@@ -835,11 +837,8 @@ def f_pdf_bad_length(ctx: _Ctx, rng: random.Random, ext: str) -> Made:
 def f_pdf_encrypted(ctx: _Ctx, rng: random.Random, ext: str) -> Made:
     page = _text_content(_wrap(_paragraph(rng)))
     objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >>"
-        b" /Contents 5 0 R >>",
+        *_pdf_head(b"4 0 R", 1),
+        _pdf_page(5),
         _stream(page),
         b"<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P -44 >>"
         % (rng.randbytes(32).hex().encode(), rng.randbytes(32).hex().encode()),
