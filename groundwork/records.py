@@ -41,8 +41,9 @@ class DocumentRef:
 
     @property
     def filename(self) -> str:
-        """The last path segment of ``source_id``, used to pick a partitioner."""
-        return self.source_id.rsplit("/", 1)[-1]
+        """The last path segment of ``source_id``, used to pick a partitioner; a connector whose ids
+        carry no file name (a web page's URL) names one in ``extra["filename"]``."""
+        return self.extra.get("filename") or self.source_id.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
