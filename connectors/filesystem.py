@@ -74,14 +74,37 @@ class FilesystemConnector:
         )
 
     def _files(self) -> Iterator[tuple[Path, str]]:
-        """Every selected entry that is not a folder: regular files, and links, FIFOs, sockets and
-        devices, which are listed so that they are recorded as failed rather than silently missed."""
-        for path in sorted(self.root.rglob("*")):
-            if not path.is_symlink() and path.is_dir():
+        """Every selected entry that is not a folder, in sorted path order: regular files, and links,
+        FIFOs, sockets and devices, which are listed so that they are recorded as failed rather than
+        silently missed. A folder that cannot be read is yielded itself (see :meth:`list`)."""
+        entries: list[tuple[str, Path]] = []
+        pending = [self.root]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as it:
+                    found = list(it)
+            except OSError:
+                if folder == self.root:
+                    raise
+                rel = folder.relative_to(self.root).as_posix()
+                if not any(path_matches(f"{rel}/", p) for p in self.exclude):
+                    entries.append((rel, folder))
                 continue
-            rel = path.relative_to(self.root).as_posix()
-            if self._selected(rel):
-                yield path, rel
+            for entry in found:
+                path = Path(entry.path)
+                try:
+                    is_folder = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_folder = False
+                if is_folder:
+                    pending.append(path)
+                    continue
+                rel = path.relative_to(self.root).as_posix()
+                if self._selected(rel):
+                    entries.append((rel, path))
+        for rel, path in sorted(entries):
+            yield path, rel
 
     def list(self, known: Known | None = None) -> Iterator[DocumentRef]:
         """Yield a reference for every selected file, in sorted path order.
@@ -100,6 +123,9 @@ class FilesystemConnector:
                 st = path.lstat()
             except OSError:
                 continue  # removed since the folder was read: it is gone
+            if stat.S_ISDIR(st.st_mode):
+                yield from self._unreadable_folder(path, source_id, st, known)
+                continue
             fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
             kind = _special_kind(st.st_mode)
             recorded = known.get(source_id)
@@ -126,6 +152,38 @@ class FilesystemConnector:
                 extra={} if source_id == rel else {"path": rel},
             )
 
+    def _unreadable_folder(
+        self, path: Path, source_id: str, st: os.stat_result, known: Known
+    ) -> Iterator[DocumentRef]:
+        """A folder whose entries cannot be listed: the folder itself, whose fetch fails with the
+        reason (so the run records it), and every document the index holds under it with its
+        recorded version, so that a permission problem never deletes what was indexed."""
+        logger.warning("source %s: cannot list the folder %s", self.name, source_id)
+        fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
+        yield DocumentRef(
+            source=self.name,
+            source_id=source_id,
+            uri=path.absolute().as_uri(),
+            version=f"unreadable folder:{fingerprint}",
+            size_bytes=0,
+            modified_at=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+            fingerprint=fingerprint,
+        )
+        prefix = source_id + "/"
+        for held, (held_fingerprint, held_version) in sorted(known.items()):
+            if not held.startswith(prefix):
+                continue
+            size, _, mtime_ns = (held_fingerprint or "0:0").partition(":")
+            yield DocumentRef(
+                source=self.name,
+                source_id=held,
+                uri=(self.root / held).absolute().as_uri(),
+                version=held_version,
+                size_bytes=int(size) if size.isdigit() else 0,
+                modified_at=datetime.fromtimestamp(int(mtime_ns) / 1e9 if mtime_ns.isdigit() else 0, tz=UTC),
+                fingerprint=held_fingerprint,
+            )
+
     def change_token(self) -> str | None:
         """A digest of every selected file's path, size and modification time (stat only, no reads)."""
         if not self.root.is_dir():
@@ -145,7 +203,11 @@ class FilesystemConnector:
         if not Path(os.path.normpath(path)).is_relative_to(os.path.normpath(self.root)):
             raise ConnectorError(f"source {self.name!r}: {ref.source_id!r} is outside the source root")
         try:
-            kind = _special_kind(path.lstat().st_mode)
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode):  # listed because it could not be read: say why
+                os.scandir(path).close()
+                raise ConnectorError(f"source {self.name!r}: {ref.source_id!r} is a folder, not a file")
+            kind = _special_kind(mode)
             if kind is not None:  # checked before anything opens it: opening a FIFO waits for a writer
                 raise ConnectorError(
                     f"source {self.name!r}: {ref.source_id!r} is a {kind}, not a regular file"

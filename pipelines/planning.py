@@ -129,6 +129,12 @@ def plan_run(
                 plan.purges.extend((doc_id, r) for r in sorted(stored.get(doc_id, {})))
                 continue
             kind = _classify(plan, task, stored.get(doc_id, {}), failed.get(ref.source_id))
+            region = task.governance.residency
+            if kind in (ChangeKind.UNCHANGED, ChangeKind.RETAG) and ref.source_id in failure_ids.get(
+                region, ()
+            ):
+                # Failed once (unreadable for a while), readable again with the content indexed.
+                plan.stale_failures.append((region, source.name, ref.source_id))
             if kind == ChangeKind.NEW:
                 new_tasks.append(task)
             counts[kind] += 1

@@ -92,6 +92,35 @@ def test_an_unreadable_file_is_listed_and_its_fetch_fails_with_the_reason(
     assert fixed.version.startswith("sha256:") and fixed.version != ref.version  # retried once readable
 
 
+def test_an_unreadable_folder_is_recorded_and_keeps_what_was_indexed_under_it(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = FilesystemConnector("s", tree)
+    before = {r.source_id: r for r in conn.list()}
+    known = {i: (r.fingerprint, r.version) for i, r in before.items()}
+    real = os.scandir
+
+    def denied(path: str | os.PathLike[str]) -> object:
+        if Path(path) == tree / "a":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    during = {r.source_id: r for r in conn.list(known)}
+    # The folder is listed (its fetch fails with the reason, so the run records it) and what the
+    # index holds under it keeps its recorded version: nothing is purged for a permission problem.
+    assert set(during) == set(before) | {"a"}
+    assert during["a"].version.startswith("unreadable folder:")
+    assert during["a/mid.md"].version == before["a/mid.md"].version
+    assert during["a/b/deep.pdf"].version == before["a/b/deep.pdf"].version
+    with pytest.raises(ConnectorError, match="cannot read 'a': Permission denied"):
+        conn.fetch(during["a"])
+    # Without a record of what was indexed, the folder alone is listed.
+    assert {r.source_id for r in conn.list()} == {"a", "top.txt"}
+    monkeypatch.setattr(os, "scandir", real)
+    assert {r.source_id for r in conn.list(known)} == set(before)
+
+
 def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConnectorError, match="does not exist"):
         list(FilesystemConnector("s", tmp_path / "nope").list())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+import connectors.filesystem as fs
+from groundwork.errors import ConnectorError
 from groundwork.ids import chunk_id, document_id
+from groundwork.records import DocumentRef
 from groundwork.settings import GroundworkConfig, load_config
 from orchestration.local import run_all
 from orchestration.services import Services
@@ -149,6 +153,71 @@ def test_failure_of_a_deleted_file_is_cleared(sync: Sync) -> None:
         assert services.index("uk").failures.all() == []
     finally:
         services.close()
+
+
+def failures_of(sync: Sync) -> dict[str, str]:
+    services = Services(sync.config(), redactor=sync.redactor, embedder=sync.embedder)
+    try:
+        return {
+            str(f["source_id"]): f"{f['reason']}: {f['message']}" for f in services.index("uk").failures.all()
+        }
+    finally:
+        services.close()
+
+
+def test_a_file_readable_again_with_its_indexed_content_clears_its_failure(
+    sync: Sync, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = fs._sha256
+
+    def denied(path: Path) -> str:
+        if path.name == "a.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    def refused(self: fs.FilesystemConnector, ref: DocumentRef) -> bytes:
+        if ref.source_id == "a.txt":
+            raise ConnectorError("source 's': cannot read 'a.txt': Permission denied")
+        return real_fetch(self, ref)
+
+    real_fetch = fs.FilesystemConnector.fetch
+    st = (sync.root / "a.txt").stat()
+    os.utime(sync.root / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # touched: read again
+    monkeypatch.setattr(fs, "_sha256", denied)
+    monkeypatch.setattr(fs.FilesystemConnector, "fetch", refused)
+    _plan, _, embedded, rows = sync.run()
+    assert embedded == 0 and set(rows) == set(FILES)  # the indexed copy stays
+    assert failures_of(sync) == {"a.txt": "fetch_error: source 's': cannot read 'a.txt': Permission denied"}
+    monkeypatch.setattr(fs, "_sha256", real)
+    monkeypatch.setattr(fs.FilesystemConnector, "fetch", real_fetch)
+    _plan, _, embedded, rows = sync.run()
+    assert embedded == 0 and set(rows) == set(FILES)
+    assert failures_of(sync) == {}
+
+
+def test_an_unreadable_folder_deletes_nothing_and_is_recorded(
+    sync: Sync, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = sync.root / "team"
+    team.mkdir()
+    (team / "d.txt").write_text("Delta\n\nThe delta handbook covers parking permits.")
+    _plan, _, embedded, before = sync.run()
+    assert embedded == 1 and "team/d.txt" in before
+    real = os.scandir
+
+    def denied(path: str | os.PathLike[str]) -> object:
+        if Path(path) == team:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    plan, _, embedded, rows = sync.run()
+    assert embedded == 0 and plan.purges == [] and rows == before
+    assert failures_of(sync) == {"team": "fetch_error: source 's': cannot read 'team': Permission denied"}
+    monkeypatch.setattr(os, "scandir", real)
+    _plan, _, embedded, after = sync.run()
+    assert embedded == 0 and after == before
+    assert failures_of(sync) == {}
 
 
 def test_unlistable_source_deletes_nothing(sync: Sync) -> None:
