@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 from groundwork.enums import FailureReason, Stage
 from groundwork.errors import DocumentError
@@ -24,6 +24,12 @@ SUPPORTED_TYPES: dict[str, str] = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".pdf": "application/pdf",
 }
+
+#: unstructured classifies each element (title, narrative text, ...) by running spaCy over its
+#: text. spaCy's memory grows with the text: one 1.5-million-character line took 2.4 GB and 20 s.
+#: The classification reads at most this many characters of an element (unstructured's own
+#: truncation, at a word boundary); the element's text itself is kept whole.
+HEURISTIC_CHARS = 20_000
 
 _OOXML = {".docx", ".pptx", ".xlsx"}
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -72,19 +78,36 @@ def partition_document(
 
     from unstructured.partition.auto import partition  # heavy: loaded on first use
 
-    strategy = pdf_strategy if suffix == ".pdf" else "auto"
+    bound_heuristics()
+    # An e-mail passes its strategy on to its attachments: "auto" would send an attached PDF to
+    # hi_res, which needs a hub model, and unstructured then skips the attachment silently.
+    strategy = pdf_strategy if suffix in (".pdf", ".eml") else "auto"
+    error: str | None = None
     try:
         elements = partition(
             file=io.BytesIO(data), metadata_filename=ref.filename, languages=["eng"], strategy=strategy
         )
     except Exception as exc:  # parsers raise anything on bad input; the class name is the useful part
+        elements, error = [], f"could not be parsed as {suffix}: {type(exc).__name__}"
+    parsed = _kept(elements)
+    if not parsed and suffix == ".pdf" and strategy == "fast":
+        # pdfminer gives up on some damage (an xref table with wrong offsets) that pypdf repairs.
+        parsed = _kept(_pdf_fallback(data))
+    if error is not None and not parsed:
+        raise DocumentError(error, stage=Stage.PARTITION, reason=FailureReason.PARSE_ERROR)
+    if not parsed:
         raise DocumentError(
-            f"could not be parsed as {suffix}: {type(exc).__name__}",
+            f"no text could be extracted from this {suffix} file (scanned image or corrupt?)",
             stage=Stage.PARTITION,
-            reason=FailureReason.PARSE_ERROR,
-        ) from None
-    # NUL characters (binary debris in a text file) cannot be stored in PostgreSQL text: dropped.
-    parsed = [
+            reason=FailureReason.NO_TEXT,
+        )
+    return parsed, content_type
+
+
+def _kept(elements: list[Any]) -> list[ParsedElement]:
+    """unstructured's elements that hold text, as records. NUL characters (binary debris in a text
+    file) cannot be stored in PostgreSQL text: they are dropped."""
+    return [
         ParsedElement(
             category=str(getattr(el, "category", "UncategorizedText")),
             text=el.text.replace("\x00", "").strip(),
@@ -94,13 +117,42 @@ def partition_document(
         for el in elements
         if el.text and el.text.replace("\x00", "").strip()
     ]
-    if not parsed:
-        raise DocumentError(
-            f"no text could be extracted from this {suffix} file (scanned image or corrupt?)",
-            stage=Stage.PARTITION,
-            reason=FailureReason.NO_TEXT,
+
+
+def _pdf_fallback(data: bytes) -> list[Any]:
+    """The text of a PDF read by pypdf in its lenient mode, page by page, classified into elements by
+    unstructured's text partitioner; no elements when pypdf cannot read it either."""
+    from pypdf import PdfReader
+    from unstructured.partition.text import partition_text
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # it narrates every repair
+    elements: list[Any] = []
+    try:
+        for number, page in enumerate(PdfReader(io.BytesIO(data), strict=False).pages, start=1):
+            text = page.extract_text() or ""
+            if text.strip():
+                for el in partition_text(text=text, languages=["eng"]):
+                    el.metadata.page_number = number
+                    elements.append(el)
+    except Exception:  # as damaged as the first parser found it
+        return []
+    return elements
+
+
+def bound_heuristics(max_chars: int = HEURISTIC_CHARS) -> None:
+    """Make unstructured's element classification read at most ``max_chars`` characters of an element.
+
+    unstructured truncates what its spaCy pipeline reads to the model's ``max_length`` (and logs a
+    warning for each such element, silenced here: the truncation is intended).
+    """
+    from unstructured.nlp import tokenize
+
+    nlp = tokenize._get_nlp()
+    if nlp.max_length != max_chars:
+        nlp.max_length = max_chars
+        logging.getLogger(tokenize.__name__).addFilter(
+            lambda record: "exceeds spaCy max_length" not in record.getMessage()
         )
-    return parsed, content_type
 
 
 def declare_utf8(message: bytes) -> bytes:

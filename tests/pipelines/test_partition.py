@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +146,58 @@ def test_nul_characters_are_dropped_so_the_text_can_be_stored(name: str) -> None
     elements, _ = partition_document(ref_for(name, len(data)), data)
     text = " ".join(el.text for el in elements)
     assert "\x00" not in text and "Disk check passed" in text
+
+
+def _shift_xref(pdf: bytes, by: int) -> bytes:
+    """The PDF with every xref offset off by ``by`` bytes (a common damage that pdfminer gives up on)."""
+    head, _, rest = pdf.rpartition(b"\nxref\n")
+    lines = rest.split(b"\n")
+    for i, line in enumerate(lines):
+        parts = line.split(b" ")
+        if len(parts) >= 3 and parts[2].startswith(b"n") and len(parts[0]) == 10:
+            lines[i] = b"%010d" % (int(parts[0]) + by) + line[10:]
+    return head + b"\nxref\n" + b"\n".join(lines)
+
+
+def test_a_pdf_with_wrong_xref_offsets_is_read_by_the_lenient_parser() -> None:
+    import pikepdf
+
+    out = io.BytesIO()
+    pikepdf.open(CORPUS / "handbook/code-of-conduct.pdf").save(
+        out, object_stream_mode=pikepdf.ObjectStreamMode.disable, compress_streams=False
+    )
+    damaged = _shift_xref(out.getvalue(), 17)
+    assert damaged != out.getvalue()
+    elements, content_type = partition_document(ref_for("c.pdf", len(damaged)), damaged)
+    whole, _ = partition_document(ref_for("c.pdf"), out.getvalue())
+    assert content_type == "application/pdf" and {e.page_number for e in elements} == {1}
+    words = set(" ".join(e.text for e in whole).split())
+    assert len(words & set(" ".join(e.text for e in elements).split())) >= 0.9 * len(words)
+
+
+def test_a_giant_single_line_is_kept_whole_in_bounded_memory() -> None:
+    # unstructured classifies an element by running spaCy over its text: unbounded, one
+    # 1.5-million-character line took 2.4 GB. A fresh process, so its peak is this parse's.
+    script = (
+        "import resource, sys\n"
+        "from groundwork.offline import configure_offline\n"
+        "configure_offline()\n"
+        "from groundwork.records import DocumentRef\n"
+        "from pipelines.partition import partition_document\n"
+        "words = ('leave', 'policy', 'travel', 'claims', 'approved', 'by', 'manager')\n"
+        "line = ' '.join(words[i % 7] for i in range(220_000))\n"
+        "data = line.encode()\n"
+        "elements, _ = partition_document(DocumentRef('s', 'l.txt', 'l.txt', '0', len(data)), data)\n"
+        "assert sum(len(e.text) for e in elements) == len(line), 'text lost'\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak_mib = int(done.stdout.split()[-1])
+    assert peak_mib < 1200, f"{peak_mib} MiB"  # loading the parsers takes about 600
