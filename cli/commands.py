@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli.output import print_ingest, print_outcome, terminal_safe
+from cli.output import ingest_exit_code, print_ingest, print_outcome, terminal_safe
 from groundwork.enums import AuthMethod
 from groundwork.errors import ConfigError, GroundworkError
 from groundwork.settings import GroundworkConfig, load_config, resolve_config_path
@@ -41,7 +41,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     path, config = load(args)
     summary = run_ingest(path, config)
     print_ingest(summary)
-    return 0 if summary.success else 1
+    return ingest_exit_code(summary)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -111,7 +111,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     print(f"cleared {cleared} failure record(s); ingesting")
     summary = run_ingest(path, config)
     print_ingest(summary)
-    return 0 if summary.success else 1
+    return ingest_exit_code(summary)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

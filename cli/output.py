@@ -31,11 +31,28 @@ def terminal_safe(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def unlisted_sources(summary: IngestSummary) -> dict[str, str]:
+    """The sources an ingest run could not list (left as they were), with the reason."""
+    errors = summary.assets.get("source_documents", {}).get("source_errors")
+    return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+
+
+def ingest_exit_code(summary: IngestSummary) -> int:
+    """1 when the run failed, 3 when it succeeded but a source could not be listed, else 0."""
+    if not summary.success:
+        return 1
+    return 3 if unlisted_sources(summary) else 0
+
+
 def print_ingest(summary: IngestSummary) -> None:
     """One block per ingest run: what was listed, redacted, embedded and written per region."""
     plan = summary.assets.get("source_documents", {})
     print(f"Dagster run {summary.run_id}: {'succeeded' if summary.success else 'FAILED'}")
     print("  listed: " + " ".join(f"{k.value}={plan.get(k.value, 0)}" for k in LISTED))
+    for source, message in sorted(unlisted_sources(summary).items()):
+        print(
+            f"  source {terminal_safe(source)} NOT LISTED (nothing of it changed): {terminal_safe(message)}"
+        )
     indexes = {k: m for k, m in summary.assets.items() if k.startswith("index/")}
     redactions: Counter[str] = Counter()
     for meta in indexes.values():

@@ -456,10 +456,11 @@ def test_cli_ingest_follows_deletions_and_changes_in_the_bucket(
         },
     )
     third = _cli_ingest(tmp_path, aws_env)
-    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.returncode == 3, third.stderr[-3000:]  # the run succeeded; a source was not listed
     assert (
         "source docs could not be listed" in third.stderr and "unreachable after 2 attempts" in third.stderr
     )
+    assert "source docs NOT LISTED (nothing of it changed)" in third.stdout
     assert "deleted=0" in third.stdout
     assert _index(database_url) == after
 
