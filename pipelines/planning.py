@@ -140,8 +140,10 @@ def plan_run(
             counts[kind] += 1
         gone = {d: copies for d, copies in stored.items() if d not in listed}
         _match_renames(plan, new_tasks, gone, counts)
+        renamed_away = {old_id for _task, old_id, _region in plan.renames}
         for doc_id, copies in gone.items():
-            counts[ChangeKind.DELETED] += 1
+            if doc_id not in renamed_away:  # a rename's old identity is counted as the rename
+                counts[ChangeKind.DELETED] += 1
             plan.purges.extend((doc_id, r) for r in sorted(copies))
         listed_ids = {ref.source_id for ref in refs}
         for region, ids in failure_ids.items():

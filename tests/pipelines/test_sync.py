@@ -129,6 +129,7 @@ def test_rename_moves_chunks_to_the_new_identity_without_reembedding(sync: Sync)
     plan, _reports, embedded, rows = sync.run()
     assert embedded == 0
     assert plan.counts["s"]["rename"] == 1
+    assert plan.counts["s"]["deleted"] == 0  # the old identity is the rename, not a deletion
     assert "a.txt" not in rows
     new_id = document_id("s", "alpha.txt")
     assert rows["alpha.txt"] == (new_id, [chunk_id(new_id, 0)])
