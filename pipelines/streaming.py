@@ -13,14 +13,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from connectors import Connector
 from groundwork.enums import FailureReason, Stage
 from groundwork.errors import ConfigError, ConnectorError, DocumentError
 from groundwork.faults import fault_point
-from groundwork.records import Batch, DocumentTask, Failure, ParsedDocument
+from groundwork.records import Batch, ChunkedDocument, DocumentTask, Failure, ParsedDocument
 from groundwork.settings import GroundworkConfig
 from pipelines.batches import chunk_all, embed_all, redact_all
 from pipelines.embedding import Embedder
@@ -76,8 +76,9 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
     record_failures(plan.failures, parts.indexes, report.regions)
     fault_point("plan_failures_recorded")
     tasks = [t for t in plan.tasks if t.governance.residency in report.regions]
-    for parsed in parsed_batches(tasks, parts):
-        embedded = embed_all(chunk_all(redact_all(parsed, parts.redactor), parts.config), parts.embedder)
+
+    def embed_and_write(parsed: Batch[ParsedDocument], chunked: Batch[ChunkedDocument]) -> None:
+        embedded = embed_all(chunked, parts.embedder)
         write_batch(embedded, parts.indexes, report.regions)
         fault_point("batch_committed")
         report.batches += 1
@@ -95,6 +96,19 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
             report.chunks,
             rate,
         )
+
+    # The model embeds (and the index writes) one batch while this thread redacts the next: both
+    # stages are CPU-bound but the model's kernels run outside the GIL. One batch at most is in
+    # flight, so batches are written in order and memory holds two batches.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as tail:
+        in_flight: Future[None] | None = None
+        for parsed in parsed_batches(tasks, parts):
+            chunked = chunk_all(redact_all(parsed, parts.redactor), parts.config)
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = tail.submit(embed_and_write, parsed, chunked)
+        if in_flight is not None:
+            in_flight.result()
     apply_changes(plan, parts.indexes, report.regions)
     purge_stale(plan, parts.indexes, report.regions)
     report.seconds = time.monotonic() - began
