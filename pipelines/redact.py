@@ -47,6 +47,10 @@ class Redactor:
     def __init__(self, config: RedactionConfig, *, detector: Detector | None = None) -> None:
         self.config = config
         self._detector = detector
+        self._spent: dict[int, float] = {}
+        #: Detection seconds charged to each document of the last :meth:`redact_batch` call: what
+        #: ``redaction.timeout_seconds`` is compared with (0 for a document refused for its size).
+        self.document_seconds: list[float] = []
 
     @property
     def detector(self) -> Detector:
@@ -111,6 +115,7 @@ class Redactor:
                 spent[owners[k]] = spent.get(owners[k], 0.0) + elapsed * len(pieces[k]) / share
             over |= {o for o, t in spent.items() if t > limit}
             start = end
+        self._spent = spent
         return out, over
 
     def analyze_documents(self, documents: Sequence[Sequence[ParsedElement]]) -> list[list[Unit]]:
@@ -206,6 +211,7 @@ class Redactor:
                     reason=FailureReason.TOO_LARGE,
                 )
         kept = [n for n in range(len(documents)) if n not in errors]
+        self._spent = {}
         results, over = self._redact(
             [documents[n] for n in kept], [residencies[n] for n in kept] if residencies else None, timed=True
         )
@@ -215,6 +221,9 @@ class Redactor:
                 stage=Stage.REDACT,
                 reason=FailureReason.TIME_LIMIT,
             )
+        self.document_seconds = [0.0] * len(documents)
+        for k, n in enumerate(kept):
+            self.document_seconds[n] = self._spent.get(k, 0.0)
         by_doc: dict[int, Redacted | DocumentError] = dict(zip(kept, results, strict=True))
         by_doc.update(errors)
         return [by_doc[n] for n in range(len(documents))]

@@ -77,8 +77,10 @@ class Entry:
     @property
     def source_id(self) -> str:
         """The id the filesystem connector records: the relative path, bytes that are not UTF-8
-        written as ``\\xNN`` escapes (README, *sources[].path*)."""
-        return self.rel.decode("utf-8", "backslashreplace")
+        written as ``\\xNN`` escapes and backslashes doubled (README, *sources[].path*)."""
+        from connectors.filesystem import printable_name
+
+        return printable_name(os.fsdecode(self.rel))
 
     @property
     def shown(self) -> str:

@@ -528,12 +528,15 @@ def time_target(timings: Timings, limits: Limits) -> Target:
         f"{len(timings.unfinished)} stopped unfinished"
     )
     r_over: list[float] = []
-    shares = timings.redact_share()
-    if limits.redact_s is not None and shares:
-        r_over = [s for s in shares.values() if s > limits.redact_s + grace(limits.redact_s)]
+    # The redactor's own charge per document when recorded (what its limit is compared with), else
+    # each document's share of its batch's time by characters (an outside estimate).
+    charged = timings.redact_charged or timings.redact_share()
+    what = "charged" if timings.redact_charged else "share"
+    if limits.redact_s is not None and charged:
+        r_over = [s for s in charged.values() if s > limits.redact_s + grace(limits.redact_s)]
         detail += (
-            f"; redaction: {len(r_over)} over {limits.redact_s:g} s, largest share "
-            f"{max(shares.values()):,.1f} s"
+            f"; redaction: {len(r_over)} over {limits.redact_s:g} s, largest {what} "
+            f"{max(charged.values()):,.1f} s"
         )
     return Target(name, not p_over and not r_over, detail)
 
@@ -620,6 +623,10 @@ def report(
             )
             for sid, secs in sorted(shares.items(), key=lambda kv: -kv[1])[:5]:
                 out.append(f"  {secs:8.2f} s  {ascii(sid)[1:-1]}")
+            if timings.redact_charged:
+                out.append("detection seconds the redactor charged (its limit's measure), largest:")
+                for sid, secs in sorted(timings.redact_charged.items(), key=lambda kv: -kv[1])[:5]:
+                    out.append(f"  {secs:8.2f} s  {ascii(sid)[1:-1]}")
     violations = acc.violations()
     if violations:
         out.append("")

@@ -105,14 +105,24 @@ def _wrap_redact(patched: list[tuple[Any, str]]) -> None:
     @functools.wraps(original)
     def timed(batch: Any, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
+        redactor = args[0] if args else kwargs.get("redactor")
+        if redactor is not None:
+            redactor.document_seconds = []
         try:
             return original(batch, *args, **kwargs)
         finally:
             docs = getattr(batch, "items", [])
             ids = [d.task.ref.source_id for d in docs]
             chars = [sum(len(el.text) for el in d.elements) for d in docs]
+            charged = list(getattr(redactor, "document_seconds", None) or [])
             _append(
-                {"stage": "redact", "ids": ids, "chars": chars, "s": round(time.perf_counter() - start, 4)}
+                {
+                    "stage": "redact",
+                    "ids": ids,
+                    "chars": chars,
+                    "s": round(time.perf_counter() - start, 4),
+                    "charged": [round(x, 3) for x in charged] if len(charged) == len(ids) else None,
+                }
             )
 
     setattr(timed, _MARK, True)
@@ -159,6 +169,9 @@ class Timings:
     unfinished: set[str] = field(default_factory=set)
     #: Per redaction batch: the documents, their characters of text and the seconds it took.
     redact_batches: list[tuple[list[str], list[int], float]] = field(default_factory=list)
+    #: Per document: the detection seconds the redactor charged it, which its time limit is
+    #: compared with (absent when a batch fell back to one document at a time).
+    redact_charged: dict[str, float] = field(default_factory=dict)
 
     @property
     def measured(self) -> bool:
@@ -190,6 +203,8 @@ def read_timings(path: Path, ids: set[str] | None = None) -> Timings:
             continue  # a line cut short by a killed process
         if rec.get("stage") == "redact":
             out.redact_batches.append((list(rec["ids"]), list(rec["chars"]), float(rec["s"])))
+            for sid, seconds in zip(rec["ids"], rec.get("charged") or [], strict=False):
+                out.redact_charged[sid] = max(out.redact_charged.get(sid, 0.0), float(seconds))
             continue
         if ids is not None and rec["id"] not in ids:
             continue

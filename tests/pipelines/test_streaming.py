@@ -133,6 +133,9 @@ def test_a_document_over_the_redaction_size_limit_fails_alone(redactor: Redactor
         assert not isinstance(result, DocumentError)
         elements, counts = result
         assert "Margaret" not in elements[0].text and counts["PERSON"] >= 1
+    # The detection time charged to each document (what the time limit is compared with).
+    seconds = limited.document_seconds
+    assert len(seconds) == 3 and seconds[1] == 0.0 and seconds[0] > 0 and seconds[2] > 0
 
 
 def test_a_document_past_the_redaction_time_limit_fails_and_says_which_limit(redactor: Redactor) -> None:
