@@ -98,6 +98,9 @@ class PartitioningConfig(Strict):
     timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     #: Parser processes beside the ingest process (they partition the next batch while it embeds).
     workers: int = Field(default=1, ge=1, le=64)
+    #: A parser process may grow this many MiB past its size once loaded (its data segment); a
+    #: document that needs more is recorded as failed (``too_large``) and the process goes on. 0: no cap.
+    memory_headroom_mb: int = Field(default=1024, ge=0, le=1_048_576)
 
 
 class IngestConfig(Strict):

@@ -64,7 +64,7 @@ class Services:
     @property
     def partition_pool(self) -> PartitionPool:
         """The parser processes (shared by every run of this process, started on first use)."""
-        return shared_pool(self.config.partitioning.workers)
+        return shared_pool(self.config.partitioning.workers, self.config.partitioning.memory_headroom_mb)
 
     def parts(self) -> Parts:
         """What a streaming ingest works with."""

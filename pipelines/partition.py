@@ -87,6 +87,8 @@ def partition_document(
         elements = partition(
             file=io.BytesIO(data), metadata_filename=ref.filename, languages=["eng"], strategy=strategy
         )
+    except MemoryError:
+        raise  # past the parser process's memory cap: the caller records it as too large
     except Exception as exc:  # parsers raise anything on bad input; the class name is the useful part
         elements, error = [], f"could not be parsed as {suffix}: {type(exc).__name__}"
     parsed = _kept(elements)
@@ -134,6 +136,8 @@ def _pdf_fallback(data: bytes) -> list[Any]:
                 for el in partition_text(text=text, languages=["eng"]):
                     el.metadata.page_number = number
                     elements.append(el)
+    except MemoryError:
+        raise
     except Exception:  # as damaged as the first parser found it
         return []
     return elements

@@ -39,14 +39,43 @@ _PRELOAD = [
 ]
 
 
-def _warm_up() -> None:
+_TOO_MUCH_MEMORY = (
+    "the parser needed more memory than its limit (partitioning.memory_headroom_mb)",
+    Stage.PARTITION.value,
+    FailureReason.TOO_LARGE.value,
+)
+
+
+def _warm_up(memory_headroom_mb: int = 0) -> None:
     """Runs in each new worker before its first task: the first parse loads tokenizers and data
-    files for seconds, which must not count against a document's time limit."""
+    files for seconds, which must not count against a document's time limit. Then the worker's
+    memory is capped at its loaded size plus ``memory_headroom_mb`` (0: no cap)."""
     configure_offline()
     from pipelines.partition import partition_document
 
     ref = DocumentRef("warm-up", "warm-up.txt", "warm-up.txt", "0", 32)
     partition_document(ref, b"A first sentence to warm up the parser.")
+    if memory_headroom_mb:
+        cap_memory(memory_headroom_mb)
+
+
+def cap_memory(headroom_mb: int) -> int | None:
+    """Limit this process's data segment (heap and private mappings: what a parse allocates) to its
+    current size plus ``headroom_mb``; past it, allocations fail with ``MemoryError``. Returns the
+    limit in bytes, or None where the current size cannot be read (not Linux): no cap then."""
+    import resource
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            data_kb = next(int(line.split()[1]) for line in status if line.startswith("VmData:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    limit = data_kb * 1024 + headroom_mb * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return limit
 
 
 def _partition_in_worker(
@@ -59,18 +88,22 @@ def _partition_in_worker(
         return partition_document(ref, data, pdf_strategy=pdf_strategy), None
     except DocumentError as exc:
         return None, (str(exc), exc.stage, exc.reason)
+    except MemoryError:  # past the worker's cap: the parse's memory is released as it unwinds
+        return None, _TOO_MUCH_MEMORY
 
 
 class PartitionPool:
     """Worker processes that partition documents, each parse under a time limit."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, memory_headroom_mb: int = 0) -> None:
         from pebble import ProcessPool
 
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_PRELOAD)
         self.workers = workers
-        self._pool = ProcessPool(max_workers=workers, initializer=_warm_up, context=context)
+        self._pool = ProcessPool(
+            max_workers=workers, initializer=_warm_up, initargs=(memory_headroom_mb,), context=context
+        )
 
     def submit(
         self, ref: DocumentRef, data: bytes, *, pdf_strategy: Literal["fast", "ocr_only"], timeout_s: float
@@ -109,21 +142,22 @@ def outcome(future: Future[_Outcome], timeout_s: float) -> Parsed:
     return parsed
 
 
-_pools: dict[tuple[int, int], PartitionPool] = {}
+_pools: dict[tuple[int, int, int], PartitionPool] = {}
 _lock = threading.Lock()
 
 
-def shared_pool(workers: int) -> PartitionPool:
-    """This process's pool of ``workers`` parser processes, started on first use and kept for later runs."""
-    key = (os.getpid(), workers)
+def shared_pool(workers: int, memory_headroom_mb: int = 0) -> PartitionPool:
+    """This process's pool of ``workers`` parser processes (each capped at its loaded size plus
+    ``memory_headroom_mb``), started on first use and kept for later runs."""
+    key = (os.getpid(), workers, memory_headroom_mb)
     with _lock:
         if key not in _pools:
-            _pools[key] = PartitionPool(workers)
+            _pools[key] = PartitionPool(workers, memory_headroom_mb)
         return _pools[key]
 
 
 def _close_pools() -> None:
-    for (pid, _), pool in list(_pools.items()):
+    for (pid, _, _), pool in list(_pools.items()):
         if pid == os.getpid():
             pool.close()
     _pools.clear()

@@ -123,6 +123,43 @@ def _doc(text: str) -> list[ParsedElement]:
     return [ParsedElement("NarrativeText", text)]
 
 
+def test_a_parser_past_its_memory_cap_fails_the_document_and_the_rest_goes_on(
+    tmp_path: Path, pg_server, redactor: Redactor, embedder: Embedder
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    # About four million characters of short paragraphs: far more than 32 MiB of parsed elements.
+    (folder / "a-big.txt").write_text(("A sentence of a long log. " * 20 + "\n\n") * 8000)
+    for n in range(3):
+        (folder / f"note-{n}.txt").write_text(f"Note {n}: the office closes early on Friday.\n")
+    config = write_config(
+        tmp_path / "groundwork.yaml",
+        {
+            "sources": [
+                {
+                    "name": "notes",
+                    "connector": "filesystem",
+                    "path": str(folder),
+                    "residency": "uk",
+                    "access": ["group:staff"],
+                }
+            ],
+            "database": {"url": new_database(pg_server)},
+            "partitioning": {"memory_headroom_mb": 32},
+            "redaction": {"max_document_chars": 1_000_000},
+        },
+    )
+    services = Services(load_config(config), redactor=redactor, embedder=embedder)
+    try:
+        _, reports = run_all(services)
+    finally:
+        services.close()
+    [failure] = [f for r in reports for f in r.failures]
+    assert failure.task.ref.source_id == "a-big.txt" and failure.reason == FailureReason.TOO_LARGE
+    assert "partitioning.memory_headroom_mb" in failure.message
+    assert sum(r.documents_written for r in reports) == 3
+
+
 def test_a_document_over_the_redaction_size_limit_fails_alone(redactor: Redactor) -> None:
     limited = Redactor(RedactionConfig(max_document_chars=1_000), detector=redactor.detector)
     small = _doc("Please call Margaret Thornton on 07700 900123.")
