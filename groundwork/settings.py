@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -61,6 +61,7 @@ __all__ = [
     "GroundworkConfig",
     "IngestConfig",
     "JwtConfig",
+    "OrchestrationConfig",
     "PartitioningConfig",
     "PolicyRule",
     "PrincipalConfig",
@@ -175,6 +176,20 @@ class PrincipalConfig(Strict):
         return ["public", f"principal:{self.name}", *(f"group:{g}" for g in self.groups)]
 
 
+class OrchestrationConfig(Strict):
+    """How the Dagster ``ingest`` job runs its steps.
+
+    ``in_process`` runs the plan and every region's index in one process (models loaded once).
+    ``multiprocess`` runs each region's index asset in a process of its own, at most
+    ``max_concurrent`` at once; ``k8s`` runs each in a Kubernetes pod (needs ``dagster-k8s``).
+    Each step process loads its own models, so it pays off only with several busy regions and
+    cores to spare.
+    """
+
+    executor: Literal["in_process", "multiprocess", "k8s"] = "in_process"
+    max_concurrent: int = Field(default=2, ge=1, le=256)
+
+
 class GroundworkConfig(Strict):
     """The whole configuration file."""
 
@@ -184,6 +199,7 @@ class GroundworkConfig(Strict):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     partitioning: PartitioningConfig = Field(default_factory=PartitioningConfig)
     backfill: BackfillConfig = Field(default_factory=BackfillConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)

@@ -3,11 +3,13 @@
 Lineage: source_documents (the plan) -> index/<region>. The index assets stream the plan's documents
 through fetch, partition, redact, chunk, embed and write in micro-batches, each committed as it
 completes (see :mod:`pipelines.streaming`): a stage per asset would hold the whole corpus in memory
-between steps. Only the plan (references, no content) passes between assets, in process memory, so
-raw, unredacted text is never written to disk.
+between steps. Only the plan (references, no content) passes between assets, in process memory (or,
+under an executor that runs each region's index in a process of its own, through the Dagster
+instance's storage), so raw, unredacted text is never written to disk.
 """
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,9 +18,11 @@ import dagster as dg
 from groundwork.enums import ChangeKind
 from groundwork.records import Failure
 from indexes.erasure import purge_expired
-from orchestration.local import finish_builds, process
+from orchestration.local import finish_builds, process, process_region
 from orchestration.resources import GroundworkResource
+from orchestration.services import Services
 from pipelines.planning import Plan, plan_run
+from pipelines.streaming import StreamReport
 
 GROUP = "ingest"
 
@@ -57,25 +61,62 @@ def index_key(region: str) -> dg.AssetKey:
     return dg.AssetKey(["index", region])
 
 
+def _index_spec(region: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        index_key(region),
+        deps=["source_documents"],
+        group_name=GROUP,
+        kinds={"postgres"},
+        description=f"The {region!r} pgvector index: governed chunks of documents resident in {region}.",
+        # Stale when not refreshed for a day (the nightly schedule plus slack).
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            warn_window=timedelta(hours=26), fail_window=timedelta(hours=50)
+        ),
+    )
+
+
+def _results(
+    services: Services, plan: Plan, selected: list[str], run: StreamReport
+) -> Iterator[dg.MaterializeResult]:
+    """Switch completed index versions, then one materialization per region with what it got."""
+    indexes = services.indexes()
+    building = {r for r in selected if indexes[r].build_schema is not None}
+    switched = set(finish_builds(services, plan, selected))
+    for report in run.regions.values():
+        counts = indexes[report.region].counts()
+        yield dg.MaterializeResult(
+            asset_key=index_key(report.region),
+            metadata={
+                "documents_written": report.documents_written,
+                "embeddings_computed": report.chunks_written,
+                "chunks_written": report.chunks_written,
+                "retagged_without_reembedding": report.retagged,
+                "moved_in_without_reembedding": report.moved_in,
+                "renamed_without_reembedding": report.renamed_in,
+                "deleted_or_purged": report.purged,
+                "failures": len(report.failures),
+                "failure_details": failure_table(report.failures),
+                "redactions_by_type": dict(sorted(report.redactions.items())),
+                "index_documents": counts.documents,
+                "index_chunks": counts.chunks,
+                "index_failures": counts.failures,
+                "run_batches": run.batches,
+                "run_documents_per_second": round(run.documents / run.seconds, 2) if run.seconds else 0.0,
+                "index_version": "switched to a new version"
+                if report.region in switched
+                else "new version being built"
+                if report.region in building
+                else "live",
+            },
+        )
+
+
 def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
-    """One asset per residency region: a document is written only to its own region's index."""
+    """One asset per residency region, in one step: a document is written only to its own region's index."""
 
     @dg.multi_asset(
         name="index",
-        specs=[
-            dg.AssetSpec(
-                index_key(r),
-                deps=["source_documents"],
-                group_name=GROUP,
-                kinds={"postgres"},
-                description=f"The {r!r} pgvector index: governed chunks of documents resident in {r}.",
-                # Stale when not refreshed for a day (the nightly schedule plus slack).
-                freshness_policy=dg.FreshnessPolicy.time_window(
-                    warn_window=timedelta(hours=26), fail_window=timedelta(hours=50)
-                ),
-            )
-            for r in regions
-        ],
+        specs=[_index_spec(r) for r in regions],
         ins={"source_documents": dg.AssetIn("source_documents")},
         can_subset=True,
     )
@@ -84,40 +125,31 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
     ) -> Any:
         """Fetch, partition, redact, chunk, embed and write the plan's documents in micro-batches."""
         services = groundwork.services
-        indexes = services.indexes()
         selected = sorted(key.path[-1] for key in context.selected_asset_keys)
         run = process(services, source_documents, selected)
-        building = {r for r in selected if indexes[r].build_schema is not None}
-        switched = set(finish_builds(services, source_documents, selected))
-        for report in run.regions.values():
-            counts = indexes[report.region].counts()
-            yield dg.MaterializeResult(
-                asset_key=index_key(report.region),
-                metadata={
-                    "documents_written": report.documents_written,
-                    "embeddings_computed": report.chunks_written,
-                    "chunks_written": report.chunks_written,
-                    "retagged_without_reembedding": report.retagged,
-                    "moved_in_without_reembedding": report.moved_in,
-                    "renamed_without_reembedding": report.renamed_in,
-                    "deleted_or_purged": report.purged,
-                    "failures": len(report.failures),
-                    "failure_details": failure_table(report.failures),
-                    "redactions_by_type": dict(sorted(report.redactions.items())),
-                    "index_documents": counts.documents,
-                    "index_chunks": counts.chunks,
-                    "index_failures": counts.failures,
-                    "run_batches": run.batches,
-                    "run_documents_per_second": round(run.documents / run.seconds, 2) if run.seconds else 0.0,
-                    "index_version": "switched to a new version"
-                    if report.region in switched
-                    else "new version being built"
-                    if report.region in building
-                    else "live",
-                },
-            )
+        yield from _results(services, source_documents, selected, run)
 
     return index_assets
+
+
+def _region_step(region: str) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name=f"index_{region}",
+        specs=[_index_spec(region)],
+        ins={"source_documents": dg.AssetIn("source_documents")},
+    )
+    def index_region(groundwork: GroundworkResource, source_documents: Plan) -> Any:
+        """This region's share of the plan, beside the other regions' steps (see ``process_region``)."""
+        services = groundwork.services
+        run = process_region(services, source_documents, region)
+        yield from _results(services, source_documents, [region], run)
+
+    return index_region
+
+
+def build_region_index_assets(regions: list[str]) -> list[dg.AssetsDefinition]:
+    """One asset per residency region, each a step of its own, so an executor can run them in parallel."""
+    return [_region_step(r) for r in regions]
 
 
 def _governance_check(region: str) -> dg.AssetChecksDefinition:

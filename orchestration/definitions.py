@@ -12,21 +12,33 @@ from orchestration.assets import (
     GROUP,
     build_index_assets,
     build_index_checks,
+    build_region_index_assets,
     expired_documents_purge,
     source_documents,
 )
 from orchestration.backfill import build_backfill_job
+from orchestration.executors import build_executor, plan_io_manager, step_isolated
 from orchestration.resources import BACKFILL_JOB, INGEST_JOB, RETENTION_JOB, GroundworkResource
 from orchestration.sensors import build_source_change_sensor
 
-__all__ = ["BACKFILL_JOB", "INGEST_JOB", "RETENTION_JOB", "backfill_job", "build_definitions", "defs"]
+__all__ = [
+    "BACKFILL_JOB",
+    "INGEST_JOB",
+    "RETENTION_JOB",
+    "backfill_job",
+    "build_definitions",
+    "defs",
+    "ingest_job",
+]
 
 
 def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definitions:
     """Definitions for one config: one index asset per residency region it names.
 
     The plan passes to the index assets through the in-memory IO manager, in process (it holds
-    references, never content); the index assets stream the documents through every stage. The
+    references, never content); the index assets stream the documents through every stage. Under a
+    step-isolated executor (``orchestration.executor``) each region's index is a step of its own
+    and the plan goes through the instance's storage (see :mod:`orchestration.executors`). The
     backfill job runs one source per partition with its shards in parallel processes; only shard
     numbers and counts go through its filesystem IO manager.
     """
@@ -44,7 +56,11 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
     return dg.Definitions(
         assets=[
             source_documents,
-            build_index_assets(config.regions),
+            *(
+                build_region_index_assets(config.regions)
+                if step_isolated(config.orchestration)
+                else [build_index_assets(config.regions)]
+            ),
             expired_documents_purge,
         ],
         asset_checks=build_index_checks(config.regions),
@@ -68,9 +84,9 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
         ],
         resources={
             "groundwork": resource,
-            "io_manager": dg.mem_io_manager,
+            "io_manager": plan_io_manager(config.orchestration),
         },
-        executor=dg.in_process_executor,
+        executor=build_executor(config.orchestration),
     )
 
 
@@ -79,6 +95,13 @@ def backfill_job(config_path: str) -> dg.JobDefinition:
     configure_offline()
     path = Path(config_path)
     return build_definitions(path, load_config(path)).resolve_job_def(BACKFILL_JOB)
+
+
+def ingest_job(config_path: str) -> dg.JobDefinition:
+    """The ingest job of the config at ``config_path`` (rebuilt in each step process)."""
+    configure_offline()
+    path = Path(config_path)
+    return build_definitions(path, load_config(path)).resolve_job_def(INGEST_JOB)
 
 
 @dg.definitions

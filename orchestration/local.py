@@ -6,10 +6,15 @@ carry out the plan.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 from orchestration.services import Services
 from pipelines.planning import Plan, plan_run
 from pipelines.streaming import StreamReport, ingest_plan
 from pipelines.writing import IndexReport
+
+logger = logging.getLogger(__name__)
 
 
 def finish_builds(services: Services, plan: Plan, regions: list[str]) -> list[str]:
@@ -25,6 +30,31 @@ def finish_builds(services: Services, plan: Plan, regions: list[str]) -> list[st
 def process(services: Services, plan: Plan, regions: list[str] | None = None) -> StreamReport:
     """Carry out a plan in ``regions`` (default: all), streaming micro-batches through every stage."""
     return ingest_plan(plan, services.parts(), services.config.regions if regions is None else regions)
+
+
+def process_region(services: Services, plan: Plan, region: str) -> StreamReport:
+    """Carry out a plan in one region while other steps carry it out in theirs, at the same time.
+
+    A document moving (or renamed) from here into another region is copied by that region's step,
+    which then deletes the copy here: purging it here first could race the copy and lose its
+    embeddings. This step deletes, in the same way, the old copies of what it moved in.
+    """
+    leaving = {(t.document_id, o) for t, o in plan.moves if o == region != t.governance.residency}
+    leaving |= {(old, o) for t, old, o in plan.renames if o == region != t.governance.residency}
+    view = replace(
+        plan,
+        purges=[p for p in plan.purges if p not in leaving],
+        renames=[r for r in plan.renames if r[0].governance.residency == region],
+    )
+    report = ingest_plan(view, services.parts(), [region])
+    failed = report.regions[region].failed_moves
+    arrived = [(t.document_id, o) for t, o in plan.moves if t.governance.residency == region != o]
+    arrived += [(old, o) for t, old, o in plan.renames if t.governance.residency == region != o]
+    indexes = services.indexes()
+    for doc_id, origin in arrived:
+        if doc_id not in failed and indexes[origin].delete_document(doc_id):
+            logger.info("deleted the %s copy of a document moved into %s", origin, region)
+    return report
 
 
 def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:

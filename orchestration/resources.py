@@ -7,6 +7,7 @@ from pydantic import PrivateAttr
 
 from groundwork.settings import load_config
 from indexes.locks import RunLock
+from orchestration.executors import step_isolated
 from orchestration.services import Services
 
 INGEST_JOB = "ingest"
@@ -18,8 +19,10 @@ class GroundworkResource(dg.ConfigurableResource):
     """Connectors, redactor, embedder and region indexes for the config file at ``config_path``.
 
     For an ``ingest`` or ``backfill`` run it first migrates every region (as the owner) and takes
-    the ingest run lock: exclusively for ``ingest``, shared for the steps of ``backfill``. A run
-    that finds the lock taken fails before changing anything.
+    the ingest run lock: exclusively for ``ingest`` in one process, shared for steps that run side
+    by side (``backfill``'s, and ``ingest``'s under a step-isolated executor: there the run queue's
+    one-ingest-at-a-time limit keeps ingest runs apart). A run that finds the lock taken fails
+    before changing anything.
     """
 
     config_path: str
@@ -33,7 +36,8 @@ class GroundworkResource(dg.ConfigurableResource):
         job = context.dagster_run.job_name if context.dagster_run is not None else None
         if job in (INGEST_JOB, BACKFILL_JOB):
             services.migrate()
-            self._lock = services.catalog.run_lock(shared=job == BACKFILL_JOB)
+            side_by_side = job == BACKFILL_JOB or step_isolated(services.config.orchestration)
+            self._lock = services.catalog.run_lock(shared=side_by_side)
             self._lock.acquire()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

@@ -55,22 +55,41 @@ def _check_not_busy(config: GroundworkConfig) -> None:
 
 
 def run_ingest(config_path: Path, config: GroundworkConfig) -> IngestSummary:
-    """Materialize every asset of the ingest job once, in process, and summarise the run."""
+    """Materialize every asset of the ingest job once and summarise the run.
+
+    In this process, step after step, unless ``orchestration.executor`` is ``multiprocess``: then
+    each region's index runs in a process of its own. (A ``k8s`` config runs its steps here too:
+    pods are for runs launched by the deployment.)
+    """
     _check_not_busy(config)
     from orchestration.definitions import INGEST_JOB, build_definitions
 
-    defs = build_definitions(config_path, config)
-    job = defs.resolve_job_def(INGEST_JOB)
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with _instance(config) as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            # Dagster's console logger prints every step event at debug level; keep problems only.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        if config.orchestration.executor == "multiprocess":
+            import dagster as dg
+
+            # The step processes rebuild the job from the config path they are given.
+            job = dg.build_reconstructable_job(
+                "orchestration.definitions",
+                "ingest_job",
+                reconstructable_kwargs={"config_path": str(config_path)},
+            )
+            with dg.execute_job(job, instance=instance, run_config=quiet) as result:
+                return _summary(result)
+        defs = build_definitions(config_path, config)
+        # Dagster's console logger prints every step event at debug level; keep problems only.
+        in_process = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=quiet
         )
+        return _summary(in_process)
+
+
+def _summary(result: Any) -> IngestSummary:
+    """What a finished ingest run did, from its events."""
     summary = IngestSummary(run_id=result.run_id, success=result.success)
     for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization  # type: ignore[union-attr]
+        mat = event.event_specific_data.materialization
         summary.assets[mat.asset_key.to_user_string()] = {
             k: v.value for k, v in mat.metadata.items() if not isinstance(v.value, str) or "\n" not in v.value
         }
