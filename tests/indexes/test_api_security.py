@@ -76,7 +76,8 @@ def client(demo_reader: Retriever, config_path: Path) -> TestClient:
 
 def token(alg: str = "HS256", key: str = SECRET, **claims: object) -> str:
     now = int(time.time())
-    body = {"sub": "dana", "groups": ["hr"], "regions": ["uk"], "iss": ISS, "aud": AUD, "exp": now + 300}
+    # Tokens of parametrized cases are made when tests are collected, long before a slow run uses them.
+    body = {"sub": "dana", "groups": ["hr"], "regions": ["uk"], "iss": ISS, "aud": AUD, "exp": now + 86_400}
     body.update(claims)
     body = {k: v for k, v in body.items() if v is not None}
     return jwt.encode(body, key, algorithm=alg)
@@ -111,13 +112,15 @@ def test_valid_hs256_and_rs256_tokens_are_accepted(client: TestClient) -> None:
         (token(regions="uk"), "claims"),
         (
             jwt.encode(
-                {"sub": "dana", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 60}, None, algorithm="none"
+                {"sub": "dana", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 86_400},
+                None,
+                algorithm="none",
             ),
             "algorithm",
         ),
         (
             jwt.encode(
-                {"sub": "dana", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 60},
+                {"sub": "dana", "iss": ISS, "aud": AUD, "exp": int(time.time()) + 86_400},
                 SECRET,
                 algorithm="HS512",
             ),
@@ -152,7 +155,7 @@ def test_public_key_used_as_hmac_secret_is_refused(
             "regions": ["uk"],
             "iss": ISS,
             "aud": AUD,
-            "exp": int(time.time()) + 60,
+            "exp": int(time.time()) + 86_400,
         },
         "x" * 40,
         algorithm="HS256",
