@@ -301,6 +301,13 @@ class ApiConfig(Strict):
     body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     rate_limit_per_minute: int = Field(default=120, ge=1, le=1_000_000)
     rate_limit_burst: int = Field(default=20, ge=1, le=100_000)
+    #: Concurrent requests' queries embedded (and redacted for the audit) together, at most this many,
+    #: the first waiting at most batch_max_wait_ms for others; audit rows committed together per region.
+    batch_max_size: int = Field(default=16, ge=1, le=1024)
+    batch_max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    audit_batch_max_size: int = Field(default=64, ge=1, le=10_000)
+    #: Processes that redact queries for the audit (0: in the serving process, under its GIL).
+    redaction_processes: int = Field(default=1, ge=0, le=64)
 
 
 class JwtConfig(Strict):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from psycopg import sql
@@ -17,7 +19,7 @@ from psycopg import sql
 from groundwork.enums import AuthMethod, RetrievalMode, Role
 from groundwork.errors import IndexError_
 from groundwork.settings import PrincipalConfig
-from indexes.audit import AuditRecord, write_audit
+from indexes.audit import AuditRecord, AuditSink, write_each
 from indexes.catalog import IndexCatalog
 from indexes.confidence import Calibration, decide, load_calibration
 from indexes.pooling import connection
@@ -54,7 +56,8 @@ class Retriever:
 
     Per transaction it sets the caller's grants and regions, which the row-level security policies
     compare with every row; the SQL filter below repeats them only to help the planner. Every
-    search is recorded in each searched region's append-only audit table, with the query redacted.
+    search is recorded in each searched region's append-only audit table, with the query redacted, and
+    returns once its rows are committed (``redact_query`` may give a future; ``record_audit`` may batch).
 
     A query is embedded with the model of each region's live index version, which may differ from
     the configured one while a new version is built. Each search transaction holds the region's
@@ -68,7 +71,8 @@ class Retriever:
         *,
         encoder: QueryEncoder,
         encoder_for: EncoderFactory,
-        redact_query: Callable[[str], str],
+        redact_query: Callable[[str], str | Future[str]],
+        record_audit: AuditSink | None = None,
     ) -> None:
         if catalog.role != Role.READER:
             raise ValueError(
@@ -80,6 +84,7 @@ class Retriever:
         self.encoder = encoder
         self._encoder_for = encoder_for
         self._redact_query = redact_query
+        self._record_audit = record_audit or partial(write_each, self.catalog.index)
         # The live model of each region (name, dimensions), as last read from its index.
         self._live: dict[str, tuple[str, int]] = {}
         self._encoders: dict[str, QueryEncoder] = {encoder.model_name: encoder}
@@ -115,7 +120,8 @@ class Retriever:
     def warm_up(self) -> None:
         """Load the query encoder and the query redaction's models before the first request."""
         self.encoder.embed(["warm up"])
-        self._redact_query("warm up")
+        if isinstance(pending := self._redact_query("warm up"), Future):
+            pending.result()
 
     def close(self) -> None:
         """Close the catalog's database pools."""
@@ -164,6 +170,7 @@ class Retriever:
         """
         grants = principal.grants()
         regions = self.regions_for(principal)
+        redacted = self._redact_query(query)  # may run beside the search (a future)
         try:
             hits = self._ranked(query, grants, regions, k, filters)
         except _VersionChanged:  # a region switched index version meanwhile: embed again, once
@@ -181,7 +188,8 @@ class Retriever:
             handoff_below=self._threshold(principal, hits),
         )
         outcome = SearchOutcome(hits, conf, decision, reasons, regions, sum(h.tokens for h in hits))
-        self._audit(principal, auth_method, query, k, outcome)
+        text = redacted.result() if isinstance(redacted, Future) else redacted  # a failure fails the search
+        self._audit(principal, auth_method, text, k, outcome)
         return outcome
 
     def _ranked(
@@ -251,22 +259,23 @@ class Retriever:
         return [replace(best[c], fused_score=round(fused[c], 6)) for c in ordered]
 
     def _audit(
-        self, principal: PrincipalConfig, auth_method: AuthMethod, query: str, k: int, out: SearchOutcome
+        self, principal: PrincipalConfig, auth_method: AuthMethod, redacted: str, k: int, out: SearchOutcome
     ) -> None:
         record = AuditRecord(
             request_id=uuid.uuid4(),
             principal=principal.name,
             auth_method=auth_method,
             regions=out.regions_searched,
-            query_redacted=self._redact_query(query),
+            query_redacted=redacted,
             k=k,
             decision=out.decision,
             reasons=out.reasons,
             confidence=out.confidence,
         )
-        for region in out.regions_searched:
-            chunk_ids = [uuid.UUID(h.chunk_id) for h in out.results if h.residency == region]
-            write_audit(self.catalog.index(region), record, chunk_ids)
+        ids = {
+            r: [uuid.UUID(h.chunk_id) for h in out.results if h.residency == r] for r in out.regions_searched
+        }
+        self._record_audit(record, ids)
 
     def search_region(
         self,

@@ -25,9 +25,11 @@ from groundwork import __version__
 from groundwork.enums import Decision, Reason
 from groundwork.errors import AuthError, GroundworkError, IndexError_
 from groundwork.settings import GroundworkConfig, RetrievalConfig
+from indexes.audit import AuditWriteError
 from indexes.results import NO_FILTERS, SearchFilters
 from indexes.search import Retriever
 from serving.auth import Authenticator, Caller
+from serving.batching import BatcherClosed, BatchFailed
 from serving.limits import BodyLimitMiddleware, RateLimiter, retry_after
 
 logger = logging.getLogger(__name__)
@@ -226,6 +228,24 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
 
     for unavailable in (IndexError_, psycopg.OperationalError, PoolTimeout):
         app.add_exception_handler(unavailable, _unavailable)
+
+    @app.exception_handler(AuditWriteError)
+    async def _unaudited(request: Request, exc: AuditWriteError) -> JSONResponse:
+        # Never answered unrecorded: the results are withheld. The cause is logged where it happened.
+        return _error(
+            503, "audit_unavailable", "the search could not be recorded in the audit; try again later"
+        )
+
+    @app.exception_handler(BatchFailed)
+    async def _model_failed(request: Request, exc: BatchFailed) -> JSONResponse:
+        logger.error("%s", exc)  # names the batcher and the error type, never a query
+        return _error(
+            503, "model_unavailable", "the query could not be embedded or redacted; try again later"
+        )
+
+    @app.exception_handler(BatcherClosed)
+    async def _closing(request: Request, exc: BatcherClosed) -> JSONResponse:
+        return _error(503, "shutting_down", "the server is shutting down; try again later")
 
     @app.exception_handler(GroundworkError)
     async def _refused(request: Request, exc: GroundworkError) -> JSONResponse:
