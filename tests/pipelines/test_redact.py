@@ -54,6 +54,20 @@ def test_entity_is_replaced_by_its_placeholder(
     assert counts[entity] >= 1
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Contact jane.doe@corp.internal today.",
+        "Email jane.doe@corp.example about the pension",
+        "write to j.smith+hr@payroll.acme.local, or call",
+    ],
+)
+def test_an_email_at_an_internal_domain_is_redacted_whole(redactor: Redactor, text: str) -> None:
+    # Presidio's own recognizer accepts public top-level domains only: "jane" alone was redacted.
+    redacted, counts = redactor.redact(text)
+    assert "@" not in redacted and counts["EMAIL_ADDRESS"] == 1
+
+
 def test_text_without_pii_is_unchanged(redactor: Redactor) -> None:
     text = "Every employee receives 25 days of paid annual leave per year."
     out, counts = redactor.redact(text)
