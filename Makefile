@@ -54,6 +54,7 @@ serve: install
 HNSW_ROWS ?= --rows 100000 --rows 1000000
 bench: install
 	$(BIN)/python benchmarks/bench.py --config $(CONFIG)
+	$(BIN)/python benchmarks/api_load.py --config $(CONFIG) --clients 1,16,64
 	$(BIN)/python -m benchmarks.hnsw_recall $(HNSW_ROWS)
 
 # Retrieval on every shipped set, each reported on its own (see README, Evaluation).
