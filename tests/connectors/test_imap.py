@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import imaplib
 import ipaddress
-import os
 import socket
 import subprocess
 import sys
@@ -21,27 +20,20 @@ from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from connectors import build_connector
 from connectors.imap import ImapConnector, ImapSettings, encode_mailbox
 from groundwork.errors import ConfigError, ConnectorError
 from groundwork.settings import load_config
 from tests.conftest import DEMO, write_config
+from tests.connectors.cli_support import all_text, cli_ingest, free_port, index_rows
 
 USER = "alice"
 #: The account's password: the tests' processes hold it in their environment only.
 PASSWORD = "imap-" + "Pw7qXv3Lm9"
 ENV = "GW_TEST_IMAP_PASSWORD"
 PYMAP = Path(sys.executable).with_name("pymap")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start_pymap(port: int, *tls: str) -> subprocess.Popen[bytes]:
@@ -67,7 +59,7 @@ def _start_pymap(port: int, *tls: str) -> subprocess.Popen[bytes]:
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
     """A real IMAP server (pymap, plain IMAP on loopback) for this module; yields its port."""
-    port = _free_port()
+    port = free_port()
     process = _start_pymap(port)
     yield port
     process.terminate()
@@ -300,7 +292,7 @@ def test_a_wrong_or_missing_password_is_a_clear_error_naming_the_source(
 
 
 def test_an_unreachable_server_is_a_transient_error(password: str) -> None:
-    conn = _connector(_free_port(), "INBOX", max_attempts=2, backoff_seconds=0)
+    conn = _connector(free_port(), "INBOX", max_attempts=2, backoff_seconds=0)
     with pytest.raises(ConnectorError, match=r"source 'mail': .*unreachable after 2 attempts.*transient"):
         list(conn.list())
     assert conn.change_token() is None  # unknown: a sensor starts a run, which reports the error
@@ -361,7 +353,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     (folder / "key.pem").write_bytes(pem)
-    port = _free_port()
+    port = free_port()
     process = _start_pymap(port, "--cert", str(folder / "cert.pem"), "--key", str(folder / "key.pem"))
     yield port, folder / "cert.pem"
     process.terminate()
@@ -378,49 +370,6 @@ def test_starttls_verifies_the_server_certificate(tls_server: tuple[int, Path], 
 
 
 # --- The command line: ingest a mailbox, then a deletion and a move reach the index ----------------
-
-
-def _cli_ingest(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, **env, "DAGSTER_HOME": str(folder / "dagster_home")}
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "ingest", "--config", str(folder / "groundwork.yaml")],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _index(database_url: str) -> dict[str, tuple[str, str, list[str], list[str]]]:
-    """source id -> (version, the document row's xmin, its chunks' xmins, its chunks' texts)."""
-    out: dict[str, tuple[str, str, list[str], list[str]]] = {}
-    with psycopg.connect(database_url) as conn:
-        docs = conn.execute(
-            "SELECT document_id, source_id, version, xmin::text FROM groundwork_eu.documents"
-        ).fetchall()
-        for doc_id, source_id, version, xmin in docs:
-            chunks = conn.execute(
-                "SELECT xmin::text, text FROM groundwork_eu.chunks WHERE document_id = %s ORDER BY seq",
-                (doc_id,),
-            ).fetchall()
-            out[source_id] = (version, xmin, [c[0] for c in chunks], [c[1] for c in chunks])
-    return out
-
-
-def _all_text(database_url: str) -> str:
-    """Every row of every table of the test database, as text."""
-    with psycopg.connect(database_url) as conn:
-        tables = conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
-            " AND table_schema LIKE 'groundwork%'"
-        ).fetchall()
-        return "\n".join(
-            str(row)
-            for schema, table in tables
-            for row in conn.execute(
-                sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(table))
-            )
-        )
 
 
 def test_cli_ingest_follows_deletions_and_moves_in_the_mailboxes(
@@ -459,11 +408,11 @@ def test_cli_ingest_follows_deletions_and_moves_in_the_mailboxes(
     write_config(tmp_path / "groundwork.yaml", config)
     env = {ENV: PASSWORD}
 
-    first = _cli_ingest(tmp_path, env)
+    first = cli_ingest(tmp_path, env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "listed: new=3 changed=0 unchanged=0" in first.stdout
     assert "index/eu: wrote 3 documents" in first.stdout
-    before = _index(database_url)
+    before = index_rows(database_url)
     leave, conduct, offsite = sorted(before, key=lambda i: int(i.rsplit("/", 1)[1]))
     texts = {i: "\n".join(before[i][3]) for i in before}
     assert "partners with respect" in texts[conduct]  # from the attached PDF
@@ -478,11 +427,11 @@ def test_cli_ingest_follows_deletions_and_moves_in_the_mailboxes(
         admin.append(inbox, None, None, _message("Expenses", "Meals are refunded up to EUR 45."))[0] == "OK"
     )
 
-    second = _cli_ingest(tmp_path, env)
+    second = cli_ingest(tmp_path, env)
     assert second.returncode == 0, second.stderr[-3000:]
     # One message expunged, one moved to another mailbox (a rename: same content id).
     assert "listed: new=1 changed=0 unchanged=1 retag=0 move=0 rename=1 deleted=1" in second.stdout
-    after = _index(database_url)
+    after = index_rows(database_url)
     assert leave not in after and offsite not in after and conduct in after
     (new,) = (i for i in after if i.startswith(inbox + "/") and i != conduct)
     (moved,) = (i for i in after if i.startswith(archive + "/"))
@@ -492,20 +441,20 @@ def test_cli_ingest_follows_deletions_and_moves_in_the_mailboxes(
     assert after[conduct] == before[conduct]
 
     # The server goes away: the run reports the source, and nothing is deleted.
-    gone = {**source, "port": _free_port(), "max_attempts": 2, "backoff_seconds": 0.1}
+    gone = {**source, "port": free_port(), "max_attempts": 2, "backoff_seconds": 0.1}
     write_config(tmp_path / "groundwork.yaml", {**config, "sources": [gone]})
-    third = _cli_ingest(tmp_path, env)
+    third = cli_ingest(tmp_path, env)
     assert third.returncode == 3, third.stderr[-3000:]  # the run succeeded; a source was not listed
     assert (
         "source mail could not be listed" in third.stderr and "unreachable after 2 attempts" in third.stderr
     )
     assert "source mail NOT LISTED (nothing of it changed)" in third.stdout
     assert "deleted=0" in third.stdout
-    assert _index(database_url) == after
+    assert index_rows(database_url) == after
 
     for run in (first, second, third):
         assert PASSWORD not in run.stdout + run.stderr
-    assert PASSWORD not in _all_text(database_url)
+    assert PASSWORD not in all_text(database_url)
     home = tmp_path / "dagster_home"
     assert not any(PASSWORD in p.read_text(errors="replace") for p in home.rglob("*") if p.is_file())
 

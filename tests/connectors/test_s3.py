@@ -18,15 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from connectors import build_connector
 from connectors.s3 import S3Connector, S3Settings
 from groundwork.errors import ConfigError, ConnectorError
 from groundwork.settings import load_config
 from tests.conftest import DEMO, write_config
+from tests.connectors.cli_support import all_text, cli_ingest, files_under, free_port, index_rows
 
 #: The secret the tests' processes hold in their environment: it must never show up anywhere.
 SECRET = "s3cr3t-" + "Zq7xWv4Kp9"
@@ -91,12 +90,6 @@ def _put(endpoint: str, bucket: str, objects: dict[str, bytes]) -> None:
 def _connector(endpoint: str, bucket: str, **settings: Any) -> S3Connector:
     model = S3Settings(connector="s3", bucket=bucket, endpoint_url=endpoint, region="us-east-1", **settings)
     return S3Connector("docs", model)
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_registered_and_configured_from_the_file(tmp_path: Path, endpoint: str) -> None:
@@ -252,7 +245,7 @@ def _server_auth(endpoint: str, requests_before_auth: str) -> None:
 
 
 def test_an_unreachable_store_is_a_transient_error(aws_env: dict[str, str]) -> None:
-    conn = _connector(f"http://127.0.0.1:{_closed_port()}", "any-bucket", max_attempts=2)
+    conn = _connector(f"http://127.0.0.1:{free_port()}", "any-bucket", max_attempts=2)
     with pytest.raises(ConnectorError, match=r"source 'docs': .*unreachable after 2 attempts.*transient"):
         list(conn.list())
     assert conn.change_token() is None  # unknown: a sensor starts a run, which reports the error
@@ -358,49 +351,6 @@ def test_credentials_in_the_config_file_are_refused_without_echoing_them(tmp_pat
 DOCS = ["annual-leave.md", "remote-working.txt", "expenses.html"]
 
 
-def _cli_ingest(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, **env, "DAGSTER_HOME": str(folder / "dagster_home")}
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "ingest", "--config", str(folder / "groundwork.yaml")],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _index(database_url: str) -> dict[str, tuple[str, str, list[str], list[str]]]:
-    """source id -> (version, the document row's xmin, its chunks' xmins, its chunks' texts)."""
-    out: dict[str, tuple[str, str, list[str], list[str]]] = {}
-    with psycopg.connect(database_url) as conn:
-        docs = conn.execute(
-            "SELECT document_id, source_id, version, xmin::text FROM groundwork_eu.documents"
-        ).fetchall()
-        for doc_id, source_id, version, xmin in docs:
-            chunks = conn.execute(
-                "SELECT xmin::text, text FROM groundwork_eu.chunks WHERE document_id = %s ORDER BY seq",
-                (doc_id,),
-            ).fetchall()
-            out[source_id] = (version, xmin, [c[0] for c in chunks], [c[1] for c in chunks])
-    return out
-
-
-def _all_text(database_url: str) -> str:
-    """Every row of every table of the test database, as text."""
-    with psycopg.connect(database_url) as conn:
-        tables = conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
-            " AND table_schema LIKE 'groundwork%'"
-        ).fetchall()
-        return "\n".join(
-            str(row)
-            for schema, table in tables
-            for row in conn.execute(
-                sql.SQL("SELECT t::text FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(table))
-            )
-        )
-
-
 def test_cli_ingest_follows_deletions_and_changes_in_the_bucket(
     aws_env: dict[str, str], endpoint: str, bucket: str, database_url: str, tmp_path: Path
 ) -> None:
@@ -422,11 +372,11 @@ def test_cli_ingest_follows_deletions_and_changes_in_the_bucket(
     config = {"sources": [source], "database": {"url": database_url}, "state_dir": str(tmp_path / "state")}
     write_config(tmp_path / "groundwork.yaml", config)
 
-    first = _cli_ingest(tmp_path, aws_env)
+    first = cli_ingest(tmp_path, aws_env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "listed: new=3 changed=0 unchanged=0" in first.stdout
     assert "index/eu: wrote 3 documents" in first.stdout
-    before = _index(database_url)
+    before = index_rows(database_url)
     assert sorted(before) == [f"handbook/{n}" for n in sorted(DOCS)]
 
     # One object deleted, one changed, one left alone.
@@ -435,10 +385,10 @@ def test_cli_ingest_follows_deletions_and_changes_in_the_bucket(
     changed = (corpus / "remote-working.txt").read_bytes() + b"\n\nHot desks are booked a week ahead.\n"
     s3.put_object(Bucket=bucket, Key="handbook/remote-working.txt", Body=changed)
 
-    second = _cli_ingest(tmp_path, aws_env)
+    second = cli_ingest(tmp_path, aws_env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "listed: new=0 changed=1 unchanged=1 retag=0 move=0 rename=0 deleted=1" in second.stdout
-    after = _index(database_url)
+    after = index_rows(database_url)
     assert sorted(after) == ["handbook/annual-leave.md", "handbook/remote-working.txt"]
     remote = after["handbook/remote-working.txt"]
     assert remote[0] == "etag:" + hashlib.md5(changed).hexdigest()  # noqa: S324 (S3's own ETag)
@@ -452,26 +402,22 @@ def test_cli_ingest_follows_deletions_and_changes_in_the_bucket(
         tmp_path / "groundwork.yaml",
         {
             **config,
-            "sources": [{**source, "endpoint_url": f"http://127.0.0.1:{_closed_port()}", "max_attempts": 2}],
+            "sources": [{**source, "endpoint_url": f"http://127.0.0.1:{free_port()}", "max_attempts": 2}],
         },
     )
-    third = _cli_ingest(tmp_path, aws_env)
+    third = cli_ingest(tmp_path, aws_env)
     assert third.returncode == 3, third.stderr[-3000:]  # the run succeeded; a source was not listed
     assert (
         "source docs could not be listed" in third.stderr and "unreachable after 2 attempts" in third.stderr
     )
     assert "source docs NOT LISTED (nothing of it changed)" in third.stdout
     assert "deleted=0" in third.stdout
-    assert _index(database_url) == after
+    assert index_rows(database_url) == after
 
     for run in (first, second, third):
         assert SECRET not in run.stdout + run.stderr
-    assert SECRET not in _all_text(database_url)
-    assert not any(SECRET in p.read_text(errors="replace") for p in _files(tmp_path / "dagster_home"))
-
-
-def _files(folder: Path) -> Iterator[Path]:
-    return (p for p in folder.rglob("*") if p.is_file())
+    assert SECRET not in all_text(database_url)
+    assert not any(SECRET in p.read_text(errors="replace") for p in files_under(tmp_path / "dagster_home"))
 
 
 def test_the_module_needs_no_boto3_to_import() -> None:

@@ -30,7 +30,7 @@ from groundwork.settings import load_config
 from indexes.embedded import EmbeddedServer
 from pipelines.partition import partition_document
 from tests.conftest import new_database, write_config
-from tests.connectors.test_s3 import _all_text, _cli_ingest, _closed_port, _files, _index
+from tests.connectors.cli_support import all_text, cli_ingest, files_under, free_port, index_rows
 
 #: The reader role's password: it must never show up in an error, a log, a table or Dagster's files.
 SECRET = "pw-" + "Hq8rT2mVx6Lk"
@@ -313,7 +313,7 @@ class _Hangup:
 def test_an_unreachable_database_is_a_transient_error_after_every_attempt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    refused = f"postgresql+psycopg://{ROLE}:{SECRET}@127.0.0.1:{_closed_port()}/kb"
+    refused = f"postgresql+psycopg://{ROLE}:{SECRET}@127.0.0.1:{free_port()}/kb"
     conn = _connector(monkeypatch, refused, max_attempts=2, backoff_seconds=0)
     with pytest.raises(
         ConnectorError,
@@ -439,11 +439,11 @@ def test_cli_ingest_follows_updates_and_deletions_in_the_table(
     write_config(tmp_path / "groundwork.yaml", config)
     env = {ENV: _role_url(source_db)}
 
-    first = _cli_ingest(tmp_path, env)
+    first = cli_ingest(tmp_path, env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "listed: new=4 changed=0 unchanged=0" in first.stdout
     assert "index/eu: wrote 3 documents" in first.stdout
-    before = _index(database_url)
+    before = index_rows(database_url)
     assert sorted(before) == ["1", "10", "2"]
     with psycopg.connect(database_url) as conn:
         failed = conn.execute("SELECT source_id, reason FROM groundwork_eu.ingest_failures").fetchall()
@@ -458,13 +458,13 @@ def test_cli_ingest_follows_updates_and_deletions_in_the_table(
     )
     _exec(source_db, "DELETE FROM support.articles WHERE id = 2")
 
-    second = _cli_ingest(tmp_path, env)
+    second = cli_ingest(tmp_path, env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert (
         "listed: new=0 changed=1 unchanged=1 retag=0 move=0 rename=0 deleted=1 failed_before=1"
         in second.stdout
     )
-    after = _index(database_url)
+    after = index_rows(database_url)
     assert sorted(after) == ["1", "10"]
     remote = after["10"]
     assert remote[0] == f"updated_at:2026-11-02T09:30:00+00:00@{_id_digest('10')}"
@@ -474,19 +474,19 @@ def test_cli_ingest_follows_updates_and_deletions_in_the_table(
     assert after["1"] == before["1"]
 
     # The database goes away: the run reports the source, and nothing is deleted.
-    unreachable = f"postgresql+psycopg://{ROLE}:{SECRET}@127.0.0.1:{_closed_port()}/kb"
+    unreachable = f"postgresql+psycopg://{ROLE}:{SECRET}@127.0.0.1:{free_port()}/kb"
     write_config(tmp_path / "groundwork.yaml", {**config, "sources": [{**source, "max_attempts": 2}]})
-    third = _cli_ingest(tmp_path, {ENV: unreachable})
+    third = cli_ingest(tmp_path, {ENV: unreachable})
     assert third.returncode == 3, third.stderr[-3000:]  # the run succeeded; a source was not listed
     assert "source kb could not be listed" in third.stderr and "unreachable after 2 attempts" in third.stderr
     assert "source kb NOT LISTED (nothing of it changed)" in third.stdout
     assert "deleted=0" in third.stdout
-    assert _index(database_url) == after
+    assert index_rows(database_url) == after
 
     for run in (first, second, third):
         assert SECRET not in run.stdout + run.stderr
-    assert SECRET not in _all_text(database_url)
-    assert not any(SECRET in p.read_text(errors="replace") for p in _files(tmp_path / "dagster_home"))
+    assert SECRET not in all_text(database_url)
+    assert not any(SECRET in p.read_text(errors="replace") for p in files_under(tmp_path / "dagster_home"))
 
 
 def test_the_module_needs_no_sqlalchemy_to_import() -> None:

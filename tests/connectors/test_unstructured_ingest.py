@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from connectors import build_connector
@@ -22,6 +20,7 @@ from connectors.uningest import UnstructuredIngestConnector, UnstructuredSetting
 from groundwork.errors import ConfigError, ConnectorError
 from groundwork.settings import load_config
 from tests.conftest import DEMO, write_config
+from tests.connectors.cli_support import cli_ingest, free_port, index_rows
 
 SECRET = "s3cr3t-" + "Uq5nVb8Rt2"
 
@@ -43,12 +42,6 @@ def folder(tmp_path: Path) -> Path:
     (root / "policies" / "b.txt").write_bytes(b"Remote working is allowed.\n")
     (root / "policies" / "c.html").write_bytes(b"<p>Expenses within 30 days.</p>")
     return root
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_registered_and_configured_from_the_file(tmp_path: Path, folder: Path) -> None:
@@ -128,7 +121,7 @@ def test_an_unreachable_source_is_a_transient_error_that_never_shows_the_secret(
     settings = UnstructuredSettings(
         connector="unstructured",
         source="postgres",
-        connection={"host": "127.0.0.1", "port": _closed_port(), "database": "x", "username": "u"},
+        connection={"host": "127.0.0.1", "port": free_port(), "database": "x", "username": "u"},
         indexer={"table_name": "docs", "id_column": "id"},
         secrets_env={"password": "GW_TEST_PG_PASSWORD"},
     )
@@ -217,33 +210,6 @@ def test_the_module_needs_no_unstructured_ingest_to_import() -> None:
 DOCS = ["annual-leave.md", "remote-working.txt", "expenses.html"]
 
 
-def _cli_ingest(folder: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home")}
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "ingest", "--config", str(folder / "groundwork.yaml")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _index(database_url: str) -> dict[str, tuple[str, str, list[str], list[str]]]:
-    """source id -> (version, the document row's xmin, its chunks' xmins, its chunks' texts)."""
-    out: dict[str, tuple[str, str, list[str], list[str]]] = {}
-    with psycopg.connect(database_url) as conn:
-        docs = conn.execute(
-            "SELECT document_id, source_id, version, xmin::text FROM groundwork_eu.documents"
-        ).fetchall()
-        for doc_id, source_id, version, xmin in docs:
-            chunks = conn.execute(
-                "SELECT xmin::text, text FROM groundwork_eu.chunks WHERE document_id = %s ORDER BY seq",
-                (doc_id,),
-            ).fetchall()
-            out[source_id] = (version, xmin, [c[0] for c in chunks], [c[1] for c in chunks])
-    return out
-
-
 def test_cli_ingest_follows_changes_and_deletions_in_the_folder(database_url: str, tmp_path: Path) -> None:
     corpus = DEMO / "corpus" / "handbook"
     root = tmp_path / "share" / "handbook"
@@ -263,11 +229,11 @@ def test_cli_ingest_follows_changes_and_deletions_in_the_folder(database_url: st
     config = {"sources": [source], "database": {"url": database_url}, "state_dir": str(tmp_path / "state")}
     write_config(tmp_path / "groundwork.yaml", config)
 
-    first = _cli_ingest(tmp_path)
+    first = cli_ingest(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "listed: new=3 changed=0 unchanged=0" in first.stdout
     assert "index/eu: wrote 3 documents" in first.stdout
-    before = _index(database_url)
+    before = index_rows(database_url)
     assert sorted(before) == sorted(DOCS)
 
     # One file deleted, one changed (a later modification time), one left alone.
@@ -279,10 +245,10 @@ def test_cli_ingest_follows_changes_and_deletions_in_the_folder(database_url: st
     stat = changed.stat()
     os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
 
-    second = _cli_ingest(tmp_path)
+    second = cli_ingest(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "listed: new=0 changed=1 unchanged=1 retag=0 move=0 rename=0 deleted=1" in second.stdout
-    after = _index(database_url)
+    after = index_rows(database_url)
     assert sorted(after) == ["annual-leave.md", "remote-working.txt"]
     remote = after["remote-working.txt"]
     assert remote[0] == f"modified:{changed.stat().st_mtime}"
@@ -293,9 +259,9 @@ def test_cli_ingest_follows_changes_and_deletions_in_the_folder(database_url: st
 
     # The folder goes away: the run reports the source, and nothing is deleted.
     shutil.move(root, tmp_path / "elsewhere")
-    third = _cli_ingest(tmp_path)
+    third = cli_ingest(tmp_path)
     assert third.returncode == 3, third.stderr[-3000:]  # the run succeeded; a source was not listed
     assert "source docs could not be listed" in third.stderr and "does not exist" in third.stderr
     assert "source docs NOT LISTED (nothing of it changed)" in third.stdout
     assert "deleted=0" in third.stdout
-    assert _index(database_url) == after
+    assert index_rows(database_url) == after
