@@ -80,13 +80,19 @@ def test_each_micro_batch_is_committed_as_it_completes(
     assert len(_rows(url, "SELECT source_id FROM {s}.ingest_failures")) == 2
 
 
-def test_a_parser_past_its_time_limit_is_stopped_and_the_rest_goes_on(
-    tmp_path: Path, pg_server, redactor: Redactor, embedder: Embedder
-) -> None:  # type: ignore[no-untyped-def]
+def _ingest_beside_notes(
+    tmp_path: Path,
+    pg_server,
+    redactor: Redactor,
+    embedder: Embedder,
+    first: tuple[str, str],
+    partitioning: dict,
+) -> list:  # type: ignore[no-untyped-def]
+    """Ingest one heavy file (``first``: name, text) sorted before three small notes, with these
+    ``partitioning`` settings; returns the run's index reports."""
     folder = tmp_path / "corpus"
     folder.mkdir()
-    # About eight million characters of short paragraphs: many seconds for the text partitioner.
-    (folder / "a-slow.txt").write_text(("A sentence of a long log. " * 20 + "\n\n") * 16000)
+    (folder / first[0]).write_text(first[1])
     for n in range(3):
         (folder / f"note-{n}.txt").write_text(f"Note {n}: the office closes early on Friday.\n")
     config = write_config(
@@ -102,8 +108,8 @@ def test_a_parser_past_its_time_limit_is_stopped_and_the_rest_goes_on(
                 }
             ],
             "database": {"url": new_database(pg_server)},
-            "partitioning": {"timeout_seconds": 0.5},
-            # Were it parsed in time after all, redaction refuses it at once rather than reading it.
+            "partitioning": partitioning,
+            # Were it parsed after all, redaction refuses it at once rather than reading it.
             "redaction": {"max_document_chars": 1_000_000},
         },
     )
@@ -112,6 +118,15 @@ def test_a_parser_past_its_time_limit_is_stopped_and_the_rest_goes_on(
         _, reports = run_all(services)
     finally:
         services.close()
+    return reports
+
+
+def test_a_parser_past_its_time_limit_is_stopped_and_the_rest_goes_on(
+    tmp_path: Path, pg_server, redactor: Redactor, embedder: Embedder
+) -> None:  # type: ignore[no-untyped-def]
+    # About eight million characters of short paragraphs: many seconds for the text partitioner.
+    slow = ("a-slow.txt", ("A sentence of a long log. " * 20 + "\n\n") * 16000)
+    reports = _ingest_beside_notes(tmp_path, pg_server, redactor, embedder, slow, {"timeout_seconds": 0.5})
     [failure] = [f for r in reports for f in r.failures]
     assert failure.task.ref.source_id == "a-slow.txt" and failure.reason == FailureReason.TIME_LIMIT
     assert "partitioning.timeout_seconds" in failure.message
@@ -119,45 +134,20 @@ def test_a_parser_past_its_time_limit_is_stopped_and_the_rest_goes_on(
     assert sum(r.documents_written for r in reports) == 3
 
 
-def _doc(text: str) -> list[ParsedElement]:
-    return [ParsedElement("NarrativeText", text)]
-
-
 def test_a_parser_past_its_memory_cap_fails_the_document_and_the_rest_goes_on(
     tmp_path: Path, pg_server, redactor: Redactor, embedder: Embedder
 ) -> None:  # type: ignore[no-untyped-def]
-    folder = tmp_path / "corpus"
-    folder.mkdir()
     # About four million characters of short paragraphs: far more than 32 MiB of parsed elements.
-    (folder / "a-big.txt").write_text(("A sentence of a long log. " * 20 + "\n\n") * 8000)
-    for n in range(3):
-        (folder / f"note-{n}.txt").write_text(f"Note {n}: the office closes early on Friday.\n")
-    config = write_config(
-        tmp_path / "groundwork.yaml",
-        {
-            "sources": [
-                {
-                    "name": "notes",
-                    "connector": "filesystem",
-                    "path": str(folder),
-                    "residency": "uk",
-                    "access": ["group:staff"],
-                }
-            ],
-            "database": {"url": new_database(pg_server)},
-            "partitioning": {"memory_headroom_mb": 32},
-            "redaction": {"max_document_chars": 1_000_000},
-        },
-    )
-    services = Services(load_config(config), redactor=redactor, embedder=embedder)
-    try:
-        _, reports = run_all(services)
-    finally:
-        services.close()
+    big = ("a-big.txt", ("A sentence of a long log. " * 20 + "\n\n") * 8000)
+    reports = _ingest_beside_notes(tmp_path, pg_server, redactor, embedder, big, {"memory_headroom_mb": 32})
     [failure] = [f for r in reports for f in r.failures]
     assert failure.task.ref.source_id == "a-big.txt" and failure.reason == FailureReason.TOO_LARGE
     assert "partitioning.memory_headroom_mb" in failure.message
     assert sum(r.documents_written for r in reports) == 3
+
+
+def _doc(text: str) -> list[ParsedElement]:
+    return [ParsedElement("NarrativeText", text)]
 
 
 def test_a_document_over_the_redaction_size_limit_fails_alone(redactor: Redactor) -> None:
