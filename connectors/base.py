@@ -7,8 +7,9 @@ subclass) and a class implementing :class:`Connector`, and registers the class u
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from groundwork.records import DocumentRef
 
@@ -42,3 +43,21 @@ class Connector(Protocol):
         Sensors compare tokens to start a run without a full listing (no content is read).
         """
         ...
+
+
+def secret_keys(data: Any, pattern: re.Pattern[str], where: str = "", *, nested: bool = True) -> list[str]:
+    """Dotted paths of the keys of a source entry that ``pattern`` takes for secrets, so a settings
+    model can refuse them, naming the keys and never their values: nested mappings and lists too
+    unless ``nested`` is false. A top-level key ending in ``_env`` names an environment variable."""
+    found: list[str] = []
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str) and pattern.search(key) and (where or not key.endswith("_env")):
+                found.append(path)
+            if nested:
+                found += secret_keys(value, pattern, path)
+    elif isinstance(data, list) and nested:
+        for value in data:
+            found += secret_keys(value, pattern, where)
+    return found

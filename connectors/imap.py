@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from connectors.base import Known
+from connectors.base import Known, secret_keys
 from groundwork.errors import ConnectorError
 from groundwork.records import DocumentRef
 from groundwork.sections import AccessGrant
@@ -78,9 +78,7 @@ class ImapSettings(ConnectorSettings):
     def _no_secrets(cls, data: Any) -> Any:
         """Refuse a password in the file, naming the key but never echoing its value."""
         if isinstance(data, dict):
-            found = sorted(
-                k for k in data if isinstance(k, str) and _SECRET_KEY.search(k) and k != "password_env"
-            )
+            found = sorted(secret_keys(data, _SECRET_KEY, nested=False))
             if found:
                 raise ValueError(
                     f"secrets never go in the configuration file (found {', '.join(found)}); the imap "

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from connectors.base import Known
+from connectors.base import Known, secret_keys
 from groundwork.errors import ConnectorError
 from groundwork.globs import path_matches
 from groundwork.records import DocumentRef
@@ -73,7 +73,7 @@ class S3Settings(ConnectorSettings):
     def _no_credentials(cls, data: Any) -> Any:
         """Refuse credentials in the file, naming the key but never echoing its value."""
         if isinstance(data, dict):
-            found = sorted(k for k in data if isinstance(k, str) and _CREDENTIAL_KEY.search(k))
+            found = sorted(secret_keys(data, _CREDENTIAL_KEY, nested=False))
             if found:
                 raise ValueError(
                     f"credentials never go in the configuration file (found {', '.join(found)}); the s3 "

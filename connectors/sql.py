@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from connectors.base import Known
+from connectors.base import Known, secret_keys
 from groundwork.errors import ConnectorError
 from groundwork.records import DocumentRef
 from groundwork.sections import AccessGrant
@@ -73,7 +73,7 @@ class SqlSettings(ConnectorSettings):
     def _no_secrets(cls, data: Any) -> Any:
         """Refuse a secret in the file, naming the key but never echoing its value."""
         if isinstance(data, dict):
-            found = sorted(k for k in data if _SECRET_KEY.search(str(k)) and not str(k).endswith("_env"))
+            found = sorted(secret_keys(data, _SECRET_KEY, nested=False))
             if found:
                 msg = f"secrets never go in the configuration file (found {', '.join(found)}); "
                 raise ValueError(msg + "name the environment variables in url_env or password_env")

@@ -18,14 +18,14 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from connectors.base import Known
+from connectors.base import Known, secret_keys
 from groundwork.errors import ConnectorError
 from groundwork.records import DocumentRef
 from groundwork.settings import ConnectorSettings
@@ -38,21 +38,6 @@ _SECRET_KEY = re.compile(
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _LEFT_AS_IS = "the source is left as it is and listed again on the next run"
-
-
-def _secret_keys(data: Any, where: str) -> list[str]:
-    """Dotted paths of every key (nested too) under ``data`` that looks like a secret."""
-    found: list[str] = []
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            path = f"{where}.{key}" if where else str(key)
-            if isinstance(key, str) and _SECRET_KEY.search(key):
-                found.append(path)
-            found += _secret_keys(value, path)
-    elif isinstance(data, list):
-        for value in data:
-            found += _secret_keys(value, where)
-    return found
 
 
 class UnstructuredSettings(ConnectorSettings):
@@ -78,9 +63,9 @@ class UnstructuredSettings(ConnectorSettings):
         """Refuse secrets in the file: name the keys, never their values."""
         if not isinstance(data, dict):
             return data
-        found = [k for k in data if isinstance(k, str) and k != "secrets_env" and _SECRET_KEY.search(k)]
+        found = secret_keys(data, _SECRET_KEY, nested=False)
         for part in ("indexer", "downloader", "connection"):
-            found += _secret_keys(data.get(part), part)
+            found += secret_keys(data.get(part), _SECRET_KEY, part)
         if found:
             raise ValueError(
                 f"secrets never go in the configuration file (found {', '.join(sorted(found))}); "
