@@ -120,8 +120,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from cli.evaluate import format_results, run_eval
 
+    if args.fit_calibration and args.rerank_depth != 0:
+        raise GroundworkError(
+            "--fit-calibration fits the confidence used without the reranker: add --rerank-depth 0"
+            " (the reranker's own calibration ships with it, see scripts/reranker)"
+        )
     with tempfile.TemporaryDirectory(prefix="groundwork-eval-") as tmp:
-        report = run_eval(Path(args.dataset).resolve(), Path(tmp))
+        retrieval: dict[str, object] = {}
+        if args.rerank_depth is not None:
+            retrieval["rerank_depth"] = args.rerank_depth
+        if args.reranker_weights:
+            retrieval["reranker_weights"] = str(Path(args.reranker_weights).resolve())
+        report = run_eval(
+            Path(args.dataset).resolve(), Path(tmp), modes=tuple(args.modes), retrieval=retrieval
+        )
     print(format_results(report.metrics, report.baseline))
     if args.fit_calibration:
         from indexes.confidence import CALIBRATION_DIR

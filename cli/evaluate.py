@@ -141,8 +141,15 @@ class EvalReport:
     queries: list[dict[str, Any]]
 
 
-def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
-    """Ingest the data set (minus held-out documents) and evaluate every retrieval mode."""
+def run_eval(
+    dataset_dir: Path,
+    workdir: Path,
+    *,
+    modes: tuple[str, ...] = MODES,
+    retrieval: dict[str, Any] | None = None,
+) -> EvalReport:
+    """Ingest the data set (minus held-out documents) and evaluate each of ``modes``, with these
+    ``retrieval`` settings over the evaluation's own (e.g. ``rerank_depth``, ``reranker_weights``)."""
     from orchestration.runner import run_ingest
 
     data = load_dataset(dataset_dir)
@@ -178,7 +185,7 @@ def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
                 ],
                 # The API's own decisions use the linear confidence: the shipped calibration was
                 # fitted on a data set like this one, so its figures here come out of fold below.
-                "retrieval": {"max_k": 100, "calibrated": False},
+                "retrieval": {"max_k": 100, "calibrated": False, **(retrieval or {})},
                 "api": {"rate_limit_per_minute": 1_000_000, "rate_limit_burst": 100_000},
             }
         )
@@ -189,7 +196,7 @@ def run_eval(dataset_dir: Path, workdir: Path) -> EvalReport:
         if not summary.success:
             raise GroundworkError("the evaluation ingest failed; see the Dagster run")
         by_file = {f"{_safe(d)}.txt": d for d in data.corpus}
-        outcomes = {m: _evaluate_mode(config_path, m, data, answerable, unanswerable, by_file) for m in MODES}
+        outcomes = {m: _evaluate_mode(config_path, m, data, answerable, unanswerable, by_file) for m in modes}
         rankings = naive_rankings(kept, {q: data.queries[q] for q in answerable}, config.embedding)
         return EvalReport(
             metrics={m: figures for m, (figures, _, _) in outcomes.items()},
@@ -231,6 +238,7 @@ def _evaluate_mode(
         while not server.started:
             time.sleep(0.05)
         rows = []
+        logits: dict[str, float | None] = {}  # the reranker's logit for the top result, if it reranked
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
                 for qid in sorted(data.queries):
@@ -254,6 +262,7 @@ def _evaluate_mode(
                         [h["text"] for h in hits],
                     )
                     rows.append((qid, ranked, body["confidence"], body["decision"], x))
+                    logits[qid] = hits[0].get("rerank_score") if hits else None
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -280,6 +289,7 @@ def _evaluate_mode(
             "confidence": conf,
             "decision": decision,
             "features": {name: round(float(v), 4) for name, v in zip(FEATURES, x, strict=True)},
+            "rerank_score": logits[q],
         }
         for q, ranked, conf, decision, x in rows
     ]

@@ -24,6 +24,7 @@ from cli.commands import (
     cmd_serve,
     cmd_ui,
 )
+from groundwork.enums import RetrievalMode
 from groundwork.errors import GroundworkError
 from groundwork.offline import configure_offline
 
@@ -73,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="write one JSON line per mode and query: ranks, features, confidence, decision",
     )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=[m.value for m in RetrievalMode],
+        default=[m.value for m in RetrievalMode],
+    )
+    p.add_argument("--rerank-depth", type=int, default=None, help="override retrieval.rerank_depth (0: off)")
+    p.add_argument("--reranker-weights", default=None, help="a reranker folder other than the shipped one")
     p.add_argument(
         "--fit-calibration",
         action="store_true",

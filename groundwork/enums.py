@@ -107,6 +107,7 @@ class Reason(StrEnum):
     LOW_CONFIDENCE = "low_confidence"
     AMBIGUOUS = "ambiguous"
     MOSTLY_REDACTED = "mostly_redacted"
+    CONTEXT_BUDGET = "context_budget"
 
 
 class Role(StrEnum):

@@ -282,6 +282,18 @@ class RetrievalConfig(Strict):
     calibrated: bool = True
     rrf_k: int = Field(default=60, ge=1, le=1000)
     candidates: int = Field(default=40, ge=1, le=1000)
+    #: The best candidates the cross-encoder reranks, and whose calibrated probability becomes the
+    #: confidence (0: no reranking; confidence then comes from the cosine scores).
+    rerank_depth: int = Field(default=0, ge=0, le=100)
+    #: ``onnx_int8``: the reranker's int8 ONNX export (made on first use into embedding.cache_dir);
+    #: ``torch``: float32.
+    rerank_backend: Literal["onnx_int8", "torch"] = "onnx_int8"
+    #: A reranker of the operator's own (``scripts/reranker/train.py``'s output folder); default: the shipped one.
+    reranker_weights: Path | None = None
+
+    _resolve = field_validator("reranker_weights")(
+        lambda v, info: None if v is None else resolve_path(v, info)
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> RetrievalConfig:

@@ -153,18 +153,25 @@ def decide(
     documents: Sequence[str] = (),
     texts: Sequence[str] = (),
     handoff_below: float | None = None,
+    probability: float | None = None,
+    over_budget: bool = False,
 ) -> tuple[float, Decision, list[Reason]]:
     """Confidence, decision and reason codes for one ranked result list.
 
-    With a calibration, confidence is its probability; otherwise the linear mapping above. The
+    Confidence is ``probability`` when given (the reranker's), else the calibration's probability,
+    else the linear mapping above. With no results the decision is ``handoff`` because nothing
+    authorized was found, or because even the best result is over the context budget
+    (``over_budget``: ``context_budget``). The
     decision is ``handoff`` when nothing authorized was found, when confidence is under the
     threshold (``handoff_below``, or the configured one), when the two best results come from
     different documents with scores closer than ``ambiguity_margin`` (``ambiguous``), or when most
     of the evidence is PII placeholders (``mostly_redacted``).
     """
     if not scores:
-        return 0.0, Decision.HANDOFF, [Reason.NO_AUTHORIZED_RESULTS]
-    if calibration is not None:
+        return 0.0, Decision.HANDOFF, [Reason.CONTEXT_BUDGET if over_budget else Reason.NO_AUTHORIZED_RESULTS]
+    if probability is not None:
+        conf = round(probability, 4)
+    elif calibration is not None:
         x = features(scores, lexical or [None] * len(scores), query, texts)
         conf = round(calibration.probability(x), 4)
     else:

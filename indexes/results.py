@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -34,9 +34,23 @@ class QueryEncoder(Protocol):
 EncoderFactory = Callable[[str, int], QueryEncoder]
 
 
+class PassageScorer(Protocol):
+    """Reads a query and passages together (a cross-encoder fits): a logit per passage, and the
+    calibrated probability that a passage with a given logit answers the query."""
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        """One logit per passage, in order (higher: more likely an answer)."""
+        ...
+
+    def probability(self, logit: float) -> float:
+        """P(the passage answers the query) for one logit."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """One retrieved chunk. ``score`` is the cosine similarity to the query (higher is closer)."""
+    """One retrieved chunk. ``score`` is the cosine similarity to the query (higher is closer);
+    ``rerank_score`` the reranker's logit when the chunk was among those it read."""
 
     chunk_id: str
     document_id: str
@@ -51,6 +65,7 @@ class SearchHit:
     redactions: dict[str, int]
     lexical_score: float | None = None
     fused_score: float | None = None
+    rerank_score: float | None = None
     tokens: int = 0
 
 

@@ -23,9 +23,11 @@ from indexes.audit import AuditRecord, AuditSink, write_each
 from indexes.catalog import IndexCatalog
 from indexes.confidence import Calibration, decide, load_calibration
 from indexes.pooling import connection
+from indexes.ranking import fuse, rerank
 from indexes.results import (
     NO_FILTERS,
     EncoderFactory,
+    PassageScorer,
     QueryEncoder,
     SearchFilters,
     SearchHit,
@@ -73,6 +75,7 @@ class Retriever:
         encoder_for: EncoderFactory,
         redact_query: Callable[[str], str | Future[str]],
         record_audit: AuditSink | None = None,
+        reranker: PassageScorer | None = None,
     ) -> None:
         if catalog.role != Role.READER:
             raise ValueError(
@@ -85,6 +88,7 @@ class Retriever:
         self._encoder_for = encoder_for
         self._redact_query = redact_query
         self._record_audit = record_audit or partial(write_each, self.catalog.index)
+        self.reranker = reranker if self.settings.rerank_depth > 0 else None
         # The live model of each region (name, dimensions), as last read from its index.
         self._live: dict[str, tuple[str, int]] = {}
         self._encoders: dict[str, QueryEncoder] = {encoder.model_name: encoder}
@@ -118,8 +122,10 @@ class Retriever:
         return self._encoders[model]
 
     def warm_up(self) -> None:
-        """Load the query encoder and the query redaction's models before the first request."""
+        """Load the query encoder, the reranker and the query redaction's models before the first request."""
         self.encoder.embed(["warm up"])
+        if self.reranker is not None:
+            self.reranker.score("warm up", ["warm up"])
         if isinstance(pending := self._redact_query("warm up"), Future):
             pending.result()
 
@@ -164,30 +170,37 @@ class Retriever:
     ) -> SearchOutcome:
         """The ``k`` best chunks the principal may read, merged across its regions, audited.
 
-        ``retrieval.mode`` picks dense (cosine) ranking or hybrid: dense and full-text candidates
-        fused by reciprocal rank fusion. Either way ``score`` is the cosine similarity, comparable
-        across regions, and confidence is computed from it.
+        ``retrieval.mode`` picks the candidates (dense, lexical, or both fused by reciprocal rank); a
+        reranker reorders the best ``retrieval.rerank_depth`` and its calibrated probability for the
+        best is the confidence (else it comes from the cosine ``score``s).
         """
         grants = principal.grants()
         regions = self.regions_for(principal)
         redacted = self._redact_query(query)  # may run beside the search (a future)
+        depth = max(k, self.settings.rerank_depth) if self.reranker else k
         try:
-            hits = self._ranked(query, grants, regions, k, filters)
+            hits = self._ranked(query, grants, regions, depth, filters)
         except _VersionChanged:  # a region switched index version meanwhile: embed again, once
-            hits = self._ranked(query, grants, regions, k, filters)
-        hits = self._within_budget(hits[:k])
-        model = self.live_model(hits[0].residency)[0] if hits else self.encoder.model_name
+            hits = self._ranked(query, grants, regions, depth, filters)
+        probability = None
+        if self.reranker is not None and hits:
+            hits = rerank(query, hits, self.reranker, self.settings.rerank_depth)
+            probability = self.reranker.probability(hits[0].rerank_score or 0.0)
+        kept = self._within_budget(hits[:k])
+        model = self.live_model(kept[0].residency)[0] if kept else self.encoder.model_name
         conf, decision, reasons = decide(
-            [h.score for h in hits],
+            [h.score for h in kept],
             self.settings,
             query=query,
-            lexical=[h.lexical_score for h in hits],
+            lexical=[h.lexical_score for h in kept],
             calibration=self.calibration_for(model),
-            documents=[h.document_id for h in hits],
-            texts=[h.text for h in hits],
-            handoff_below=self._threshold(principal, hits),
+            documents=[h.document_id for h in kept],
+            texts=[h.text for h in kept],
+            handoff_below=self._threshold(principal, kept),
+            probability=probability,
+            over_budget=bool(hits) and not kept,
         )
-        outcome = SearchOutcome(hits, conf, decision, reasons, regions, sum(h.tokens for h in hits))
+        outcome = SearchOutcome(kept, conf, decision, reasons, regions, sum(h.tokens for h in kept))
         text = redacted.result() if isinstance(redacted, Future) else redacted  # a failure fails the search
         self._audit(principal, auth_method, text, k, outcome)
         return outcome
@@ -196,20 +209,20 @@ class Retriever:
         self, query: str, grants: list[str], regions: list[str], k: int, filters: SearchFilters
     ) -> list[SearchHit]:
         vectors = self.query_vectors(query, regions)
-        if self.settings.mode == RetrievalMode.HYBRID:
-            return self._hybrid(query, vectors, grants, regions, k, filters)
-        if self.settings.mode == RetrievalMode.LEXICAL:
-            hits = [
-                h
-                for r in regions
-                for h in self.lexical_region(r, regions, query, vectors[r], grants, k, filters)
-            ]
-            hits.sort(key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
-            return hits
-        hits = [h for r in regions for h in self.search_region(r, regions, vectors[r], grants, k, filters)]
-        # Scores are cosine similarities from one model, so they compare across regions.
-        hits.sort(key=lambda h: (-h.score, h.chunk_id))
-        return hits
+        mode = self.settings.mode
+        n = max(k, self.settings.candidates) if mode == RetrievalMode.HYBRID else k
+        dense, lexical = [], []
+        for r in regions:
+            if mode != RetrievalMode.LEXICAL:
+                dense += self.search_region(r, regions, vectors[r], grants, n, filters)
+            if mode != RetrievalMode.DENSE:
+                lexical += self.lexical_region(r, regions, query, vectors[r], grants, n, filters)
+        if mode == RetrievalMode.HYBRID:
+            return fuse(dense, lexical, self.settings.rrf_k, n)
+        # Cosine scores come from one model, so they compare across regions; so do full-text ranks.
+        if mode == RetrievalMode.LEXICAL:
+            return sorted(lexical, key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
+        return sorted(dense, key=lambda h: (-h.score, h.chunk_id))
 
     def _within_budget(self, hits: list[SearchHit]) -> list[SearchHit]:
         """Count each result's tokens and keep results, best first, while they fit the context budget."""
@@ -231,32 +244,6 @@ class Retriever:
             if source is not None and source.handoff_below is not None:
                 return source.handoff_below
         return None
-
-    def _hybrid(
-        self,
-        query: str,
-        vectors: dict[str, Any],
-        grants: list[str],
-        regions: list[str],
-        k: int,
-        filters: SearchFilters,
-    ) -> list[SearchHit]:
-        n = max(k, self.settings.candidates)
-        dense = [h for r in regions for h in self.search_region(r, regions, vectors[r], grants, n, filters)]
-        lexical = [
-            h for r in regions for h in self.lexical_region(r, regions, query, vectors[r], grants, n, filters)
-        ]
-        dense.sort(key=lambda h: (-h.score, h.chunk_id))
-        lexical.sort(key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
-        fused: dict[str, float] = {}
-        best: dict[str, SearchHit] = {}
-        for ranked in (dense[:n], lexical[:n]):
-            for rank, hit in enumerate(ranked, 1):
-                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (self.settings.rrf_k + rank)
-                if hit.chunk_id not in best or hit.lexical_score is not None:
-                    best[hit.chunk_id] = hit
-        ordered = sorted(fused, key=lambda c: (-fused[c], c))
-        return [replace(best[c], fused_score=round(fused[c], 6)) for c in ordered]
 
     def _audit(
         self, principal: PrincipalConfig, auth_method: AuthMethod, redacted: str, k: int, out: SearchOutcome

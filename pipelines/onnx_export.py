@@ -26,8 +26,9 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -112,37 +113,44 @@ def export_fp32(model_dir: Path, out: Path) -> None:
     Inputs :data:`INPUT_NAMES` (int64, batch x sequence), output :data:`OUTPUT_NAME`
     (batch x sequence x hidden); batch and sequence are dynamic.
     """
-    import torch
     from transformers import AutoModel
 
     # Eager attention traces to plain ONNX operators; SDPA's mask handling does not trace cleanly.
     model = AutoModel.from_pretrained(
         str(transformer_dir(model_dir)), local_files_only=True, attn_implementation="eager"
     ).eval()
+    export_module(model, out, "last_hidden_state", {0: "batch", 1: "sequence"})
 
-    class LastHiddenState(torch.nn.Module):
+
+def export_module(model: Any, out: Path, output: str, output_axes: dict[int, str]) -> None:
+    """Export a Hugging Face BERT-like ``model`` (eager attention, eval mode) taking :data:`INPUT_NAMES`,
+    with its output attribute ``output`` as the graph's one output, to float32 ONNX at ``out``."""
+    import torch
+
+    class Output(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = inner
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(
+            result = self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+            )
+            return getattr(result, output)
 
     # A fixed tracing input with padding, so the trace is the same every time.
     ids = torch.tensor([[101, 7592, 2088, 1012, 102], [101, 2023, 102, 0, 0]], dtype=torch.long)
     mask = (ids != 0).long()
-    dynamic = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, OUTPUT_NAME)}
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | {output: output_axes}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notices
         torch.onnx.export(
-            LastHiddenState(model),
+            Output(model),
             (ids, mask, torch.zeros_like(ids)),
             str(out),
             dynamo=False,
             input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
+            output_names=[output],
             dynamic_axes=dynamic,
             opset_version=OPSET,
             do_constant_folding=True,
@@ -212,8 +220,25 @@ def cached_int8_model(model_dir: Path, cache_dir: Path, *, keep_fp32: bool = Fal
     :data:`MANIFEST_FILE` (what it was made from, and the file's SHA-256). ``keep_fp32`` keeps the
     float32 export beside it as ``model.fp32.onnx`` (for checking the export against torch).
     """
-    key = export_key(model_dir)
-    entry = cache_dir / f"{model_dir.name}-{_digest(key)[:24]}"
+    return cached_int8(
+        cache_dir, model_dir.name, export_key(model_dir), partial(export_fp32, model_dir), keep_fp32=keep_fp32
+    )
+
+
+def cached_int8(
+    cache_dir: Path,
+    name: str,
+    key: dict[str, Any],
+    make_fp32: Callable[[Path], None],
+    *,
+    keep_fp32: bool = False,
+) -> Path:
+    """The int8 quantisation of what ``make_fp32`` exports, cached under ``name`` and ``key``'s digest.
+
+    Made once, under an exclusive file lock, in a temporary folder renamed into place: concurrent
+    processes export once and never see a partial file.
+    """
+    entry = cache_dir / f"{name}-{_digest(key)[:24]}"
     target = entry / INT8_FILE
     if target.is_file() and (not keep_fp32 or (entry / "model.fp32.onnx").is_file()):
         return target
@@ -223,10 +248,10 @@ def cached_int8_model(model_dir: Path, cache_dir: Path, *, keep_fp32: bool = Fal
             return target  # another process made it while this one waited
         for stale in entry.glob(".export-*"):  # left by an export that was killed (the lock is ours)
             shutil.rmtree(stale, ignore_errors=True)
-        logger.info("exporting the embedding model at %s to int8 ONNX in %s", model_dir, entry)
+        logger.info("exporting %s to int8 ONNX in %s", name, entry)
         with tempfile.TemporaryDirectory(dir=entry, prefix=".export-") as tmp:
             fp32, int8 = Path(tmp) / "model.fp32.onnx", Path(tmp) / INT8_FILE
-            export_fp32(model_dir, fp32)
+            make_fp32(fp32)
             quantize_int8(fp32, int8)
             manifest = {**key, "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}
             (Path(tmp) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

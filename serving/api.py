@@ -106,6 +106,9 @@ class SearchResult(BaseModel):
     redactions: dict[str, int] = Field(description="PII placeholders in this chunk's text, by entity type.")
     lexical_score: float | None = Field(default=None, description="Full-text rank (hybrid mode), if matched.")
     fused_score: float | None = Field(default=None, description="Reciprocal-rank-fusion score (hybrid mode).")
+    rerank_score: float | None = Field(
+        default=None, description="The reranker's logit, for results among the candidates it read."
+    )
     tokens: int = Field(description="Model tokens in the text (counted against max_context_tokens).")
 
 

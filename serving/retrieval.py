@@ -30,10 +30,11 @@ from groundwork.offline import configure_offline
 from groundwork.settings import ApiConfig, GroundworkConfig, RedactionConfig
 from indexes.audit import AuditRecord, write_audits
 from indexes.catalog import IndexCatalog
-from indexes.results import QueryEncoder
+from indexes.results import PassageScorer, QueryEncoder
 from indexes.search import Retriever
 from pipelines.embedding import Embedder
 from pipelines.redact import Redactor, redact_identifiers
+from pipelines.reranking import shipped_reranker
 from serving.batching import MicroBatcher
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,8 @@ class AuditBatches:
 
 
 class ServingRetriever(Retriever):
-    """The API's retriever: batched query embedding, redaction beside the search, batched audit.
+    """The API's retriever: batched query embedding, redaction beside the search, batched audit, and
+    the shipped reranker (one per process) unless ``retrieval.rerank_depth`` is 0.
 
     Queries are redacted by ``redactor`` in this process when one is given, else in
     ``api.redaction_processes`` processes (in this process when that is 0).
@@ -222,6 +224,7 @@ class ServingRetriever(Retriever):
         *,
         embedder: Embedder,
         redactor: Redactor | None = None,
+        reranker: PassageScorer | None = None,
     ) -> None:
         api = config.api
         self._api = api
@@ -252,6 +255,7 @@ class ServingRetriever(Retriever):
             encoder_for=encoder_for,
             redact_query=self._redact,
             record_audit=self._audits,
+            reranker=reranker or _shipped_reranker(config),
         )
 
     def _batch(self, encoder: Embedder) -> BatchedEncoder:
@@ -274,6 +278,13 @@ class ServingRetriever(Retriever):
         if self._processes is not None:
             self._processes.close()
         super().close()
+
+
+def _shipped_reranker(config: GroundworkConfig) -> PassageScorer | None:
+    if not config.retrieval.rerank_depth:
+        return None
+    settings = config.retrieval
+    return shipped_reranker(settings.rerank_backend, config.embedding.cache_dir, settings.reranker_weights)
 
 
 def build_retriever(
