@@ -290,11 +290,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Open the Dagster UI on 127.0.0.1 with the project's code location loaded."""
-    from orchestration.runner import PROJECT_ROOT, dagster_home
+    from orchestration.runner import PROJECT_ROOT, prepare_dagster_home
 
     path, config = load(args)
-    home = dagster_home(config)
-    home.mkdir(parents=True, exist_ok=True)
+    home = prepare_dagster_home(config)
     env = {**os.environ, "DAGSTER_HOME": str(home), "GROUNDWORK_CONFIG": str(path)}
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", str(args.port)]

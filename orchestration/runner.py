@@ -16,24 +16,39 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+#: The instance settings every deployment's Dagster instance starts from (run concurrency, pools).
+INSTANCE_TEMPLATE = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
+
+
 def dagster_home(config: GroundworkConfig) -> Path:
-    """``$DAGSTER_HOME``, else the project's ``dagster_home/``, else one under the state folder."""
+    """This deployment's Dagster instance: ``$DAGSTER_HOME``, else ``dagster/`` in the config's state
+    folder, so that the runs, materializations and lineage of one deployment never mix with another's
+    (two configs that share a state folder share its embedded database and this instance too)."""
     env = os.environ.get("DAGSTER_HOME")
     if env:
         return Path(env).resolve()
-    bundled = PROJECT_ROOT / "dagster_home"
-    if (bundled / "dagster.yaml").is_file():
-        return bundled
-    return config.state_dir / "dagster_home"
+    return config.state_dir / "dagster"
+
+
+def prepare_dagster_home(config: GroundworkConfig) -> Path:
+    """:func:`dagster_home`, created if needed; a new one gets the project's instance settings
+    (``dagster_home/dagster.yaml``), which it then keeps as its own."""
+    home = dagster_home(config)
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        template = (
+            INSTANCE_TEMPLATE.read_text() if INSTANCE_TEMPLATE.is_file() else "telemetry:\n  enabled: false\n"
+        )
+        settings.write_text(template)
+    return home
 
 
 def _instance(config: GroundworkConfig) -> Any:
     """The Dagster instance of :func:`dagster_home`, created if needed (the environment is left as is)."""
     import dagster as dg
 
-    home = dagster_home(config)
-    home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_config(str(home))
+    return dg.DagsterInstance.from_config(str(prepare_dagster_home(config)))
 
 
 @dataclass(slots=True)
