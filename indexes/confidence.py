@@ -27,6 +27,9 @@ CALIBRATION_DIR = Path(__file__).with_name("calibration")
 
 #: The retrieval features a calibration is fitted on, in order.
 FEATURES = ("top_score", "margin", "top_lexical", "lexical_share", "query_coverage")
+#: How many of the best candidates the features and the decision read, whatever ``k`` the caller asked
+#: for: the same query gets the same confidence and decision at any ``k``.
+WINDOW = 5
 
 _WORD = re.compile(r"\w+")
 #: Function words (question words, auxiliaries, pronouns, prepositions): they say nothing about
@@ -39,7 +42,7 @@ _STOP_WORDS = frozenset(
 )
 
 
-def query_coverage(query: str, texts: Sequence[str], top: int = 5) -> float:
+def query_coverage(query: str, texts: Sequence[str], top: int = WINDOW) -> float:
     """The largest share of the query's words (stop words aside) that one of the top results contains.
 
     An answer usually names what was asked about; a near miss (a related page, another command)
@@ -61,7 +64,7 @@ def features(
     top = scores[0]
     margin = top - scores[1] if len(scores) > 1 else top
     top_lexical = float(lexical[0] or 0.0) if lexical else 0.0
-    share = sum(1 for x in lexical[:5] if x) / min(len(scores), 5) if lexical else 0.0
+    share = sum(1 for x in lexical[:WINDOW] if x) / min(len(scores), WINDOW) if lexical else 0.0
     return [top, margin, top_lexical, share, query_coverage(query, texts)]
 
 

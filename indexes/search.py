@@ -21,7 +21,7 @@ from groundwork.errors import IndexError_
 from groundwork.settings import PrincipalConfig
 from indexes.audit import AuditRecord, AuditSink, write_each
 from indexes.catalog import IndexCatalog
-from indexes.confidence import Calibration, decide, load_calibration
+from indexes.confidence import WINDOW, Calibration, decide, load_calibration
 from indexes.pooling import connection
 from indexes.ranking import fuse, rerank
 from indexes.results import (
@@ -177,7 +177,8 @@ class Retriever:
         grants = principal.grants()
         regions = self.regions_for(principal)
         redacted = self._redact_query(query)  # may run beside the search (a future)
-        depth = max(k, self.settings.rerank_depth) if self.reranker else k
+        # Confidence and decision read the same candidates whatever k is (see WINDOW).
+        depth = max(k, WINDOW, self.settings.rerank_depth if self.reranker else 0)
         try:
             hits = self._ranked(query, grants, regions, depth, filters)
         except _VersionChanged:  # a region switched index version meanwhile: embed again, once
@@ -188,14 +189,15 @@ class Retriever:
             probability = self.reranker.probability(hits[0].rerank_score or 0.0)
         kept = self._within_budget(hits[:k])
         model = self.live_model(kept[0].residency)[0] if kept else self.encoder.model_name
+        evidence = hits[:WINDOW] if kept else []
         conf, decision, reasons = decide(
-            [h.score for h in kept],
+            [h.score for h in evidence],
             self.settings,
             query=query,
-            lexical=[h.lexical_score for h in kept],
+            lexical=[h.lexical_score for h in evidence],
             calibration=self.calibration_for(model),
-            documents=[h.document_id for h in kept],
-            texts=[h.text for h in kept],
+            documents=[h.document_id for h in evidence],
+            texts=[h.text for h in evidence],
             handoff_below=self._threshold(principal, kept),
             probability=probability,
             over_budget=bool(hits) and not kept,

@@ -114,3 +114,13 @@ def test_rerank_reorders_only_its_depth_and_keeps_ties_in_rank_order() -> None:
     out = rerank("q", hits, _ByLength(), depth=3)
     assert [h.chunk_id for h in out] == ["1", "0", "2", "3"]
     assert [h.rerank_score for h in out] == [4.0, 2.0, 2.0, None]
+
+
+@pytest.mark.parametrize("query", [QUERY, "What is the best recipe for banana bread?", "leave and expenses"])
+def test_without_reranker_confidence_and_decision_do_not_depend_on_k(
+    demo_reader: Retriever, query: str
+) -> None:
+    alice = demo_reader.config.principal("alice")
+    outs = [demo_reader.search(alice, query, k) for k in (1, 2, 5, 20)]
+    assert len({(o.confidence, o.decision, tuple(o.reasons)) for o in outs}) == 1
+    assert [len(o.results) for o in outs][:3] == [1, 2, min(5, len(outs[-1].results))]
