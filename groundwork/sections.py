@@ -112,6 +112,8 @@ class IngestConfig(Strict):
 
     batch_documents: int = Field(default=32, ge=1, le=10_000)
     batch_characters: int = Field(default=2_000_000, ge=1_000, le=1_000_000_000)
+    #: The ``failures_within_limit`` asset check warns past this share of failed documents per region.
+    max_failure_share: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
 class BackfillConfig(Strict):

@@ -162,9 +162,34 @@ def _governance_check(region: str) -> dg.AssetChecksDefinition:
     return chunks_are_governed
 
 
+def _failures_check(region: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=index_key(region), name="failures_within_limit")
+    def failures_within_limit(groundwork: GroundworkResource) -> dg.AssetCheckResult:
+        """At most ``ingest.max_failure_share`` of this region's documents are recorded as failed
+        (failed over failed plus indexed); past it, a warning for the data steward."""
+        counts = groundwork.services.index(region).counts()
+        total = counts.documents + counts.failures
+        share = counts.failures / total if total else 0.0
+        limit = groundwork.services.config.ingest.max_failure_share
+        return dg.AssetCheckResult(
+            passed=share <= limit,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "failed": counts.failures,
+                "indexed": counts.documents,
+                "failed_share": round(share, 4),
+                "limit": limit,
+            },
+            description=f"{counts.failures} of {total} documents failed (limit {limit:.0%}); see `groundwork failures`",
+        )
+
+    return failures_within_limit
+
+
 def build_index_checks(regions: list[str]) -> list[dg.AssetChecksDefinition]:
-    """Per region: a blocking check that no chunk lacks residency or access tags."""
-    return [_governance_check(r) for r in regions]
+    """Per region: a blocking check that no chunk lacks residency or access tags, and a warning when
+    too many documents failed."""
+    return [check(r) for r in regions for check in (_governance_check, _failures_check)]
 
 
 @dg.asset(group_name="governance", kinds={"postgres"})

@@ -89,7 +89,12 @@ def test_a_multiprocess_run_indexes_both_regions_in_parallel_steps(
     assert first.assets["index/uk"]["documents_written"] == 5
     assert first.assets["index/uk"]["failures"] == 2
     assert first.assets["index/eu"]["documents_written"] == 5
-    assert first.checks == {"index/uk:chunks_are_governed": True, "index/eu:chunks_are_governed": True}
+    assert first.checks == {
+        "index/uk:chunks_are_governed": True,
+        "index/eu:chunks_are_governed": True,
+        "index/uk:failures_within_limit": False,  # 2 of 7 failed, past the default 10%: a warning
+        "index/eu:failures_within_limit": True,
+    }
     steps = _steps(first.run_id)
     uk, eu, plan = steps["index_uk"], steps["index_eu"], steps["source_documents"]
     # Each region in a process of its own, both running at once, after the plan.
