@@ -77,7 +77,9 @@ def test_region_steps_are_separate_assets_under_multiprocess(ingested) -> None: 
     dg.Definitions.validate_loadable(defs)
     job = defs.resolve_job_def("ingest")
     assert job.executor_def.name == "multiprocess"
-    assets = {n for n in job.graph.node_dict if not n.endswith("_chunks_are_governed")}
+    assets = {
+        n for n in job.graph.node_dict if not n.endswith(("_chunks_are_governed", "_failures_within_limit"))
+    }
     assert assets == {"source_documents", "index_uk", "index_eu"}
 
 
