@@ -6,12 +6,15 @@ Sources (Debian bookworm packages, none written by us):
   git-doc              /usr/share/doc/git-doc/*.html          (rendered man pages, guides)
   debian-reference-en  /usr/share/debian-reference/ch*.en.html (split into sections)
   postgresql-doc-15    /usr/share/doc/postgresql-doc-15/html/*.html
+  bash-doc             /usr/share/doc/bash/bashref.html        (the Bash reference manual, split into
+                       sections; a fresh held-out set, issue 11: all 20 pages go to heldout/)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).
 
-    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
+    /work/main/.venv/bin/python scripts/pii/make_clean.py --only bash-doc   # one source; others kept
 
 Output: examples/pii/clean/<source>/{dev,heldout}/<name>.txt (about 40 per source, split in half by
 sorted name) and
@@ -54,6 +57,11 @@ MIN_CHARS = 2_500
 GIT_DIR = Path("/usr/share/doc/git-doc")
 DEBREF_DIR = Path("/usr/share/debian-reference")
 PG_DIR = Path("/usr/share/doc/postgresql-doc-15/html")
+BASHREF = Path("/usr/share/doc/bash/bashref.html")
+#: Sources written whole to heldout/ (a fresh held-out set: nobody has studied any of it).
+HELDOUT_ONLY = {"bash-doc": 20}
+# Sections of the Bash manual about its history, its authors or its licence, not its use.
+EXCLUDE_BASH = {"Major-Differences-From-The-Bourne-Shell", "GNU-Free-Documentation-License", "Reporting-Bugs"}
 
 # Pages that are mostly about people, identities or contributor credits.
 EXCLUDE_GIT = {
@@ -116,7 +124,7 @@ CREDIT = re.compile(
 NAMED_PEOPLE = re.compile(
     r"\b(?:Stallman|Torvalds|Hamano|Moolenaar|Tom Lord|Knuth|Lamport|Loeliger|Kimball|"
     r"Martin Porter|Murdock|Perens|Ian Jackson|Akkerman|Ben Collins|Garbee|Michlmayr|"
-    r"John Doe|Alice Doe|Jane Doe|Osamu Aoki)\b"
+    r"John Doe|Alice Doe|Jane Doe|Osamu Aoki|Chet Ramey|Brian Fox|Stephen Bourne|David Korn)\b"
 )
 # Sections built around a list of real people (the DPL awk example).
 EXCLUDE_DEBREF = {"ch01-unix_like_text_processing"}
@@ -278,6 +286,10 @@ def new_stats() -> dict:
     }
 
 
+def _pages(folder: Path, exclude: set[str]) -> list[Path]:
+    return sorted(p for p in folder.glob("*.html") if p.stem not in exclude)
+
+
 def pick_even(items: list, n: int) -> list:
     if len(items) <= n:
         return items
@@ -334,6 +346,32 @@ def debref_docs() -> list[dict]:
     return docs
 
 
+def bashref_docs() -> list[dict]:
+    """The Bash reference manual, one document per section (its subsections included)."""
+    root = _clean_tree(lxml_html.parse(str(BASHREF)).getroot())
+    for nav in root.xpath("//div[@class='header']|//hr"):
+        nav.getparent().remove(nav)
+    docs = []
+    for sec in root.xpath("//div[@class='section' or @class='appendixsec']"):
+        name = sec.get("id", "section").replace("_003f", "")
+        if name in EXCLUDE_BASH or name.endswith("-Index"):  # the indexes are lists, not prose
+            continue
+        stats = new_stats()
+        kept = filter_blocks(blocks(sec), stats)
+        text, truncated = render(kept, MAX_CHARS)
+        docs.append(
+            {
+                "source": "bash-doc",
+                "name": name,
+                "origin": f"{BASHREF}#{sec.get('id', '')}",
+                "text": text,
+                "truncated": truncated,
+                "stats": stats,
+            }
+        )
+    return docs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
@@ -343,23 +381,31 @@ def main() -> int:
         action="store_true",
         help="print every removed paragraph of the chosen documents (for review)",
     )
+    ap.add_argument("--only", nargs="*", metavar="SOURCE", help="write only these sources (others kept)")
     args = ap.parse_args()
 
-    for d in (GIT_DIR, DEBREF_DIR, PG_DIR):
-        if not d.is_dir():
-            print(
-                f"missing {d}: apt-get install -y git-doc debian-reference-en postgresql-doc-15",
-                file=sys.stderr,
-            )
-            return 1
-
-    git_pages = sorted(p for p in GIT_DIR.glob("*.html") if p.stem not in EXCLUDE_GIT)
-    pg_pages = sorted(p for p in PG_DIR.glob("*.html") if not EXCLUDE_PG.match(p.stem))
-    candidates = {
-        "git-doc": page_docs(git_pages, "git-doc"),
-        "debian-reference": debref_docs(),
-        "postgresql-doc-15": page_docs(pg_pages, "postgresql-doc-15"),
+    makers = {
+        "git-doc": (GIT_DIR, "git-doc", lambda: page_docs(_pages(GIT_DIR, EXCLUDE_GIT), "git-doc")),
+        "debian-reference": (DEBREF_DIR, "debian-reference-en", debref_docs),
+        "postgresql-doc-15": (
+            PG_DIR,
+            "postgresql-doc-15",
+            lambda: page_docs(
+                sorted(p for p in PG_DIR.glob("*.html") if not EXCLUDE_PG.match(p.stem)), "postgresql-doc-15"
+            ),
+        ),
+        "bash-doc": (BASHREF, "bash-doc", bashref_docs),
     }
+    wanted = args.only or list(makers)
+    unknown = set(wanted) - set(makers)
+    if unknown:
+        ap.error(f"unknown source(s): {', '.join(sorted(unknown))}")
+    for source in wanted:
+        where, package, _ = makers[source]
+        if not where.exists():
+            print(f"missing {where}: apt-get install -y {package}", file=sys.stderr)
+            return 1
+    candidates = {source: makers[source][2]() for source in wanted}
 
     manifest = [
         "source\tname\torigin\tchars\ttruncated\tdropped_sections\t"
@@ -368,7 +414,7 @@ def main() -> int:
     grand = 0
     for source, docs in candidates.items():
         eligible = sorted((d for d in docs if len(d["text"]) >= MIN_CHARS), key=lambda d: d["name"])
-        chosen = pick_even(eligible, args.per_source)
+        chosen = pick_even(eligible, HELDOUT_ONLY.get(source, args.per_source))
         out = args.out / source
         for half in SPLIT:
             (out / half).mkdir(parents=True, exist_ok=True)
@@ -377,7 +423,7 @@ def main() -> int:
         total = 0
         for i, d in enumerate(chosen):
             # The first half by name is for development, the second is held out (names sort by topic).
-            half = SPLIT[0] if i < len(chosen) // 2 else SPLIT[1]
+            half = SPLIT[1] if source in HELDOUT_ONLY or i >= len(chosen) // 2 else SPLIT[0]
             (out / half / f"{d['name']}.txt").write_text(d["text"], encoding="utf-8")
             total += len(d["text"].encode())
             s = d["stats"]
@@ -408,7 +454,15 @@ def main() -> int:
             f"{source}: {len(docs)} candidates, {len(eligible)} eligible, "
             f"{len(chosen)} written, {total / 1024:.0f} KiB"
         )
-    (args.out / "MANIFEST.tsv").write_text("\n".join(manifest) + "\n", encoding="utf-8")
+    manifest_file = args.out / "MANIFEST.tsv"
+    if args.only and manifest_file.is_file():  # keep the rows of the sources not rewritten
+        kept = [
+            r
+            for r in manifest_file.read_text(encoding="utf-8").splitlines()[1:]
+            if r.split("\t")[0] not in wanted
+        ]
+        manifest[1:1] = kept
+    manifest_file.write_text("\n".join(manifest) + "\n", encoding="utf-8")
     print(f"total {grand / 1024:.0f} KiB")
     return 0
 

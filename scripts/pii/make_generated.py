@@ -111,6 +111,12 @@ SETS = [
     ("en_GB-seed201", "en_GB", 201, "native", "heldout"),
     ("en_IE-seed202", "en_IE", 202, "native", "heldout"),
     ("en_US-stock-seed203", "en_US", 203, "stock", "heldout"),
+    # Fresh held-out round (issue 11): new seeds, three locales no earlier file uses, and en_GB again
+    # with a new seed; the same held-out template pool. Never tune on these either.
+    ("en_AU-seed301", "en_AU", 301, "native", "heldout"),
+    ("en_CA-seed302", "en_CA", 302, "native", "heldout"),
+    ("en_NZ-seed303", "en_NZ", 303, "native", "heldout"),
+    ("en_GB-seed304", "en_GB", 304, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
@@ -210,6 +216,9 @@ TITLES = {
     "de_DE": (["Herr", "Dr.", "Herr Dr."], ["Frau", "Dr.", "Frau Dr."]),
     "fr_FR": (["M.", "Monsieur", "Dr"], ["Mme", "Madame", "Dr", "Mlle"]),
     "nl_NL": (["dhr.", "De heer", "Dr."], ["mevr.", "Mevrouw", "Dr."]),
+    "en_AU": (["Mr", "Dr", "Mr."], ["Mrs", "Ms", "Miss", "Dr"]),
+    "en_CA": (["Mr.", "Dr.", "Mr"], ["Mrs.", "Ms.", "Dr.", "Mme"]),
+    "en_NZ": (["Mr", "Dr", "Mr."], ["Mrs", "Ms", "Miss", "Dr"]),
 }
 SECONDARY = {
     "en_GB": ["Flat #", "Flat ##", "Apartment #", "Studio #", "Unit #"],
@@ -226,6 +235,9 @@ COUNTRY_NAME = {
     "de_DE": ["Germany", "Deutschland"],
     "fr_FR": ["France"],
     "nl_NL": ["Netherlands", "Nederland"],
+    "en_AU": ["Australia", "AUS"],
+    "en_CA": ["Canada"],
+    "en_NZ": ["New Zealand", "NZ", "Aotearoa New Zealand"],
 }
 DOB_FORMATS = {
     "en_GB": ["%d/%m/%Y", "%d %B %Y", "%-d %b %Y", "%d.%m.%Y"],
@@ -234,6 +246,9 @@ DOB_FORMATS = {
     "de_DE": ["%d.%m.%Y", "%-d. %B %Y", "%Y-%m-%d"],
     "fr_FR": ["%d/%m/%Y", "%-d %B %Y", "%d-%m-%Y"],
     "nl_NL": ["%d-%m-%Y", "%-d %B %Y", "%d/%m/%Y"],
+    "en_AU": ["%d/%m/%Y", "%-d %B %Y", "%d-%m-%Y"],
+    "en_CA": ["%Y-%m-%d", "%B %-d, %Y", "%d/%m/%Y"],
+    "en_NZ": ["%d/%m/%Y", "%-d %B %Y", "%d.%m.%Y"],
 }
 
 
@@ -428,7 +443,56 @@ class IePpsProvider(BaseProvider):
         return "".join(map(str, digits)) + check + second
 
 
+class AuTfnProvider(BaseProvider):
+    """Australian tax file number with a valid check (weights 1,4,3,7,5,8,6,9,10; sum % 11 == 0).
+    Faker's en_AU has no ssn() of its own (it falls back to US SSNs)."""
+
+    WEIGHTS = (1, 4, 3, 7, 5, 8, 6, 9, 10)
+    FORMATS = ("{a} {b} {c}", "{a}{b}{c}", "{a}-{b}-{c}")
+
+    def ssn(self) -> str:
+        while True:
+            d = [self.random_int(0, 9) for _ in range(8)]
+            partial = sum(x * w for x, w in zip(d, self.WEIGHTS, strict=False))
+            last = next((x for x in range(10) if (partial + 10 * x) % 11 == 0), None)
+            if last is not None and d[0] != 0:
+                break
+        t = "".join(map(str, [*d, last]))
+        return self.random_element(self.FORMATS).format(a=t[:3], b=t[3:6], c=t[6:])
+
+
+class NzIrdProvider(BaseProvider):
+    """New Zealand IRD number (8 or 9 digits, mod-11 check digit, usually written 49-091-850).
+    Faker's en_NZ has no ssn() of its own (it falls back to US SSNs)."""
+
+    W1 = (3, 2, 7, 6, 5, 4, 3, 2)
+    W2 = (7, 4, 3, 2, 5, 2, 7, 6)
+
+    def _check(self, base: list[int]) -> int | None:
+        for weights in (self.W1, self.W2):
+            rem = sum(x * w for x, w in zip(base, weights, strict=True)) % 11
+            check = 0 if rem == 0 else 11 - rem
+            if check != 10:
+                return check
+        return None
+
+    def ssn(self) -> str:
+        while True:
+            base = [0] + [self.random_int(0, 9) for _ in range(7)]
+            if base[1] == 0:
+                continue
+            check = self._check(base)
+            if check is not None:
+                break
+        t = "".join(map(str, [*base[1:], check]))
+        if self.random_int(0, 1):
+            return f"{t[:2]}-{t[2:5]}-{t[5:]}"
+        return self.random_element([t, f"{t[:2]} {t[2:5]} {t[5:]}"])
+
+
 LOCALE_EXTRA_PROVIDERS = {
+    "en_AU": [AuTfnProvider],
+    "en_NZ": [NzIrdProvider],
     "en_IE": [IePhoneProvider, IePpsProvider],
     "en_GB": [UkDrivingLicenceProvider, UkNinoProvider],
 }
@@ -604,7 +668,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument("-n", type=int, default=SAMPLES_PER_FILE)
+    ap.add_argument("--only", nargs="*", metavar="NAME", help="write only these sets (default: all)")
     args = ap.parse_args()
+    unknown = set(args.only or ()) - {name for name, *_ in SETS}
+    if unknown:
+        ap.error(f"unknown set(s): {', '.join(sorted(unknown))}")
 
     for pkg, want in EXPECTED_VERSIONS.items():
         have = version(pkg)
@@ -627,6 +695,8 @@ def main() -> int:
     )
 
     for name, locale, seed, mode, split in SETS:
+        if args.only and name not in args.only:
+            continue
         pool = dev_t if split == "dev" else held_t
         faker = make_faker(locale, seed, mode, pool)
         # Over-generate and keep the first n distinct texts: entity-free
