@@ -20,13 +20,13 @@ from typing import Any
 
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
+from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
 from pipelines.spans import Span, SpanSource
 
 logger = logging.getLogger(__name__)
 
-PERSON = "PERSON"
 RECOGNIZERS_YAML = Path(__file__).with_name("recognizers.yaml")
 _SPACY_LABELS_IGNORED = [
     "CARDINAL",
@@ -57,7 +57,7 @@ _EU_ID_RECOGNIZERS = (
 )
 #: Recognizers of ``recognizers.yaml`` whose patterns tell capitals from lower case ("12 Acacia Road",
 #: "2515 GU", "75008 Paris"); their keywords that may be lower case are marked ``(?i:...)``.
-_CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer"})
+_CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer", "InitialledNameRecognizer"})
 #: How far (characters of ", " and spaces) a city or state may sit from an address or postcode to be
 #: redacted with it; alone, a place name is not personal data.
 _PLACE_GAP = re.compile(r"[\s,]{0,3}")
@@ -69,15 +69,20 @@ _MAX_ADDRESS_GAP = 40
 _GLUED_BEFORE = re.compile(r"[^\W\d_]-?$")
 _GLUED_AFTER = re.compile(r"-?[^\W\d_]")
 _TOWN_AFTER_POSTCODE = re.compile(r",?[ ][A-Z][^\W\d_]+(?:[ -][A-Z][^\W\d_]+){0,2}(?![\w-])")
-_TRAILING_TOWN = re.compile(r"[ ,]*\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}")
+_TRAILING_TOWN = re.compile(
+    r"[ ,]*(?:\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}"
+    # a Dutch postcode ("2523DF, Oosterland") or an Eircode ("D07 X2K4") after a street, its town optional
+    r"|[1-9]\d{3}[ ]?[A-Z]{2}(?:,?[ ][A-Z][\w'.-]+){0,3}|(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[AC-FHKNPRTV-Y0-9]{4})(?!\w)"
+)
+#: A postcode of digits before a town found as part of an address ("77403 Martel"), or the letters of
+#: a Dutch postcode after its digits ("2515 GU").
+_POSTCODE_BEFORE = re.compile(r"(?<![\w.,:/-])\d{4,5}[ ]$")
+_NL_LETTERS = re.compile(r"[ ]?[A-Z]{2}(?!\w)")
 #: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
 _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
 _DECIMAL = re.compile(r"\d+\.\d+")
 #: "06.03.2025", "02/03 21", "2025-031877": dates, times and references that phone parsing accepts.
 _DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|\d{4}-\d{3,8}")
-#: One word of a personal name: a capital then lower-case letters (with an apostrophe or hyphen part:
-#: "O'Neill", "Smith-Jones"), or an initial.
-_NAME_WORD = re.compile(r"(?:[^\W\d_][.]|[^\W\d_][^\W\d_A-Z]+(?:['-][^\W\d_][^\W\d_A-Z]+)*)")
 
 
 def policy_version(config: RedactionConfig) -> str:
@@ -237,7 +242,7 @@ class Detector:
             for per_text in results
         ]
         if all_tagged is None:
-            return found
+            return [spans + join_name_parts(text, spans) for spans, text in zip(found, texts, strict=True)]
         tagger_person = "tagger" in self.config.person_detectors
         for spans, text, tagged in zip(found, texts, all_tagged, strict=True):
             # A name spaCy alone sees must look like one (the tagger reads context better), and no name
@@ -246,10 +251,10 @@ class Detector:
             spans[:] = [
                 part
                 for s in spans
-                for part in (_lines_of(text, s) if s.entity == PERSON else [s])
+                for part in (lines_of(text, s) if s.entity == PERSON else [s])
                 if part.source != SpanSource.SPACY
                 or any(t.start < part.end and part.start < t.end for t in people)
-                or _looks_like_a_name(text, part)
+                or looks_like_a_name(text, part)
             ]
             kept = [t for t in tagged if t.label in wanted and (tagger_person or t.label != PERSON)]
             spans.extend(Span(t.start, t.end, t.label, t.score, SpanSource.TAGGER) for t in kept)
@@ -261,8 +266,12 @@ class Detector:
             ]
             spans[:] = [s for s in spans if not _digits_only_address(text, s, spans + places)]
             if "STREET_ADDRESS" in wanted:
+                spans.extend(_postcode_digits(text, spans))
                 spans.extend(_address_gaps(text, spans))
-        return [[s for s in spans if _plausible(text, s)] for spans, text in zip(found, texts, strict=True)]
+        return [
+            [s for s in spans + join_name_parts(text, spans) if _plausible(text, s)]
+            for spans, text in zip(found, texts, strict=True)
+        ]
 
 
 def _plausible(text: str, span: Span) -> bool:
@@ -290,18 +299,6 @@ def _personal_ip(text: str, span: Span, value: str) -> bool:
     return not (not text[line_start : span.start].strip() and text[span.end : span.end + 2] == ". ")
 
 
-def _lines_of(text: str, span: Span) -> list[Span]:
-    """A span cut at line breaks, one part per non-blank line."""
-    parts, start = [], span.start
-    for line in text[span.start : span.end].split("\n"):
-        end = start + len(line)
-        if line.strip():
-            lead = len(line) - len(line.lstrip())
-            parts.append(Span(start + lead, start + len(line.rstrip()), span.entity, span.score, span.source))
-        start = end + 1
-    return parts
-
-
 def _digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
     """A tagger address part of digits and dots alone ("127.0.0.1", "5432") with no street, town or
     postcode beside it, or a postcode of digits glued to a word ("Zanzibar-7731"): a number."""
@@ -318,20 +315,6 @@ def _digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
         and (abs(o.start - span.end) <= 3 or abs(span.start - o.end) <= 3)
         for o in spans
     )
-
-
-def _looks_like_a_name(text: str, span: Span) -> bool:
-    """Whether a PERSON span only spaCy found reads as a personal name rather than a heading, a
-    command or an identifier: capitalised words of letters, not a lone word opening a line."""
-    value = text[span.start : span.end]
-    words = value.split()
-    if not words or not all(_NAME_WORD.fullmatch(w) and w[0].isupper() for w in words):
-        return False
-    if len(words) == 1:
-        line_start = text.rfind("\n", 0, span.start) + 1
-        if not text[line_start : span.start].strip() or text[span.end : span.end + 1] == ":":
-            return False
-    return True
 
 
 def _address_gaps(text: str, spans: list[Span]) -> list[Span]:
@@ -355,6 +338,22 @@ def _address_gaps(text: str, spans: list[Span]) -> list[Span]:
         if town and town.end() > part.end:
             joined.append(Span(part.start, town.end(), "STREET_ADDRESS", part.score, SpanSource.ADDRESS_GAP))
     return joined
+
+
+def _postcode_digits(text: str, spans: list[Span]) -> list[Span]:
+    """The postcode digits before a town of an address, and the letters after a Dutch postcode's digits."""
+    out = []
+    for s in spans:
+        value = text[s.start : s.end]
+        if s.entity not in _ADDRESS_PARTS:
+            continue
+        before = _POSTCODE_BEFORE.search(text, max(0, s.start - 7), s.start)
+        if before and value[:1].isupper():
+            out.append(Span(before.start(), s.end, "STREET_ADDRESS", s.score, SpanSource.ADDRESS_GAP))
+        letters = _NL_LETTERS.match(text, s.end) if len(value) == 4 and value.isdigit() else None
+        if letters:
+            out.append(Span(s.start, letters.end(), s.entity, s.score, s.source))
+    return out
 
 
 def _places_in_addresses(text: str, tagged: list[Any], kept: list[Any]) -> list[Span]:

@@ -8,11 +8,16 @@ read the whole batch (one run's documents) and work on :class:`~pipelines.spans.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 
-from pipelines.detectors import PERSON
 from pipelines.spans import Span, SpanSource, Unit
+
+PERSON = "PERSON"
+#: One word of a personal name: a capital then lower-case letters (with an apostrophe or hyphen part:
+#: "O'Neill", "Smith-Jones"), or an initial.
+_NAME_WORD = re.compile(r"(?:[^\W\d_][.]|[^\W\d_][^\W\d_A-Z]+(?:['-][^\W\d_][^\W\d_A-Z]+)*)")
 
 _MIN_NAME_PART = 4
 #: One word of a name: letters, with apostrophes, hyphens or a dot ("O'Neill", "Smith-Jones", "J.").
@@ -21,6 +26,96 @@ _NAME_PART = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-](?=[^\W\d_]|$))*\.?")
 #: share of them, or when it occurs at most ``_ALWAYS_SPREAD`` times (chosen on the development sets).
 _MIN_DETECTED_SHARE = 0.25
 _ALWAYS_SPREAD = 3
+
+
+#: What may stand between two parts of one name: a middle initial ("Janice A Richards", "D. Leleu") and
+#: surname particles ("Timo A van Laon", "Coreth von und zu Coredo"), at least one of them.
+_PARTICLES = r"(?:van|von|und|zu|de|der|den|da|di|du|le|la|del|della|ter|ten)"
+_SURNAME_PARTICLES = r"(?:van|von|de|der|den|ter|ten)"
+_INITIAL = r"[A-Z]\.?"
+_NAME_GAP = re.compile(rf"[ ]+(?:(?:{_INITIAL}|{_PARTICLES})[ ]+)+")
+#: A name part next to a name: an initial and a capitalised word after it, or a capitalised word and
+#: an initial before it ("Damian" found, "Damian R Parsons" meant).
+_WORD = r"[A-ZÀ-ÖØ-Þ][^\W\d_A-Z]+(?:[-'’][A-ZÀ-ÖØ-Þ][^\W\d_A-Z]+)*"
+_INITIAL_AFTER = re.compile(rf"[ ]+{_INITIAL}[ ]+(?:{_PARTICLES}[ ]+)*{_WORD}(?!\w)")
+_INITIAL_BEFORE = re.compile(rf"(?<![\w.])(?:{_WORD}[ ]+){_INITIAL}[ ]+(?:{_PARTICLES}[ ]+)*$")
+_PARTICLES_BEFORE = re.compile(rf"(?<![\w.])(?:{_SURNAME_PARTICLES}[ ]+)+$")
+#: A capitalised word right after or before a one-word name: its surname or first name ("Damian"
+#: found, "Damian Parsons" meant), unless it is a greeting, a title, a label or a function word.
+_WORD_AFTER = re.compile(rf"[ ]({_WORD})(?![\w'’-])")
+_WORD_BEFORE = re.compile(rf"(?<![\w'’.-])({_WORD})[ ]$")
+_NOT_NAME_WORDS = frozenset(
+    (  # noqa: SIM905  (a list of words reads better as words)
+        "dear hi hello hey thanks thank cheers regards best yours sincerely mr mrs ms miss mx dr prof sir "
+        "madam herr frau mme mlle monsieur madame rev agent customer user client caller signed from to cc "
+        "attn team dept department ask call contact contacted met meet please note see"
+    ).split()
+)
+
+
+def join_name_parts(text: str, spans: list[Span]) -> list[Span]:
+    """Spans that make the detected parts of a name one name: two parts with only an initial or
+    particles between them, and an initial with its surname or first name beside a part. The small
+    models often find "Janice" and "Richards" of "Janice A Richards" but not the initial."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    people = sorted((s for s in spans if s.entity == PERSON), key=lambda s: s.start)
+    out = []
+    for a, b in itertools.pairwise(people):
+        if a.end < b.start and (text[a.end : b.start] == " " or _NAME_GAP.fullmatch(text, a.end, b.start)):
+            out.append(Span(a.start, b.end, PERSON, min(a.score, b.score), SpanSource.NAME_PARTS))
+    for s in people:
+        if "\n" in text[s.start : s.end]:
+            continue
+        after = _INITIAL_AFTER.match(text, s.end)
+        before = _INITIAL_BEFORE.search(text, max(0, s.start - 60), s.start) or _PARTICLES_BEFORE.search(
+            text, max(0, s.start - 30), s.start
+        )
+        word_joined = " " not in text[s.start : s.end] and not (before or after)
+        if word_joined:
+            # a one-word name: its other part, if a capitalised word that is no greeting or label sits beside it
+            word_after = _WORD_AFTER.match(text, s.end)
+            word_before = _WORD_BEFORE.search(text, max(0, s.start - 40), s.start)
+            after = word_after if word_after and _could_be_a_name(word_after.group(1), STOP_WORDS) else None
+            before = (
+                word_before if word_before and _could_be_a_name(word_before.group(1), STOP_WORDS) else None
+            )
+        start, end = (before.start() if before else s.start), (after.end() if after else s.end)
+        if (start, end) != (s.start, s.end):
+            # joined by an initial or particles, a name is as sure as its part (and may be spread)
+            source = SpanSource.NAME_PARTS if word_joined else s.source
+            out.append(Span(start, end, PERSON, s.score, source))
+    return out
+
+
+def _could_be_a_name(word: str, stop_words: set[str]) -> bool:
+    return word.lower() not in stop_words and word.lower() not in _NOT_NAME_WORDS
+
+
+def lines_of(text: str, span: Span) -> list[Span]:
+    """A span cut at line breaks, one part per non-blank line."""
+    parts, start = [], span.start
+    for line in text[span.start : span.end].split("\n"):
+        end = start + len(line)
+        if line.strip():
+            lead = len(line) - len(line.lstrip())
+            parts.append(Span(start + lead, start + len(line.rstrip()), span.entity, span.score, span.source))
+        start = end + 1
+    return parts
+
+
+def looks_like_a_name(text: str, span: Span) -> bool:
+    """Whether a PERSON span only spaCy found reads as a personal name rather than a heading, a
+    command or an identifier: capitalised words of letters, not a lone word opening a line."""
+    value = text[span.start : span.end]
+    words = value.split()
+    if not words or not all(_NAME_WORD.fullmatch(w) and w[0].isupper() for w in words):
+        return False
+    if len(words) == 1:
+        line_start = text.rfind("\n", 0, span.start) + 1
+        if not text[line_start : span.start].strip() or text[span.end : span.end + 1] == ":":
+            return False
+    return True
 
 
 def is_label(name: str, batch_text: str) -> bool:
@@ -54,6 +149,13 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
         if occurrences[w] > _ALWAYS_SPREAD and detected[w] < _MIN_DETECTED_SHARE * occurrences[w]
     }
     doomed = {id(sp) for unit, sp in single if unit.text[sp.start : sp.end].strip().lower() in dropped}
+    # a name joined from parts is dropped with the word it was built on
+    doomed |= {
+        id(sp)
+        for unit in units
+        for sp in unit.spans
+        if sp.source == SpanSource.NAME_PARTS and dropped & set(unit.text[sp.start : sp.end].lower().split())
+    }
     if doomed:
         for unit in units:
             unit.spans[:] = [sp for sp in unit.spans if id(sp) not in doomed]

@@ -24,6 +24,7 @@ class SpanSource(StrEnum):
     PROPAGATION = "propagation"
     ADDRESS_GAP = "address_gap"
     PERSON_COLUMN = "person_column"
+    NAME_PARTS = "name_parts"  # detected parts of a name joined with what lies between them
 
 
 @dataclass(frozen=True, slots=True)

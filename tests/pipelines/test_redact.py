@@ -32,6 +32,12 @@ IN_CONTEXT = [
     ("Mailing address: 1600 Main St Apt 4B, Springfield, IL 62704.", ["1600 Main St", "62704"]),
     ("Call me on +49(0)1893 829291 after six.", ["+49(0)1893 829291"]),
     ("Thanks Oluwaseun, I will tell Siobhán tomorrow.", ["Oluwaseun", "Siobhán"]),
+    # A first name, a middle initial and a surname, which neither model may find whole.
+    ("The claim was signed by Frank R Hodge on Monday.", ["Frank", "Hodge", " R "]),
+    # An Eircode written with its space needs no context word; a Dutch postcode after a street is read
+    # with it, and so are the digits of a postcode before a town.
+    ("The inspection is at Bow Street, Dublin 7, D07 X2K4 next week.", ["D07 X2K4"]),
+    ("Ons adres is Hannahhof 12, 2523DF, Oosterland sinds mei.", ["Hannahhof 12", "2523DF"]),
 ]
 
 #: PII-free technical text that looks like PII to a naive detector.
@@ -41,6 +47,8 @@ NOT_PERSONAL = [
     "The mean was 25565.855387 ms over 10 runs.",
     "Connect to 127.0.0.1 and run the query again.",
     "Dispatch date: 06.03.2025",
+    "Creating A New Branch From A Tag",
+    "See Appendix B Options for the flags.",
 ]
 
 
@@ -186,6 +194,21 @@ def test_a_name_part_seen_far_more_often_than_detected_is_not_spread(redactor: R
     kept = spreadable({"Debian Almquist Shell", "Debian", "Almquist", "Priya Raman", "Priya"}, [unit], text)
     assert "Debian" not in kept  # 13 occurrences, found once
     assert {"Priya", "Priya Raman", "Almquist"} <= kept  # few occurrences: spread
+
+
+def test_the_parts_of_a_name_with_an_initial_or_particles_become_one_name() -> None:
+    from pipelines.names import join_name_parts
+    from pipelines.spans import Span, SpanSource, apply
+
+    # The models found "Janice" and "Richards", "Timo" and "Laon", and "Paulette" alone.
+    text = "My name is Janice A Richards; ask Timo A van Laon or Paulette D. Leleu. Then A Test."
+    found = [
+        Span(text.index(w), text.index(w) + len(w), "PERSON", 0.8, SpanSource.TAGGER)
+        for w in ("Janice", "Richards", "Timo", "Laon", "Paulette")
+    ]
+    out, counts = apply(text, found + join_name_parts(text, found))
+    assert out == "My name is <PERSON>; ask <PERSON> or <PERSON>. Then A Test."
+    assert counts == {"PERSON": 3}
 
 
 def test_an_address_over_several_parts_becomes_one_placeholder(redactor: Redactor) -> None:
