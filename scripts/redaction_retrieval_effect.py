@@ -16,7 +16,7 @@ passages, a document scored by its best passage):
 
 Printed per set: the three nDCG@10 figures, the drop from redaction (partitioned - redacted, and raw -
 redacted), the placeholders per 1,000 words and their types, and the documents whose redaction
-changed anything. The target of issue 11 is a drop of at most 0.01.
+changed anything. The target is a drop of at most 0.01.
 
 Usage::
 

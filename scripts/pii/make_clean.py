@@ -7,7 +7,7 @@ Sources (Debian bookworm packages, none written by us):
   debian-reference-en  /usr/share/debian-reference/ch*.en.html (split into sections)
   postgresql-doc-15    /usr/share/doc/postgresql-doc-15/html/*.html
   bash-doc             /usr/share/doc/bash/bashref.html        (the Bash reference manual, split into
-                       sections; a fresh held-out set, issue 11: all 20 pages go to heldout/)
+                       sections; a fresh held-out set: all 20 pages go to heldout/)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).

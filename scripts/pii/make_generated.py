@@ -111,7 +111,7 @@ SETS = [
     ("en_GB-seed201", "en_GB", 201, "native", "heldout"),
     ("en_IE-seed202", "en_IE", 202, "native", "heldout"),
     ("en_US-stock-seed203", "en_US", 203, "stock", "heldout"),
-    # Fresh held-out round (issue 11): new seeds, three locales no earlier file uses, and en_GB again
+    # Fresh held-out round: new seeds, three locales no earlier file uses, and en_GB again
     # with a new seed; the same held-out template pool. Never tune on these either.
     ("en_AU-seed301", "en_AU", 301, "native", "heldout"),
     ("en_CA-seed302", "en_CA", 302, "native", "heldout"),
