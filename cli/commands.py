@@ -123,7 +123,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.fit_calibration and args.rerank_depth != 0:
         raise GroundworkError(
             "--fit-calibration fits the confidence used without the reranker: add --rerank-depth 0"
-            " (the reranker's own calibration ships with it, see scripts/reranker)"
+            " (a reranker's calibration is in its folder's meta.json, see scripts/reranker)"
         )
     with tempfile.TemporaryDirectory(prefix="groundwork-eval-") as tmp:
         retrieval: dict[str, object] = {}

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[m.value for m in RetrievalMode],
     )
     p.add_argument("--rerank-depth", type=int, default=None, help="override retrieval.rerank_depth (0: off)")
-    p.add_argument("--reranker-weights", default=None, help="a reranker folder other than the shipped one")
+    p.add_argument(
+        "--reranker-weights", default=None, help="the reranker folder to use (see scripts/reranker)"
+    )
     p.add_argument(
         "--fit-calibration",
         action="store_true",

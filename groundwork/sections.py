@@ -290,7 +290,7 @@ class RetrievalConfig(Strict):
     #: ``onnx_int8``: the reranker's int8 ONNX export (made on first use into embedding.cache_dir);
     #: ``torch``: float32.
     rerank_backend: Literal["onnx_int8", "torch"] = "onnx_int8"
-    #: A reranker of the operator's own (``scripts/reranker/train.py``'s output folder); default: the shipped one.
+    #: The reranker's folder (``scripts/reranker/train.py --ship DIR``); default pipelines/reranker_weights/.
     reranker_weights: Path | None = None
 
     _resolve = field_validator("reranker_weights")(

@@ -1,9 +1,9 @@
 """A cross-encoder that reads a query and a passage together and scores how well the passage answers it.
 
-The weights ship in this package (``pipelines/reranker_weights/``), trained from the shipped
-all-MiniLM-L6-v2 by ``scripts/reranker/train.py`` on question/answer pairs mined from public FAQs (see
-the README's *Reranker*). Training left the word embeddings frozen, so the shipped file carries every
-tensor but them, in float16, and they are taken at load time from the registry package the
+A reranker is a folder (``pipelines/reranker_weights/`` unless ``retrieval.reranker_weights`` names
+another) made by ``scripts/reranker/train.py`` from the shipped all-MiniLM-L6-v2 (see the README's
+*Reranker*; none ships yet). Training leaves the word embeddings frozen, so the folder's file carries
+every tensor but them, in float16, and they are taken at load time from the registry package the
 embedding model comes from; ``meta.json`` records that package's weights digest, and a different one
 is refused rather than silently mixed.
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 #: Where the trained weights ship.
 WEIGHTS_DIR = Path(__file__).with_name("reranker_weights")
-#: The tensor the shipped file leaves out (frozen in training, loaded from the base model).
+#: The tensor a reranker's file leaves out (frozen in training, loaded from the base model).
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 _BASE_KEY = "embeddings.word_embeddings.weight"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -59,7 +59,7 @@ def save_weights(model: Any, folder: Path, meta: dict[str, Any], base_dir: Path 
     base_file = (base_dir or default_model_path()) / "model.safetensors"
     state = model.state_dict()
     if not torch.equal(state[WORD_EMBEDDINGS].float(), load_file(str(base_file))[_BASE_KEY].float()):
-        raise ValueError("the word embeddings changed in training: freeze them (they are not shipped)")
+        raise ValueError("the word embeddings changed in training: freeze them (they are not saved)")
     kept = {
         k: v.detach().to(torch.float16).contiguous()
         for k, v in state.items()
@@ -86,26 +86,26 @@ class Platt:
 
 
 @functools.cache
-def shipped_reranker(
+def cached_reranker(
     backend: str = "onnx_int8", cache_dir: Path | None = None, weights_dir: Path | None = None
 ) -> Reranker:
-    """The reranker (the shipped one unless ``weights_dir``) with this backend, loaded once per
+    """The reranker in ``weights_dir`` (default :data:`WEIGHTS_DIR`) with this backend, loaded once per
     process (it is thread-safe)."""
     return Reranker(weights_dir or WEIGHTS_DIR, backend=backend, cache_dir=cache_dir)
 
 
 class RerankerUnavailable(RuntimeError):
-    """The shipped reranker cannot be loaded here (missing files, another base model)."""
+    """A reranker cannot be loaded here (missing files, another base model)."""
 
 
 class Reranker:
-    """Scores (query, passage) pairs with the shipped cross-encoder on the CPU.
+    """Scores (query, passage) pairs with a trained cross-encoder on the CPU.
 
     ``backend`` ``onnx_int8`` (the default) runs an int8 ONNX export of the model with onnxruntime,
     made on first use into ``cache_dir`` exactly as the embedding model's (:mod:`pipelines.onnx_export`:
     weight matrices int8 per output channel, the feed-forward down-projections float32); ``torch``
     runs it in float32. ``score`` returns raw logits (higher: more likely the passage answers the
-    query), ``probability`` maps a logit through the shipped calibration. Calls are serialised by a
+    query), ``probability`` maps a logit through the folder's calibration. Calls are serialised by a
     lock; the query and a passage are truncated together to ``max_length`` tokens. The int8 model
     reads one pair per run, so a passage's logit never depends on the others scored with it.
     """
@@ -154,7 +154,7 @@ class Reranker:
             self._session = self._onnx_session(cache_dir or default_cache_dir(), base_digest)
 
     def torch_model(self) -> Any:
-        """The float32 model: the shipped tensors plus the base model's word embeddings."""
+        """The float32 model: the folder's tensors plus the base model's word embeddings."""
         import torch
         from safetensors.torch import load_file
         from transformers import BertConfig, BertForSequenceClassification
@@ -164,7 +164,7 @@ class Reranker:
         model = BertForSequenceClassification(config)
         state = {k: v.to(torch.float32) for k, v in load_file(str(self._tensors_file)).items()}
         if WORD_EMBEDDINGS in state:
-            raise RerankerUnavailable("the shipped reranker must not carry its word embeddings")
+            raise RerankerUnavailable("a reranker's file must not carry its word embeddings")
         state[WORD_EMBEDDINGS] = load_file(str(self._base_file))[_BASE_KEY].to(torch.float32)
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]

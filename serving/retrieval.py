@@ -34,7 +34,7 @@ from indexes.results import PassageScorer, QueryEncoder
 from indexes.search import Retriever
 from pipelines.embedding import Embedder
 from pipelines.redact import Redactor, redact_identifiers
-from pipelines.reranking import shipped_reranker
+from pipelines.reranking import cached_reranker
 from serving.batching import MicroBatcher
 
 logger = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class AuditBatches:
 
 class ServingRetriever(Retriever):
     """The API's retriever: batched query embedding, redaction beside the search, batched audit, and
-    the shipped reranker (one per process) unless ``retrieval.rerank_depth`` is 0.
+    a reranker (``retrieval.reranker_weights``, one per process) when ``retrieval.rerank_depth`` is not 0.
 
     Queries are redacted by ``redactor`` in this process when one is given, else in
     ``api.redaction_processes`` processes (in this process when that is 0).
@@ -255,7 +255,7 @@ class ServingRetriever(Retriever):
             encoder_for=encoder_for,
             redact_query=self._redact,
             record_audit=self._audits,
-            reranker=reranker or _shipped_reranker(config),
+            reranker=reranker or _configured_reranker(config),
         )
 
     def _batch(self, encoder: Embedder) -> BatchedEncoder:
@@ -280,11 +280,11 @@ class ServingRetriever(Retriever):
         super().close()
 
 
-def _shipped_reranker(config: GroundworkConfig) -> PassageScorer | None:
+def _configured_reranker(config: GroundworkConfig) -> PassageScorer | None:
     if not config.retrieval.rerank_depth:
         return None
     settings = config.retrieval
-    return shipped_reranker(settings.rerank_backend, config.embedding.cache_dir, settings.reranker_weights)
+    return cached_reranker(settings.rerank_backend, config.embedding.cache_dir, settings.reranker_weights)
 
 
 def build_retriever(

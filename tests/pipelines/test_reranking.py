@@ -74,7 +74,7 @@ def test_int8_logits_follow_float32_and_batches_match_single_passages(fp32: Rera
         assert model.score(query, []) == []
 
 
-def test_probability_is_the_shipped_platt_calibration(int8: Reranker) -> None:
+def test_probability_is_the_folders_platt_calibration(int8: Reranker) -> None:
     assert int8.probability(2.0) == pytest.approx(0.5)  # 0.5 * 2 - 1 = 0
     assert int8.probability(10.0) > int8.probability(0.0) > int8.probability(-10.0)
     assert int8.max_length == 128
