@@ -8,6 +8,7 @@ on the documents the evaluation ingested, for the answerable queries.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from groundwork.settings import EmbeddingConfig
 from pipelines.embedding import Embedder
@@ -21,22 +22,28 @@ def passages(text: str, words: int = PASSAGE_WORDS) -> list[str]:
     return [" ".join(tokens[i : i + words]) for i in range(0, len(tokens), words)] or [""]
 
 
-def naive_rankings(
-    documents: dict[str, str], queries: dict[str, str], config: EmbeddingConfig
-) -> dict[str, list[str]]:
-    """Each query's documents, best first (the top 100), ranked by their best passage's cosine."""
-    embedder = Embedder(config)
-    names = sorted(documents)
+def passage_table(documents: dict[str, str], names: list[str]) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Every passage of the documents ``names`` (in that order), and the index in ``names`` of each
+    passage's document."""
     owners: list[int] = []
     texts: list[str] = []
     for i, doc_id in enumerate(names):
         for passage in passages(documents[doc_id]):
             owners.append(i)
             texts.append(passage)
+    return np.array(owners, dtype=np.int64), texts
+
+
+def naive_rankings(
+    documents: dict[str, str], queries: dict[str, str], config: EmbeddingConfig
+) -> dict[str, list[str]]:
+    """Each query's documents, best first (the top 100), ranked by their best passage's cosine."""
+    embedder = Embedder(config)
+    names = sorted(documents)
+    owner_index, texts = passage_table(documents, names)
     corpus = embedder.embed(texts)
     ids = sorted(queries)
     asked = embedder.embed([queries[q] for q in ids])
-    owner_index = np.array(owners, dtype=np.int64)
     out: dict[str, list[str]] = {}
     for qid, vector in zip(ids, asked, strict=True):
         best = np.full(len(names), -np.inf)

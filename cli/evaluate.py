@@ -86,6 +86,16 @@ def hold_out(data: Dataset) -> tuple[set[str], set[str], set[str]]:
     return set(ordered) - unanswerable, unanswerable, removed
 
 
+def document_texts(data: Dataset, removed: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+    """Each document's text as an evaluation ingests it (its title, a blank line, its text), but the
+    ``removed`` ones (the held-out answers)."""
+    return {
+        doc_id: f"{title}\n\n{text}" if title else text
+        for doc_id, (title, text) in data.corpus.items()
+        if doc_id not in removed
+    }
+
+
 def ranking_figures(rankings: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     """nDCG@10, recall@10 and @100 and MRR, each the mean over the queries ranked (answerable ones)."""
     n = max(len(rankings), 1)
@@ -154,11 +164,7 @@ def run_eval(
 
     data = load_dataset(dataset_dir)
     answerable, unanswerable, removed = hold_out(data)
-    kept = {
-        doc_id: f"{title}\n\n{text}" if title else text
-        for doc_id, (title, text) in data.corpus.items()
-        if doc_id not in removed
-    }
+    kept = document_texts(data, removed)
     docs = workdir / "corpus"
     docs.mkdir(parents=True)
     for doc_id, text in kept.items():

@@ -39,7 +39,7 @@ from groundwork.offline import configure_offline
 configure_offline()
 
 from cli.eval_baseline import naive_rankings  # noqa: E402  (after the offline switches)
-from cli.evaluate import hold_out, load_dataset, ranking_figures  # noqa: E402
+from cli.evaluate import document_texts, hold_out, load_dataset, ranking_figures  # noqa: E402
 from groundwork.errors import DocumentError  # noqa: E402
 from groundwork.records import DocumentRef, ParsedElement  # noqa: E402
 from groundwork.settings import EmbeddingConfig, IngestConfig, RedactionConfig  # noqa: E402
@@ -60,11 +60,7 @@ def evaluate(folder: Path, redactor: Redactor, embedding: EmbeddingConfig, batch
     """The three nDCG@10 figures of one set, and what redaction replaced in it."""
     data = load_dataset(folder)
     answerable, _, removed = hold_out(data)
-    raw = {
-        d: f"{title}\n\n{text}" if title else text
-        for d, (title, text) in data.corpus.items()
-        if d not in removed
-    }
+    raw = document_texts(data, removed)
     names = sorted(raw, key=lambda d: f"{d}.txt")
     parsed: dict[str, list[ParsedElement]] = {}
     for d in names:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cli.eval_baseline import passages
-from cli.evaluate import hold_out, load_dataset
+from cli.eval_baseline import passage_table
+from cli.evaluate import document_texts, hold_out, load_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +43,6 @@ MAX_POSITIVES = 2
 HARD_NEGATIVES = 3
 RANDOM_NEGATIVES = 1
 CANDIDATES = 20
-
-
-def _documents(folder: Path) -> dict[str, str]:
-    data = load_dataset(folder)
-    return {d: f"{t}\n\n{x}" if t else x for d, (t, x) in data.corpus.items()}
 
 
 def _best_passages(
@@ -69,15 +64,9 @@ def mine_set(name: str, embed: object, seed: int = SEED) -> dict:
     """Training pairs and evaluation candidates for one set (see the module docstring)."""
     folder = EVAL_DIR / name
     data = load_dataset(folder)
-    docs = _documents(folder)
+    docs = document_texts(data)  # the dataset read once, every document (held-out ones are masked below)
     names = sorted(docs)
-    owners_list: list[int] = []
-    texts: list[str] = []
-    for i, doc_id in enumerate(names):
-        for passage in passages(docs[doc_id]):
-            owners_list.append(i)
-            texts.append(passage)
-    owners = np.array(owners_list, dtype=np.int64)
+    owners, texts = passage_table(docs, names)
     corpus = embed(texts)  # type: ignore[operator]
     qids = sorted(data.queries)
     asked = embed([data.queries[q] for q in qids])  # type: ignore[operator]
