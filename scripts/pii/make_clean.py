@@ -43,6 +43,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from lxml import html as lxml_html
 
@@ -297,24 +298,26 @@ def pick_even(items: list, n: int) -> list:
     return [items[int(i * step)] for i in range(n)]
 
 
+def section_doc(source: str, name: str, origin: str, element: Any) -> dict:
+    """One document: the prose blocks of ``element`` rendered as text, with what was filtered out."""
+    stats = new_stats()
+    text, truncated = render(filter_blocks(blocks(element), stats), MAX_CHARS)
+    return {
+        "source": source,
+        "name": name,
+        "origin": origin,
+        "text": text,
+        "truncated": truncated,
+        "stats": stats,
+    }
+
+
 def page_docs(paths: list[Path], source: str) -> list[dict]:
     docs = []
     for p in paths:
         root = _clean_tree(lxml_html.parse(str(p)).getroot())
         body = root.find("body") if root.find("body") is not None else root
-        stats = new_stats()
-        kept = filter_blocks(blocks(body), stats)
-        text, truncated = render(kept, MAX_CHARS)
-        docs.append(
-            {
-                "source": source,
-                "name": p.stem,
-                "origin": str(p),
-                "text": text,
-                "truncated": truncated,
-                "stats": stats,
-            }
-        )
+        docs.append(section_doc(source, p.stem, str(p), body))
     return docs
 
 
@@ -330,19 +333,7 @@ def debref_docs() -> list[dict]:
             name = f"{chapter}-{(anchor[0] if anchor else 'section').strip('_')}"
             if name in EXCLUDE_DEBREF:
                 continue
-            stats = new_stats()
-            kept = filter_blocks(blocks(sec), stats)
-            text, truncated = render(kept, MAX_CHARS)
-            docs.append(
-                {
-                    "source": "debian-reference",
-                    "name": name,
-                    "origin": f"{p}#{anchor[0] if anchor else ''}",
-                    "text": text,
-                    "truncated": truncated,
-                    "stats": stats,
-                }
-            )
+            docs.append(section_doc("debian-reference", name, f"{p}#{anchor[0] if anchor else ''}", sec))
     return docs
 
 
@@ -356,19 +347,7 @@ def bashref_docs() -> list[dict]:
         name = sec.get("id", "section").replace("_003f", "")
         if name in EXCLUDE_BASH or name.endswith("-Index"):  # the indexes are lists, not prose
             continue
-        stats = new_stats()
-        kept = filter_blocks(blocks(sec), stats)
-        text, truncated = render(kept, MAX_CHARS)
-        docs.append(
-            {
-                "source": "bash-doc",
-                "name": name,
-                "origin": f"{BASHREF}#{sec.get('id', '')}",
-                "text": text,
-                "truncated": truncated,
-                "stats": stats,
-            }
-        )
+        docs.append(section_doc("bash-doc", name, f"{BASHREF}#{sec.get('id', '')}", sec))
     return docs
 
 
