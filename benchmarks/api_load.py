@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psycopg
 import yaml
+from bench import QUERIES as BENCH_QUERIES  # run as a script beside bench.py, as `make bench` does
 
 from connectors.filesystem import FilesystemSettings
 from groundwork.offline import configure_offline
@@ -49,14 +50,7 @@ KEYS = {"alice": "demo-key-alice", "bob": "demo-key-bob"}
 
 #: Distinct questions an employee might ask of the demo corpus: every client cycles through them.
 QUERIES = [
-    "How many days of annual leave do I get?",
-    "What are the salary bands for a senior engineer?",
-    "How do I report sickness absence?",
-    "What is the daily meal allowance when travelling?",
-    "Is multi-factor authentication mandatory?",
-    "Can I work from home?",
-    "How do I declare a gift?",
-    "What is the best recipe for banana bread?",
+    *BENCH_QUERIES,  # the ingest benchmark's questions, then more of the same kind
     "Who do I contact about my pension?",
     "How long is the notice period for resignation?",
     "What happens at a grievance hearing?",
