@@ -27,7 +27,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     _, config = load(args)
     with Services(config) as services:
-        builds = services.migrate()
+        builds = services.migrate(repair=True)
     for region, build in sorted(builds.items()):
         state = f"building a new index version in {build}" if build else "up to date"
         print(f"region {region}: schema {services.targets[region].schema} {state}")

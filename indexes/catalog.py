@@ -81,12 +81,12 @@ class IndexCatalog:
         """Every region's index."""
         return {r: self.index(r) for r in self.regions}
 
-    def migrate(self, region: str, settings: dict[str, str]) -> str | None:
+    def migrate(self, region: str, settings: dict[str, str], *, repair: bool = False) -> str | None:
         """Create or update ``region``'s schema, roles and policies, connecting as the owner.
 
         ``settings`` are what the index version is built with (:func:`indexes.schema.version_settings`).
         Returns the schema where a new index version is being built (they differ from the live
-        version's), or None.
+        version's), or None. ``repair`` re-runs every statement on an index already up to date.
         """
         if self.role == Role.READER:
             raise IndexError_(
@@ -103,6 +103,7 @@ class IndexCatalog:
                 settings=settings,
                 reader=db.reader_role,
                 writer=db.writer_role,
+                repair=repair,
             )
         if build is not None:
             logger.warning(
@@ -115,9 +116,9 @@ class IndexCatalog:
             self._indexes[region].build_schema = build
         return build
 
-    def migrate_all(self, settings: dict[str, str]) -> dict[str, str | None]:
+    def migrate_all(self, settings: dict[str, str], *, repair: bool = False) -> dict[str, str | None]:
         """Migrate every region; returns the schema of each region's version being built (or None)."""
-        return {region: self.migrate(region, settings) for region in self.regions}
+        return {region: self.migrate(region, settings, repair=repair) for region in self.regions}
 
     def finish_builds(self, regions: list[str]) -> list[str]:
         """Switch every region among ``regions`` whose new index version is complete to it.

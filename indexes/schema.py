@@ -16,6 +16,7 @@ Who may do what is enforced by PostgreSQL, not by the application:
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import psycopg
@@ -23,161 +24,12 @@ from psycopg import sql
 
 from groundwork.errors import IndexError_
 from groundwork.settings import GroundworkConfig
+from indexes import ddl
 
 #: The layout this code reads and writes. ``groundwork migrate`` (and every ingest, which runs it
-#: first) brings an older schema up to it in place: every statement below is idempotent.
+#: first) brings an older schema up to it in place: every statement in :mod:`indexes.ddl` is idempotent.
 #: 3: documents.fingerprint (cheap listing), the audit and tombstones refuse TRUNCATE.
 SCHEMA_VERSION = "3"
-
-#: The tables of one index version: what a model or chunking change rebuilds.
-_DATA_TABLES = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-
-CREATE TABLE IF NOT EXISTS {schema}.documents (
-    document_id    uuid PRIMARY KEY,
-    source         text NOT NULL,
-    source_id      text NOT NULL,
-    source_uri     text NOT NULL,
-    version        text NOT NULL,
-    content_type   text NOT NULL,
-    residency      text NOT NULL CHECK (residency <> ''),
-    access         text[] NOT NULL CHECK (cardinality(access) > 0),
-    access_digest  text NOT NULL,
-    redactions     jsonb NOT NULL DEFAULT '{{}}',
-    element_count  integer NOT NULL,
-    chunk_count    integer NOT NULL,
-    ingested_at    timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (source, source_id)
-);
-
-CREATE TABLE IF NOT EXISTS {schema}.chunks (
-    chunk_id     uuid PRIMARY KEY,
-    document_id  uuid NOT NULL REFERENCES {schema}.documents (document_id) ON DELETE CASCADE,
-    seq          integer NOT NULL,
-    text         text NOT NULL,
-    page_number  integer,
-    embedding    vector({dims}) NOT NULL,
-    residency    text NOT NULL CHECK (residency <> ''),
-    access       text[] NOT NULL CHECK (cardinality(access) > 0),
-    source       text NOT NULL,
-    source_uri   text NOT NULL,
-    version      text NOT NULL,
-    redactions   jsonb NOT NULL DEFAULT '{{}}',
-    UNIQUE (document_id, seq)
-);
-
-CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw
-    ON {schema}.chunks USING hnsw (embedding vector_cosine_ops);
-CREATE INDEX IF NOT EXISTS chunks_access_gin ON {schema}.chunks USING gin (access);
-ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS tsv tsvector
-    GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
-CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON {schema}.chunks USING gin (tsv);
-ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS modified_at timestamptz;
-ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS fingerprint text;
-"""
-
-#: The tables that outlive index versions: settings, failures, the audit trail and tombstones.
-_TABLES = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-
-CREATE TABLE IF NOT EXISTS {schema}.index_meta (
-    key   text PRIMARY KEY,
-    value text NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS {schema}.ingest_failures (
-    source       text NOT NULL,
-    source_id    text NOT NULL,
-    source_uri   text NOT NULL,
-    version      text NOT NULL,
-    stage        text NOT NULL,
-    reason       text NOT NULL,
-    message      text NOT NULL,
-    attempts     integer NOT NULL DEFAULT 1,
-    first_seen   timestamptz NOT NULL DEFAULT now(),
-    last_seen    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source, source_id)
-);
-
-CREATE TABLE IF NOT EXISTS {schema}.retrieval_audit (
-    audit_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    request_id      uuid NOT NULL,
-    at              timestamptz NOT NULL DEFAULT now(),
-    principal       text NOT NULL,
-    auth_method     text NOT NULL,
-    regions         text[] NOT NULL,
-    query_redacted  text NOT NULL,
-    k               integer NOT NULL,
-    chunk_ids       uuid[] NOT NULL,
-    decision        text NOT NULL,
-    reasons         text[] NOT NULL,
-    confidence      real NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS {schema}.erasures (
-    erasure_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    document_id  uuid NOT NULL,
-    at           timestamptz NOT NULL DEFAULT now(),
-    by           text NOT NULL,
-    reason       text NOT NULL CHECK (reason IN ('forget', 'retention'))
-);
-CREATE INDEX IF NOT EXISTS erasures_document ON {schema}.erasures (document_id);
-
-CREATE OR REPLACE FUNCTION {schema}.refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
-END $$;
-
-DROP TRIGGER IF EXISTS retrieval_audit_append_only ON {schema}.retrieval_audit;
-CREATE TRIGGER retrieval_audit_append_only BEFORE UPDATE OR DELETE ON {schema}.retrieval_audit
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
-DROP TRIGGER IF EXISTS erasures_append_only ON {schema}.erasures;
-CREATE TRIGGER erasures_append_only BEFORE UPDATE OR DELETE ON {schema}.erasures
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
-DROP TRIGGER IF EXISTS retrieval_audit_no_truncate ON {schema}.retrieval_audit;
-CREATE TRIGGER retrieval_audit_no_truncate BEFORE TRUNCATE ON {schema}.retrieval_audit
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
-DROP TRIGGER IF EXISTS erasures_no_truncate ON {schema}.erasures;
-CREATE TRIGGER erasures_no_truncate BEFORE TRUNCATE ON {schema}.erasures
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
-"""
-
-_SECURITY = """
-REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;
-GRANT USAGE ON SCHEMA {schema} TO {reader}, {writer};
-GRANT SELECT ON {schema}.index_meta TO {reader}, {writer};
-GRANT INSERT ON {schema}.retrieval_audit TO {reader};
-GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.ingest_failures TO {writer};
-GRANT SELECT, INSERT ON {schema}.erasures TO {writer};
-"""
-
-#: Grants and row-level security of one index version's tables. The reader may read only the live
-#: version (``reader_usage`` is empty for a version being built).
-_DATA_SECURITY = """
-REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;
-GRANT USAGE ON SCHEMA {schema} TO {writer};
-{reader_usage}
-GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.documents, {schema}.chunks TO {writer};
-
-ALTER TABLE {schema}.documents ENABLE ROW LEVEL SECURITY;
-ALTER TABLE {schema}.chunks ENABLE ROW LEVEL SECURITY;
-
-DROP POLICY IF EXISTS reader_sees_granted ON {schema}.documents;
-CREATE POLICY reader_sees_granted ON {schema}.documents FOR SELECT TO {reader}
-    USING (access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ',')
-           AND residency = ANY (string_to_array(nullif(current_setting('groundwork.regions', true), ''), ',')));
-DROP POLICY IF EXISTS reader_sees_granted ON {schema}.chunks;
-CREATE POLICY reader_sees_granted ON {schema}.chunks FOR SELECT TO {reader}
-    USING (access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ',')
-           AND residency = ANY (string_to_array(nullif(current_setting('groundwork.regions', true), ''), ',')));
-
-DROP POLICY IF EXISTS writer_this_region ON {schema}.documents;
-CREATE POLICY writer_this_region ON {schema}.documents FOR ALL TO {writer}
-    USING (true) WITH CHECK (residency = {region});
-DROP POLICY IF EXISTS writer_this_region ON {schema}.chunks;
-CREATE POLICY writer_this_region ON {schema}.chunks FOR ALL TO {writer}
-    USING (true) WITH CHECK (residency = {region});
-"""
 
 
 def ensure_roles(conn: psycopg.Connection, *roles: str) -> None:
@@ -242,7 +94,7 @@ def _create_version(
     conn: psycopg.Connection, schema: str, *, dims: int, region: str, reader: str, writer: str, live: bool
 ) -> None:
     ident = sql.Identifier(schema)
-    conn.execute(sql.SQL(_DATA_TABLES).format(schema=ident, dims=sql.Literal(dims)))
+    conn.execute(sql.SQL(ddl.DATA_TABLES).format(schema=ident, dims=sql.Literal(dims)))
     reader_usage = (
         sql.SQL("GRANT SELECT ON {schema}.documents, {schema}.chunks TO {reader};").format(
             schema=ident, reader=sql.Identifier(reader)
@@ -251,7 +103,7 @@ def _create_version(
         else sql.SQL("")
     )
     conn.execute(
-        sql.SQL(_DATA_SECURITY).format(
+        sql.SQL(ddl.DATA_SECURITY).format(
             schema=ident,
             reader=sql.Identifier(reader),
             writer=sql.Identifier(writer),
@@ -259,6 +111,38 @@ def _create_version(
             reader_usage=reader_usage,
         )
     )
+
+
+def _ddl_digest(*, region: str, reader: str, writer: str) -> str:
+    """What an index's DDL depends on: the statements, the region and the role names."""
+    parts = (
+        SCHEMA_VERSION,
+        ddl.TABLES,
+        ddl.SECURITY,
+        ddl.DATA_TABLES,
+        ddl.DATA_SECURITY,
+        region,
+        reader,
+        writer,
+    )
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
+def _settled(
+    conn: psycopg.Connection, schema: str, settings: dict[str, str], digest: str
+) -> tuple[bool, str | None]:
+    """(nothing to change, what :func:`ensure_schema` returns then) for an index already migrated."""
+    if conn.execute("SELECT to_regclass(%s)", (f"{schema}.index_meta",)).fetchone() == (None,):
+        return False, None
+    meta = read_meta(conn, schema)
+    if meta.get("schema_version") != SCHEMA_VERSION or meta.get("ddl_digest") != digest:
+        return False, None
+    building = any(k.startswith("build.") for k in meta)
+    if not building and all(meta.get(k) == settings[k] for k in VERSION_SETTINGS):
+        return True, None
+    if building and all(meta.get(f"build.{k}") == settings[k] for k in VERSION_SETTINGS):
+        return True, build_schema_name(schema)
+    return False, None
 
 
 def read_meta(conn: psycopg.Connection, schema: str) -> dict[str, str]:
@@ -296,6 +180,7 @@ def ensure_schema(
     settings: dict[str, str],
     reader: str,
     writer: str,
+    repair: bool = False,
 ) -> str | None:
     """Create or update the schema, grants and policies; returns the schema of a version being built.
 
@@ -304,16 +189,26 @@ def ensure_schema(
     next version is built beside it, in :func:`build_schema_name`; :func:`switch_version` makes that
     version live once it is complete. Returns that schema's name, or None when the live version
     already has these settings. Runs as the owner, from ``groundwork migrate`` (and ingest).
+
+    An index this code already migrated (same schema version, statements, roles and settings) is
+    left alone: its DDL would take exclusive table locks and could deadlock with a step of the same
+    run that is writing to it. ``repair`` runs every statement anyway, re-creating what someone
+    dropped by hand (``groundwork migrate`` does).
     """
     ident = sql.Identifier(schema)
     build = build_schema_name(schema)
+    digest = _ddl_digest(region=region, reader=reader, writer=writer)
     ensure_roles(conn, reader, writer)
     with conn.transaction():
         # Serialise concurrent first runs: DDL with IF NOT EXISTS still races on catalog rows.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"groundwork-schema:{schema}",))
-        conn.execute(sql.SQL(_TABLES).format(schema=ident))
+        if not repair:
+            settled, pending = _settled(conn, schema, settings, digest)
+            if settled:
+                return pending
+        conn.execute(sql.SQL(ddl.TABLES).format(schema=ident))
         conn.execute(
-            sql.SQL(_SECURITY).format(
+            sql.SQL(ddl.SECURITY).format(
                 schema=ident, reader=sql.Identifier(reader), writer=sql.Identifier(writer)
             )
         )
@@ -328,7 +223,7 @@ def ensure_schema(
             if (k in meta and meta[k] != settings[k])
             or (k in _UNKNOWN_MEANS_CHANGED and k not in meta and "model" in meta)
         ]
-        _put_meta(conn, schema, {"schema_version": SCHEMA_VERSION})
+        _put_meta(conn, schema, {"schema_version": SCHEMA_VERSION, "ddl_digest": digest})
         if not changed:
             _put_meta(conn, schema, settings)
             if any(k.startswith("build.") for k in meta):  # the change was undone: drop the build
@@ -382,4 +277,6 @@ def switch_version(conn: psycopg.Connection, schema: str, *, reader: str) -> dic
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(old))
         _forget_build(conn, schema)  # its tables moved out: the schema is empty
         _put_meta(conn, schema, settings)
+        # The next migration runs every statement again over the tables moved in.
+        conn.execute(sql.SQL("DELETE FROM {}.index_meta WHERE key = 'ddl_digest'").format(ident))
     return settings

@@ -81,9 +81,12 @@ class Services:
         """What this config builds an index version with: model, dimensions, chunking, redaction policy."""
         return version_settings(self.config, redaction=policy_version(self.config.redaction))
 
-    def migrate(self) -> dict[str, str | None]:
-        """Bring every region's schema up to date as the owner (an ingest does this first)."""
-        return self.catalog.migrate_all(self.index_settings())
+    def migrate(self, *, repair: bool = False) -> dict[str, str | None]:
+        """Bring every region's schema up to date as the owner (an ingest does this first).
+
+        ``repair`` re-runs every statement even where the index is already up to date.
+        """
+        return self.catalog.migrate_all(self.index_settings(), repair=repair)
 
     def index(self, region: str) -> RegionIndex:
         """The index of ``region``, reached as the writer."""

@@ -1,0 +1,156 @@
+"""The statements that create one region's index: tables, grants and row-level security.
+
+Templates for :mod:`psycopg.sql` (``{schema}``, ``{reader}``, ``{writer}``, ``{region}``,
+``{dims}``); :func:`indexes.schema.ensure_schema` runs them. Every statement is idempotent, so
+running them again brings an older index up to date in place.
+"""
+
+#: The tables of one index version: what a model or chunking change rebuilds.
+DATA_TABLES = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+CREATE TABLE IF NOT EXISTS {schema}.documents (
+    document_id    uuid PRIMARY KEY,
+    source         text NOT NULL,
+    source_id      text NOT NULL,
+    source_uri     text NOT NULL,
+    version        text NOT NULL,
+    content_type   text NOT NULL,
+    residency      text NOT NULL CHECK (residency <> ''),
+    access         text[] NOT NULL CHECK (cardinality(access) > 0),
+    access_digest  text NOT NULL,
+    redactions     jsonb NOT NULL DEFAULT '{{}}',
+    element_count  integer NOT NULL,
+    chunk_count    integer NOT NULL,
+    ingested_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (source, source_id)
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.chunks (
+    chunk_id     uuid PRIMARY KEY,
+    document_id  uuid NOT NULL REFERENCES {schema}.documents (document_id) ON DELETE CASCADE,
+    seq          integer NOT NULL,
+    text         text NOT NULL,
+    page_number  integer,
+    embedding    vector({dims}) NOT NULL,
+    residency    text NOT NULL CHECK (residency <> ''),
+    access       text[] NOT NULL CHECK (cardinality(access) > 0),
+    source       text NOT NULL,
+    source_uri   text NOT NULL,
+    version      text NOT NULL,
+    redactions   jsonb NOT NULL DEFAULT '{{}}',
+    UNIQUE (document_id, seq)
+);
+
+CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw
+    ON {schema}.chunks USING hnsw (embedding vector_cosine_ops);
+CREATE INDEX IF NOT EXISTS chunks_access_gin ON {schema}.chunks USING gin (access);
+ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS tsv tsvector
+    GENERATED ALWAYS AS (to_tsvector('english', text)) STORED;
+CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON {schema}.chunks USING gin (tsv);
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS modified_at timestamptz;
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS fingerprint text;
+"""
+
+#: The tables that outlive index versions: settings, failures, the audit trail and tombstones.
+TABLES = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+CREATE TABLE IF NOT EXISTS {schema}.index_meta (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.ingest_failures (
+    source       text NOT NULL,
+    source_id    text NOT NULL,
+    source_uri   text NOT NULL,
+    version      text NOT NULL,
+    stage        text NOT NULL,
+    reason       text NOT NULL,
+    message      text NOT NULL,
+    attempts     integer NOT NULL DEFAULT 1,
+    first_seen   timestamptz NOT NULL DEFAULT now(),
+    last_seen    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, source_id)
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.retrieval_audit (
+    audit_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id      uuid NOT NULL,
+    at              timestamptz NOT NULL DEFAULT now(),
+    principal       text NOT NULL,
+    auth_method     text NOT NULL,
+    regions         text[] NOT NULL,
+    query_redacted  text NOT NULL,
+    k               integer NOT NULL,
+    chunk_ids       uuid[] NOT NULL,
+    decision        text NOT NULL,
+    reasons         text[] NOT NULL,
+    confidence      real NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.erasures (
+    erasure_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    document_id  uuid NOT NULL,
+    at           timestamptz NOT NULL DEFAULT now(),
+    by           text NOT NULL,
+    reason       text NOT NULL CHECK (reason IN ('forget', 'retention'))
+);
+CREATE INDEX IF NOT EXISTS erasures_document ON {schema}.erasures (document_id);
+
+CREATE OR REPLACE FUNCTION {schema}.refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END $$;
+
+DROP TRIGGER IF EXISTS retrieval_audit_append_only ON {schema}.retrieval_audit;
+CREATE TRIGGER retrieval_audit_append_only BEFORE UPDATE OR DELETE ON {schema}.retrieval_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS erasures_append_only ON {schema}.erasures;
+CREATE TRIGGER erasures_append_only BEFORE UPDATE OR DELETE ON {schema}.erasures
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS retrieval_audit_no_truncate ON {schema}.retrieval_audit;
+CREATE TRIGGER retrieval_audit_no_truncate BEFORE TRUNCATE ON {schema}.retrieval_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS erasures_no_truncate ON {schema}.erasures;
+CREATE TRIGGER erasures_no_truncate BEFORE TRUNCATE ON {schema}.erasures
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+"""
+
+SECURITY = """
+REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;
+GRANT USAGE ON SCHEMA {schema} TO {reader}, {writer};
+GRANT SELECT ON {schema}.index_meta TO {reader}, {writer};
+GRANT INSERT ON {schema}.retrieval_audit TO {reader};
+GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.ingest_failures TO {writer};
+GRANT SELECT, INSERT ON {schema}.erasures TO {writer};
+"""
+
+#: Grants and row-level security of one index version's tables. The reader may read only the live
+#: version (``reader_usage`` is empty for a version being built).
+DATA_SECURITY = """
+REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM PUBLIC;
+GRANT USAGE ON SCHEMA {schema} TO {writer};
+{reader_usage}
+GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.documents, {schema}.chunks TO {writer};
+
+ALTER TABLE {schema}.documents ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {schema}.chunks ENABLE ROW LEVEL SECURITY;
+
+DROP POLICY IF EXISTS reader_sees_granted ON {schema}.documents;
+CREATE POLICY reader_sees_granted ON {schema}.documents FOR SELECT TO {reader}
+    USING (access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ',')
+           AND residency = ANY (string_to_array(nullif(current_setting('groundwork.regions', true), ''), ',')));
+DROP POLICY IF EXISTS reader_sees_granted ON {schema}.chunks;
+CREATE POLICY reader_sees_granted ON {schema}.chunks FOR SELECT TO {reader}
+    USING (access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ',')
+           AND residency = ANY (string_to_array(nullif(current_setting('groundwork.regions', true), ''), ',')));
+
+DROP POLICY IF EXISTS writer_this_region ON {schema}.documents;
+CREATE POLICY writer_this_region ON {schema}.documents FOR ALL TO {writer}
+    USING (true) WITH CHECK (residency = {region});
+DROP POLICY IF EXISTS writer_this_region ON {schema}.chunks;
+CREATE POLICY writer_this_region ON {schema}.chunks FOR ALL TO {writer}
+    USING (true) WITH CHECK (residency = {region});
+"""
