@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,3 +92,5 @@ class SearchOutcome:
     reasons: list[Reason]
     regions_searched: list[str] = field(default_factory=list)
     context_tokens: int = 0
+    #: Names this search in the audit (and in an action check or a conversation's chain).
+    request_id: uuid.UUID = field(default_factory=uuid.uuid4)

@@ -251,7 +251,7 @@ class Retriever:
         self, principal: PrincipalConfig, auth_method: AuthMethod, redacted: str, k: int, out: SearchOutcome
     ) -> None:
         record = AuditRecord(
-            request_id=uuid.uuid4(),
+            request_id=out.request_id,
             principal=principal.name,
             auth_method=auth_method,
             regions=out.regions_searched,

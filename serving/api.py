@@ -123,6 +123,7 @@ class SearchResponse(BaseModel):
     context_tokens: int = Field(
         description="Tokens in all returned texts, at most retrieval.max_context_tokens."
     )
+    request_id: str = Field(description="This search's id in the audit: quote it when checking an action.")
 
 
 class ErrorResponse(BaseModel):
@@ -308,6 +309,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
             reasons=outcome.reasons,
             regions_searched=outcome.regions_searched,
             context_tokens=outcome.context_tokens,
+            request_id=str(outcome.request_id),
         )
 
     return app

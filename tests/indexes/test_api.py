@@ -114,3 +114,21 @@ def test_healthz_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert "/v1/search" in spec["paths"]
+
+
+def test_each_search_names_its_audit_row(client: TestClient, demo_reader: Retriever) -> None:
+    import uuid
+
+    import psycopg
+
+    first = search(client, ALICE_KEY, {"query": "annual leave", "k": 2}).json()
+    second = search(client, ALICE_KEY, {"query": "annual leave", "k": 2}).json()
+    assert first["request_id"] != second["request_id"]
+    for region in first["regions_searched"]:
+        target = demo_reader.catalog.targets[region]
+        with psycopg.connect(target.dsn) as conn:
+            row = conn.execute(
+                f"SELECT principal, k FROM {target.schema}.retrieval_audit WHERE request_id = %s",
+                (uuid.UUID(first["request_id"]),),
+            ).fetchone()
+        assert row == ("alice", 2)
