@@ -203,6 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from serving.api import create_app
+    from serving.mcp import MCP_PATH, mount_mcp
     from serving.retrieval import build_retriever
 
     path, config = load(args)
@@ -211,11 +212,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(config, retriever, config_path=path)
     host = args.host or config.api.host
     port = args.port or config.api.port
-    print(f"Groundwork retrieval API on http://{host}:{port} (docs at /docs)")
+    mount_mcp(app, config, retriever, host=host)
+    print(f"Groundwork retrieval API on http://{host}:{port} (docs at /docs, MCP at {MCP_PATH})")
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         retriever.close()
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the MCP tools over stdio for an agent host, as the principal whose key is in the environment."""
+    from serving.auth import Authenticator
+    from serving.limits import RateLimiter
+    from serving.mcp import McpTools, create_mcp_server, stdio_key_from_env
+    from serving.retrieval import build_retriever
+
+    path, config = load(args)
+    key = stdio_key_from_env()
+    auth = Authenticator(config, path)
+    who = auth.authenticate(key)  # a bad key refuses to start, before anything is loaded
+    limiter = RateLimiter(config.api.rate_limit_per_minute, config.api.rate_limit_burst)
+    with build_retriever(config, verify=True) as retriever:
+        server = create_mcp_server(McpTools(config, retriever, auth, limiter, stdio_key=key))
+        # stdout carries the protocol: everything for people goes to stderr.
+        print(f"Groundwork MCP server on stdio, acting for {who.principal.name}", file=sys.stderr)
+        server.run("stdio")
     return 0
 
 

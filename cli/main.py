@@ -1,4 +1,4 @@
-"""The ``groundwork`` command line: migrate, ingest, serve, search, db, demo, eval and ui."""
+"""The ``groundwork`` command line: migrate, ingest, serve, mcp, search, db, demo, eval and ui."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cli.commands import (
     cmd_failures,
     cmd_forget,
     cmd_ingest,
+    cmd_mcp,
     cmd_migrate,
     cmd_retry,
     cmd_search,
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "serve the retrieval API")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
+    add(
+        "mcp", cmd_mcp, "serve the MCP tools over stdio, as the principal whose key is in $GROUNDWORK_API_KEY"
+    )
     p = add("search", cmd_search, "search as a configured principal")
     p.add_argument("--as", dest="as_principal", required=True, metavar="PRINCIPAL")
     p.add_argument("--k", type=int, default=None)

@@ -26,7 +26,7 @@ from groundwork.enums import Decision, Reason
 from groundwork.errors import AuthError, GroundworkError, IndexError_
 from groundwork.settings import GroundworkConfig, RetrievalConfig
 from indexes.audit import AuditWriteError
-from indexes.results import NO_FILTERS, SearchFilters
+from indexes.results import NO_FILTERS, SearchFilters, SearchOutcome
 from indexes.search import Retriever
 from serving.auth import Authenticator, Caller
 from serving.batching import BatcherClosed, BatchFailed
@@ -126,6 +126,47 @@ class SearchResponse(BaseModel):
     request_id: str = Field(description="This search's id in the audit: quote it when checking an action.")
 
 
+class InvalidSearch(GroundworkError):
+    """A search past this server's configured limits (answered 422 ``invalid_request``)."""
+
+
+def run_search(
+    retriever: Retriever, limits: RetrievalConfig, who: Caller, body: SearchRequest
+) -> tuple[SearchOutcome, SearchResponse]:
+    """Check ``body`` against this server's limits, search as ``who`` (audited) and shape the answer.
+
+    The one path every transport takes (HTTP here, MCP in :mod:`serving.mcp`), so limits, access
+    control and the audit are the same whichever way an agent asks.
+    """
+    if len(body.query) > limits.max_query_chars:
+        raise InvalidSearch(f"query: at most {limits.max_query_chars} characters")
+    k = body.k if "k" in body.model_fields_set else limits.default_k
+    if k > limits.max_k:
+        raise InvalidSearch(f"k: at most {limits.max_k}")
+    if not body.query.strip():
+        raise InvalidSearch("query: must not be blank")
+    f = body.filters
+    filters = (
+        SearchFilters(
+            sources=tuple(f.sources) if f.sources is not None else None,
+            content_types=tuple(f.content_types) if f.content_types is not None else None,
+            modified_after=f.modified_after,
+        )
+        if f is not None
+        else NO_FILTERS
+    )
+    outcome = retriever.search(who.principal, body.query, k, auth_method=who.method, filters=filters)
+    return outcome, SearchResponse(
+        results=[SearchResult.model_validate(h, from_attributes=True) for h in outcome.results],
+        confidence=outcome.confidence,
+        decision=outcome.decision,
+        reasons=outcome.reasons,
+        regions_searched=outcome.regions_searched,
+        context_tokens=outcome.context_tokens,
+        request_id=str(outcome.request_id),
+    )
+
+
 class ErrorResponse(BaseModel):
     """Every error body."""
 
@@ -182,6 +223,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         description="Top-k chunks the caller may read, with confidence and an answer/handoff decision.",
     )
     _publish_limits(app, limits)
+    app.state.auth, app.state.limiter = auth, limiter  # shared with the MCP route (serving.mcp)
 
     app.add_middleware(
         BodyLimitMiddleware,
@@ -221,6 +263,10 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         if exc.status_code == 400:
             return _error(422, code, "the request body is not valid JSON")
         return _error(exc.status_code, code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(InvalidSearch)
+    async def _past_limits(request: Request, exc: InvalidSearch) -> JSONResponse:
+        return _error(422, "invalid_request", str(exc))
 
     @app.exception_handler(AuthError)
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
@@ -284,32 +330,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     )
     def search(body: SearchRequest, who: Annotated[Caller, Depends(caller)]) -> Any:
         """Top-k chunks the caller may read, from the caller's regions only."""
-        if len(body.query) > limits.max_query_chars:
-            return _error(422, "invalid_request", f"query: at most {limits.max_query_chars} characters")
-        k = body.k if "k" in body.model_fields_set else limits.default_k
-        if k > limits.max_k:
-            return _error(422, "invalid_request", f"k: at most {limits.max_k}")
-        if not body.query.strip():
-            return _error(422, "invalid_request", "query: must not be blank")
-        f = body.filters
-        filters = (
-            SearchFilters(
-                sources=tuple(f.sources) if f.sources is not None else None,
-                content_types=tuple(f.content_types) if f.content_types is not None else None,
-                modified_after=f.modified_after,
-            )
-            if f is not None
-            else NO_FILTERS
-        )
-        outcome = retriever.search(who.principal, body.query, k, auth_method=who.method, filters=filters)
-        return SearchResponse(
-            results=[SearchResult.model_validate(h, from_attributes=True) for h in outcome.results],
-            confidence=outcome.confidence,
-            decision=outcome.decision,
-            reasons=outcome.reasons,
-            regions_searched=outcome.regions_searched,
-            context_tokens=outcome.context_tokens,
-            request_id=str(outcome.request_id),
-        )
+        _outcome, response = run_search(retriever, limits, who, body)
+        return response
 
     return app
