@@ -11,7 +11,7 @@ from pathlib import Path
 from groundwork.settings import load_config
 from tests.conftest import PROJECT
 
-PACKAGES = ["groundwork", "connectors", "pipelines", "indexes", "orchestration", "serving", "cli"]
+PACKAGES = ["groundwork", "connectors", "pipelines", "indexes", "orchestration", "serving", "cli", "clients"]
 
 
 def _modules() -> list[Path]:
