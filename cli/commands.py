@@ -168,8 +168,8 @@ def cmd_eval_pii(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Search as a configured principal, through the same retriever the API uses."""
-    from serving.api import SearchResult
     from serving.retrieval import build_retriever
+    from serving.searching import SearchResult
 
     _, config = load(args)
     principal = config.principal(args.as_principal)
@@ -306,6 +306,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             principal = config.principal(who)
             print(f"\n-- as {who}: groups {list(principal.groups)}, regions {list(principal.regions)}")
             print_outcome(who, query, retriever.search(principal, query, 3, auth_method=AuthMethod.CLI))
+        if "alice" in {p.name for p in config.principals}:
+            from cli.agent_demo import run_support_flow
+
+            print("\n== Support agent: retrieve, draft, create a ticket (through the action gate) ==")
+            run_support_flow(config, retriever)
     print("\nNext: `groundwork serve --config ...` for the API, `groundwork ui --config ...` for Dagster.")
     return 0
 

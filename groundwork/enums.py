@@ -108,6 +108,41 @@ class Reason(StrEnum):
     AMBIGUOUS = "ambiguous"
     MOSTLY_REDACTED = "mostly_redacted"
     CONTEXT_BUDGET = "context_budget"
+    CONVERSATION_BUDGET = "conversation_budget"
+
+
+class ActionDecision(StrEnum):
+    """The action gate's answer: go ahead, hand the task to a human, or it was already done."""
+
+    PROCEED = "proceed"
+    HANDOFF = "handoff"
+    ALREADY_EXECUTED = "already_executed"
+
+
+class GateReason(StrEnum):
+    """Why the action gate did not let an action proceed."""
+
+    NO_RULE = "no_rule"
+    DISABLED = "disabled"
+    NOT_IN_ROLLOUT = "not_in_rollout"
+    UNKNOWN_REQUEST = "unknown_request"
+    OTHER_CONVERSATION = "other_conversation"
+    LOW_CONFIDENCE = "low_confidence"
+    DECISION = "decision"
+    SOURCE_NOT_ALLOWED = "source_not_allowed"
+    REGION_NOT_ALLOWED = "region_not_allowed"
+    FAILURE_BRAKE = "failure_brake"
+    COST_BRAKE = "cost_brake"
+    ALREADY_EXECUTED = "already_executed"
+
+
+class EventKind(StrEnum):
+    """A step an agent reports in its chain (``POST /v1/events``)."""
+
+    DRAFT = "draft"
+    ACTION_EXECUTED = "action_executed"
+    ACTION_FAILED = "action_failed"
+    HANDED_OFF = "handed_off"
 
 
 class Role(StrEnum):

@@ -306,6 +306,14 @@ class RetrievalConfig(Strict):
         return self
 
 
+class MetricsConfig(Strict):
+    """The API's ``GET /metrics`` (Prometheus text format): served or not, and who may scrape it."""
+
+    enabled: bool = True
+    #: The environment variable holding the bearer token scrapers must send (unset: /metrics is open).
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
 class ApiConfig(Strict):
     """Where ``groundwork serve`` listens, and the limits it enforces on every caller."""
 
@@ -322,6 +330,7 @@ class ApiConfig(Strict):
     audit_batch_max_size: int = Field(default=64, ge=1, le=10_000)
     #: Processes that redact queries for the audit (0: in the serving process, under its GIL).
     redaction_processes: int = Field(default=1, ge=0, le=64)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
 
 class JwtConfig(Strict):

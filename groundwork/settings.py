@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from groundwork.agents import ActionRule, AgentsConfig
 from groundwork.errors import ConfigError
 from groundwork.plugins import connector_classes
 from groundwork.sections import (
@@ -51,6 +52,8 @@ from groundwork.sections import (
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "ActionRule",
+    "AgentsConfig",
     "ApiConfig",
     "AuthConfig",
     "BackfillConfig",
@@ -207,6 +210,7 @@ class GroundworkConfig(Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    agents: AgentsConfig = Field(default_factory=AgentsConfig)
 
     _resolve = field_validator("state_dir")(resolve_path)
 
@@ -219,7 +223,22 @@ class GroundworkConfig(Strict):
             missing = sorted(set(self.regions) - set(self.database.urls))
             if missing:
                 raise ValueError(f"database.urls has no URL for region(s) {missing} named by sources")
+        if self.agents.ledger_region is not None and self.agents.ledger_region not in self.regions:
+            raise ValueError(
+                f"agents.ledger_region {self.agents.ledger_region!r} is not a region any source stores in"
+            )
         return self
+
+    def ledger_region_for(self, regions: list[str]) -> str | None:
+        """Where a caller searching ``regions`` keeps its ledger rows (searches, checks, events).
+
+        ``agents.ledger_region`` when set (one ledger for every caller), else the first of the
+        caller's regions, so a caller's records stay in a region it may use. None for a caller
+        with no region.
+        """
+        if self.agents.ledger_region is not None:
+            return self.agents.ledger_region
+        return min(regions) if regions else None
 
     @property
     def regions(self) -> list[str]:

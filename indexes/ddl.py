@@ -154,3 +154,96 @@ DROP POLICY IF EXISTS writer_this_region ON {schema}.chunks;
 CREATE POLICY writer_this_region ON {schema}.chunks FOR ALL TO {writer}
     USING (true) WITH CHECK (residency = {region});
 """
+
+
+#: The agents' ledger (in every region's schema; the API uses the ledger region's): a summary of
+#: each search, the action gate's answers and the chain events agents report. No document text;
+#: an event's ``detail`` is redacted before it is written. Append-only like the audit. The reader
+#: role (the API) reads and appends only its caller's rows (``groundwork.principal``, set per
+#: transaction); the brakes read totals over everyone's through one SECURITY DEFINER function.
+LEDGER = """
+CREATE TABLE IF NOT EXISTS {schema}.agent_searches (
+    request_id       uuid PRIMARY KEY,
+    principal        text NOT NULL,
+    conversation_id  text,
+    at               timestamptz NOT NULL DEFAULT now(),
+    decision         text NOT NULL,
+    confidence       real NOT NULL,
+    reasons          text[] NOT NULL,
+    sources          text[] NOT NULL,
+    regions          text[] NOT NULL,
+    context_tokens   integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS agent_searches_conversation
+    ON {schema}.agent_searches (principal, conversation_id);
+
+CREATE TABLE IF NOT EXISTS {schema}.action_checks (
+    principal        text NOT NULL,
+    idempotency_key  text NOT NULL,
+    at               timestamptz NOT NULL DEFAULT now(),
+    action           text NOT NULL,
+    conversation_id  text,
+    request_ids      uuid[] NOT NULL,
+    inputs_digest    text NOT NULL,
+    allowed          boolean NOT NULL,
+    decision         text NOT NULL,
+    reasons          text[] NOT NULL,
+    PRIMARY KEY (principal, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS action_checks_conversation
+    ON {schema}.action_checks (principal, conversation_id);
+
+CREATE TABLE IF NOT EXISTS {schema}.agent_events (
+    event_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    principal        text NOT NULL,
+    conversation_id  text NOT NULL,
+    at               timestamptz NOT NULL DEFAULT now(),
+    kind             text NOT NULL,
+    action           text,
+    idempotency_key  text,
+    latency_ms       double precision,
+    cost             double precision,
+    detail           text
+);
+CREATE INDEX IF NOT EXISTS agent_events_conversation ON {schema}.agent_events (principal, conversation_id);
+CREATE INDEX IF NOT EXISTS agent_events_action ON {schema}.agent_events (action, at);
+
+CREATE OR REPLACE FUNCTION {schema}.action_outcomes(p_action text, p_since timestamptz, p_day timestamptz)
+RETURNS TABLE (executed bigint, failed bigint, cost double precision)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT count(*) FILTER (WHERE kind = 'action_executed' AND at >= p_since),
+           count(*) FILTER (WHERE kind = 'action_failed' AND at >= p_since),
+           coalesce(sum(cost) FILTER (WHERE at >= p_day), 0)::double precision
+    FROM {schema}.agent_events
+    WHERE action = p_action AND at >= least(p_since, p_day)
+$$;
+REVOKE ALL ON FUNCTION {schema}.action_outcomes(text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {schema}.action_outcomes(text, timestamptz, timestamptz) TO {reader};
+
+GRANT SELECT, INSERT ON {schema}.agent_searches, {schema}.action_checks, {schema}.agent_events TO {reader};
+ALTER TABLE {schema}.agent_searches ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {schema}.action_checks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {schema}.agent_events ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS caller_rows ON {schema}.agent_searches;
+CREATE POLICY caller_rows ON {schema}.agent_searches FOR ALL TO {reader}
+    USING (principal = current_setting('groundwork.principal', true))
+    WITH CHECK (principal = current_setting('groundwork.principal', true));
+DROP POLICY IF EXISTS caller_rows ON {schema}.action_checks;
+CREATE POLICY caller_rows ON {schema}.action_checks FOR ALL TO {reader}
+    USING (principal = current_setting('groundwork.principal', true))
+    WITH CHECK (principal = current_setting('groundwork.principal', true));
+DROP POLICY IF EXISTS caller_rows ON {schema}.agent_events;
+CREATE POLICY caller_rows ON {schema}.agent_events FOR ALL TO {reader}
+    USING (principal = current_setting('groundwork.principal', true))
+    WITH CHECK (principal = current_setting('groundwork.principal', true));
+
+DROP TRIGGER IF EXISTS agent_searches_append_only ON {schema}.agent_searches;
+CREATE TRIGGER agent_searches_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.agent_searches
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS action_checks_append_only ON {schema}.action_checks;
+CREATE TRIGGER action_checks_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.action_checks
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS agent_events_append_only ON {schema}.agent_events;
+CREATE TRIGGER agent_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.agent_events
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+"""

@@ -1,6 +1,7 @@
 """The per-region index schema, its roles and its row-level security.
 
-Tables: documents, chunks (pgvector, HNSW cosine), ingest_failures, retrieval_audit, index_meta.
+Tables: documents, chunks (pgvector, HNSW cosine), ingest_failures, retrieval_audit, index_meta, and
+the agents' ledger (agent_searches, action_checks, agent_events: see :data:`indexes.ddl.LEDGER`).
 
 Who may do what is enforced by PostgreSQL, not by the application:
 
@@ -29,7 +30,8 @@ from indexes import ddl
 #: The layout this code reads and writes. ``groundwork migrate`` (and every ingest, which runs it
 #: first) brings an older schema up to it in place: every statement in :mod:`indexes.ddl` is idempotent.
 #: 3: documents.fingerprint (cheap listing), the audit and tombstones refuse TRUNCATE.
-SCHEMA_VERSION = "3"
+#: 4: the agents' ledger (agent_searches, action_checks, agent_events).
+SCHEMA_VERSION = "4"
 
 
 def ensure_roles(conn: psycopg.Connection, *roles: str) -> None:
@@ -121,6 +123,7 @@ def _ddl_digest(*, region: str, reader: str, writer: str) -> str:
         ddl.SECURITY,
         ddl.DATA_TABLES,
         ddl.DATA_SECURITY,
+        ddl.LEDGER,
         region,
         reader,
         writer,
@@ -212,6 +215,7 @@ def ensure_schema(
                 schema=ident, reader=sql.Identifier(reader), writer=sql.Identifier(writer)
             )
         )
+        conn.execute(sql.SQL(ddl.LEDGER).format(schema=ident, reader=sql.Identifier(reader)))
         meta = read_meta(conn, schema)
         live_dims = int(meta.get("dimensions", settings["dimensions"]))
         _create_version(conn, schema, dims=live_dims, region=region, reader=reader, writer=writer, live=True)

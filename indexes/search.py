@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg import sql
 
-from groundwork.enums import AuthMethod, RetrievalMode, Role
+from groundwork.enums import AuthMethod, Reason, RetrievalMode, Role
 from groundwork.errors import IndexError_
 from groundwork.settings import PrincipalConfig
 from indexes.audit import AuditRecord, AuditSink, write_each
@@ -86,7 +86,7 @@ class Retriever:
         self.settings = catalog.config.retrieval
         self.encoder = encoder
         self._encoder_for = encoder_for
-        self._redact_query = redact_query
+        self.redact_query = redact_query
         self._record_audit = record_audit or partial(write_each, self.catalog.index)
         self.reranker = reranker if self.settings.rerank_depth > 0 else None
         # The live model of each region (name, dimensions), as last read from its index.
@@ -126,7 +126,7 @@ class Retriever:
         self.encoder.embed(["warm up"])
         if self.reranker is not None:
             self.reranker.score("warm up", ["warm up"])
-        if isinstance(pending := self._redact_query("warm up"), Future):
+        if isinstance(pending := self.redact_query("warm up"), Future):
             pending.result()
 
     def close(self) -> None:
@@ -167,8 +167,12 @@ class Retriever:
         *,
         auth_method: AuthMethod = AuthMethod.API_KEY,
         filters: SearchFilters = NO_FILTERS,
+        conversation_tokens_left: int | None = None,
     ) -> SearchOutcome:
         """The ``k`` best chunks the principal may read, merged across its regions, audited.
+
+        ``conversation_tokens_left`` is what the caller's conversation may still receive: results
+        past it are withheld like results past ``max_context_tokens`` (reason ``conversation_budget``).
 
         ``retrieval.mode`` picks the candidates (dense, lexical, or both fused by reciprocal rank); a
         reranker reorders the best ``retrieval.rerank_depth`` and its calibrated probability for the
@@ -176,7 +180,7 @@ class Retriever:
         """
         grants = principal.grants()
         regions = self.regions_for(principal)
-        redacted = self._redact_query(query)  # may run beside the search (a future)
+        redacted = self.redact_query(query)  # may run beside the search (a future)
         # Confidence and decision read the same candidates whatever k is (see WINDOW).
         depth = max(k, WINDOW, self.settings.rerank_depth if self.reranker else 0)
         try:
@@ -187,7 +191,9 @@ class Retriever:
         if self.reranker is not None and hits:
             hits = rerank(query, hits, self.reranker, self.settings.rerank_depth)
             probability = self.reranker.probability(hits[0].rerank_score or 0.0)
-        kept = self._within_budget(hits[:k])
+        limit = self.settings.max_context_tokens
+        left = limit if conversation_tokens_left is None else max(0, conversation_tokens_left)
+        kept = self._within_budget(hits[:k], min(limit, left))
         model = self.live_model(kept[0].residency)[0] if kept else self.encoder.model_name
         evidence = hits[:WINDOW] if kept else []
         conf, decision, reasons = decide(
@@ -202,6 +208,8 @@ class Retriever:
             probability=probability,
             over_budget=bool(hits) and not kept,
         )
+        if left < limit and reasons == [Reason.CONTEXT_BUDGET]:
+            reasons = [Reason.CONVERSATION_BUDGET]
         outcome = SearchOutcome(kept, conf, decision, reasons, regions, sum(h.tokens for h in kept))
         text = redacted.result() if isinstance(redacted, Future) else redacted  # a failure fails the search
         self._audit(principal, auth_method, text, k, outcome)
@@ -226,12 +234,12 @@ class Retriever:
             return sorted(lexical, key=lambda h: (-(h.lexical_score or 0.0), h.chunk_id))
         return sorted(dense, key=lambda h: (-h.score, h.chunk_id))
 
-    def _within_budget(self, hits: list[SearchHit]) -> list[SearchHit]:
-        """Count each result's tokens and keep results, best first, while they fit the context budget."""
+    def _within_budget(self, hits: list[SearchHit], budget: int) -> list[SearchHit]:
+        """Count each result's tokens and keep results, best first, while they fit ``budget``."""
         counts = self.encoder.count_tokens([h.text for h in hits])
         kept, used = [], 0
         for hit, n in zip(hits, counts, strict=True):
-            if used + n > self.settings.max_context_tokens:
+            if used + n > budget:
                 break
             kept.append(replace(hit, tokens=n))
             used += n

@@ -6,9 +6,7 @@ and a ``message``; request values are never echoed back, since a query may hold 
 """
 
 import logging
-import re
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,153 +16,37 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import PoolTimeout
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from groundwork import __version__
-from groundwork.enums import Decision, Reason
 from groundwork.errors import AuthError, GroundworkError, IndexError_
 from groundwork.settings import GroundworkConfig, RetrievalConfig
 from indexes.audit import AuditWriteError
-from indexes.results import NO_FILTERS, SearchFilters, SearchOutcome
+from indexes.ledger import IdempotencyConflict
 from indexes.search import Retriever
+from serving.actions import AgentLedgers, InvalidAgentRequest, NotFound, agent_router
 from serving.auth import Authenticator, Caller
 from serving.batching import BatcherClosed, BatchFailed
 from serving.limits import BodyLimitMiddleware, RateLimiter, retry_after
+from serving.metrics import install_metrics
+from serving.searching import (
+    QUERY_PATTERN,
+    InvalidSearch,
+    SearchRequest,
+    SearchResponse,
+    run_search,
+)
 
 logger = logging.getLogger(__name__)
 
 
-#: Text without NUL characters (PostgreSQL text cannot hold one: a query with one is refused with a 422).
-NoNul = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
-
-#: The characters ``str.strip()`` removes (``str.isspace``), as the body of a regular-expression class.
-SPACE_CLASS = r"\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-
-#: A query the handler accepts, as the published schema states it: no NUL character and not blank.
-QUERY_PATTERN = rf"^[^\x00]*[^\x00{SPACE_CLASS}][^\x00]*$"
-
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
-
-
-def _rfc3339(value: object) -> object:
-    """``value`` if it is an RFC 3339 date-time string (what the schema's ``date-time`` format says).
-
-    Checked before pydantic's lax parsing, which would read ``0`` or ``"0"`` as 1970-01-01 and a
-    date-time without an offset as local time.
-    """
-    if isinstance(value, str) and _RFC3339.fullmatch(value):
-        return value
-    raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-01T00:00:00Z")
-
-
-#: A date-time as the API accepts it: an RFC 3339 string with a UTC offset.
-DateTime = Annotated[datetime, BeforeValidator(_rfc3339)]
-
-
-class Filters(BaseModel):
-    """Optional narrowing of a search. Access and residency are enforced whatever is asked here."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    sources: list[Annotated[NoNul, StringConstraints(max_length=64)]] | None = Field(
-        default=None, max_length=50
-    )
-    content_types: list[Annotated[NoNul, StringConstraints(max_length=200)]] | None = Field(
-        default=None, max_length=20, description="e.g. application/pdf, text/markdown"
-    )
-    modified_after: DateTime | None = Field(
-        default=None, description="Only documents modified after this (RFC 3339, with an offset)."
-    )
-
-
-class SearchRequest(BaseModel):
-    """A search: the query text, how many results to return, optional filters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    query: NoNul = Field(min_length=1, max_length=100_000, description="What to search for.")
-    k: int = Field(
-        default=5, ge=1, le=1000, description="How many results, at most (default: retrieval.default_k)."
-    )
-    filters: Filters | None = None
-
-
-class SearchResult(BaseModel):
-    """One chunk the caller may read."""
-
-    chunk_id: str
-    document_id: str
-    text: str = Field(description="Redacted chunk text.")
-    score: float = Field(description="Cosine similarity to the query, -1..1 (higher is closer).")
-    source: str
-    source_uri: str
-    residency: str
-    seq: int
-    page_number: int | None
-    version: str
-    redactions: dict[str, int] = Field(description="PII placeholders in this chunk's text, by entity type.")
-    lexical_score: float | None = Field(default=None, description="Full-text rank (hybrid mode), if matched.")
-    fused_score: float | None = Field(default=None, description="Reciprocal-rank-fusion score (hybrid mode).")
-    rerank_score: float | None = Field(
-        default=None, description="The reranker's logit, for results among the candidates it read."
-    )
-    tokens: int = Field(description="Model tokens in the text (counted against max_context_tokens).")
-
-
-class SearchResponse(BaseModel):
-    """Results with the confidence and recommended decision for a downstream guardrail."""
-
-    results: list[SearchResult]
-    confidence: float = Field(ge=0.0, le=1.0, description="Confidence that the top result is relevant.")
-    decision: Decision
-    reasons: list[Reason]
-    regions_searched: list[str]
-    context_tokens: int = Field(
-        description="Tokens in all returned texts, at most retrieval.max_context_tokens."
-    )
-    request_id: str = Field(description="This search's id in the audit: quote it when checking an action.")
-
-
-class InvalidSearch(GroundworkError):
-    """A search past this server's configured limits (answered 422 ``invalid_request``)."""
-
-
-def run_search(
-    retriever: Retriever, limits: RetrievalConfig, who: Caller, body: SearchRequest
-) -> tuple[SearchOutcome, SearchResponse]:
-    """Check ``body`` against this server's limits, search as ``who`` (audited) and shape the answer.
-
-    The one path every transport takes (HTTP here, MCP in :mod:`serving.mcp`), so limits, access
-    control and the audit are the same whichever way an agent asks.
-    """
-    if len(body.query) > limits.max_query_chars:
-        raise InvalidSearch(f"query: at most {limits.max_query_chars} characters")
-    k = body.k if "k" in body.model_fields_set else limits.default_k
-    if k > limits.max_k:
-        raise InvalidSearch(f"k: at most {limits.max_k}")
-    if not body.query.strip():
-        raise InvalidSearch("query: must not be blank")
-    f = body.filters
-    filters = (
-        SearchFilters(
-            sources=tuple(f.sources) if f.sources is not None else None,
-            content_types=tuple(f.content_types) if f.content_types is not None else None,
-            modified_after=f.modified_after,
-        )
-        if f is not None
-        else NO_FILTERS
-    )
-    outcome = retriever.search(who.principal, body.query, k, auth_method=who.method, filters=filters)
-    return outcome, SearchResponse(
-        results=[SearchResult.model_validate(h, from_attributes=True) for h in outcome.results],
-        confidence=outcome.confidence,
-        decision=outcome.decision,
-        reasons=outcome.reasons,
-        regions_searched=outcome.regions_searched,
-        context_tokens=outcome.context_tokens,
-        request_id=str(outcome.request_id),
-    )
+#: Each body's fields, for the message refusing an unknown one (whose name is never echoed).
+_FIELDS = {
+    "/v1/search": "query, k, filters.sources, .content_types, .modified_after, conversation_id",
+    "/v1/actions/check": "request_ids, action, idempotency_key, conversation_id",
+    "/v1/events": "conversation_id, kind, action, idempotency_key, latency_ms, cost, detail",
+}
 
 
 class ErrorResponse(BaseModel):
@@ -186,13 +68,13 @@ class RateLimited(GroundworkError):
         self.wait_s = wait_s
 
 
-def _publish_limits(app: FastAPI, limits: RetrievalConfig) -> None:
+def _publish_limits(app: FastAPI, limits: RetrievalConfig, max_request_ids: int) -> None:
     """Make ``app``'s OpenAPI schema state this deployment's ``retrieval`` limits.
 
     The request model carries the widest bounds any config may set (so requests past the configured
     ones get the handler's clear messages); the published schema says what this server accepts: ``k``
     up to ``max_k`` (``default_k`` when absent), and a query of at most ``max_query_chars`` characters
-    that is not blank (:data:`QUERY_PATTERN`).
+    that is not blank (:data:`QUERY_PATTERN`); an action check quotes at most ``agents.max_request_ids``.
     """
     generate = app.openapi
 
@@ -203,6 +85,8 @@ def _publish_limits(app: FastAPI, limits: RetrievalConfig) -> None:
             fields = schema["components"]["schemas"]["SearchRequest"]["properties"]
             fields["k"].update(maximum=limits.max_k, default=limits.default_k)
             fields["query"].update(maxLength=limits.max_query_chars, pattern=QUERY_PATTERN)
+            check = schema["components"]["schemas"]["ActionCheckRequest"]["properties"]
+            check["request_ids"].update(maxItems=max_request_ids)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
@@ -222,15 +106,18 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         version=__version__,
         description="Top-k chunks the caller may read, with confidence and an answer/handoff decision.",
     )
-    _publish_limits(app, limits)
-    app.state.auth, app.state.limiter = auth, limiter  # shared with the MCP route (serving.mcp)
+    _publish_limits(app, limits, config.agents.max_request_ids)
+    ledgers = AgentLedgers(config, retriever)
+    # Shared with the MCP route (serving.mcp).
+    app.state.auth, app.state.limiter, app.state.ledgers = auth, limiter, ledgers
 
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=config.api.max_body_bytes,
         timeout_s=config.api.body_timeout_seconds,
-        json_routes={("POST", "/v1/search")},
+        json_routes={("POST", "/v1/search"), ("POST", "/v1/actions/check"), ("POST", "/v1/events")},
     )
+    metrics = install_metrics(app, config)  # after the other middleware: it times their answers too
 
     @app.exception_handler(RateLimited)
     async def _limited(request: Request, exc: RateLimited) -> JSONResponse:
@@ -241,9 +128,8 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         problems = []
         for err in exc.errors():
             if err.get("type") == "extra_forbidden":  # the field's name is the caller's text: not echoed
-                problems.append(
-                    "unknown field (allowed: query, k, filters.sources, .content_types, .modified_after)"
-                )
+                allowed = _FIELDS.get(request.url.path, "see the schema at /docs")
+                problems.append(f"unknown field (allowed: {allowed})")
                 continue
             if err.get("type") == "json_invalid":  # its location is a character offset, not a field
                 problems.append("the request body is not valid JSON")
@@ -265,8 +151,17 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         return _error(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(InvalidSearch)
-    async def _past_limits(request: Request, exc: InvalidSearch) -> JSONResponse:
+    @app.exception_handler(InvalidAgentRequest)
+    async def _past_limits(request: Request, exc: GroundworkError) -> JSONResponse:
         return _error(422, "invalid_request", str(exc))
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _conflict(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return _error(409, "idempotency_conflict", str(exc))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
 
     @app.exception_handler(AuthError)
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
@@ -330,7 +225,12 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     )
     def search(body: SearchRequest, who: Annotated[Caller, Depends(caller)]) -> Any:
         """Top-k chunks the caller may read, from the caller's regions only."""
-        _outcome, response = run_search(retriever, limits, who, body)
+        outcome, response = run_search(retriever, limits, who, body, ledgers)
+        metrics.record_search(outcome)
         return response
 
+    refusals: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 415, 422, 429, 503)
+    }
+    app.include_router(agent_router(config, retriever, ledgers, caller, refusals, metrics))
     return app

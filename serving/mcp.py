@@ -11,7 +11,7 @@ tool path:
   MCP layer reads it. Stateless JSON responses, so any replica can answer any request.
 
 The ``search`` tool takes the same arguments as ``POST /v1/search`` and answers the same fields
-(results, confidence, decision, reasons, request_id) through :func:`serving.api.run_search`: the
+(results, confidence, decision, reasons, request_id) through :func:`serving.searching.run_search`: the
 same limits, the same access control and residency (row-level security as the reader role) and the
 same audit row. Errors come back as MCP tool errors with a message that never echoes a value the
 caller sent (a query may hold personal data): argument problems are checked here, before the SDK's
@@ -23,16 +23,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -40,11 +40,14 @@ from groundwork import __version__
 from groundwork.errors import AuthError, GroundworkError
 from groundwork.settings import GroundworkConfig
 from indexes.search import Retriever
-from serving.api import Filters, SearchRequest, SearchResponse, run_search
+from serving.actions import ActionCheckRequest, ActionCheckResponse, AgentLedgers, check_action
 from serving.auth import Authenticator, Caller
 from serving.limits import RateLimiter, retry_after
+from serving.metrics import Metrics
+from serving.searching import Filters, SearchRequest, SearchResponse, run_search
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Where ``groundwork serve`` answers MCP over streamable HTTP.
 MCP_PATH = "/mcp"
@@ -69,15 +72,19 @@ def _invalid(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
         if err.get("type") == "extra_forbidden":
-            problems.append("unknown argument (allowed: query, k, filters)")
+            problems.append("unknown argument (the tool's input schema lists the allowed ones)")
             continue
         loc = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
         problems.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "invalid arguments: " + "; ".join(dict.fromkeys(problems))
 
 
+#: Each tool's arguments, as the HTTP route's body model checks them.
+_ARGUMENTS: dict[str, type[BaseModel]] = {"search": SearchRequest, "check_action": ActionCheckRequest}
+
+
 class _ArgumentCheck:
-    """Refuses a ``search`` call whose arguments do not fit :class:`SearchRequest`, naming fields only.
+    """Refuses a tool call whose arguments do not fit the route's body model, naming fields only.
 
     Runs before the SDK validates the arguments against the tool's schema, whose error text would
     quote the rejected values back (and into any transcript the agent keeps).
@@ -85,17 +92,17 @@ class _ArgumentCheck:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         params = ctx.params if isinstance(ctx.params, dict) else {}
-        if ctx.method == "tools/call" and params.get("name") == "search":
-            arguments = params.get("arguments") or {}
+        model = _ARGUMENTS.get(params.get("name", "")) if ctx.method == "tools/call" else None
+        if model is not None:
             try:
-                SearchRequest.model_validate(arguments)
+                model.model_validate(params.get("arguments") or {})
             except ValidationError as exc:
                 return CallToolResult(content=[TextContent(type="text", text=_invalid(exc))], is_error=True)
         return await call_next(ctx)
 
 
 class McpTools:
-    """The tools, bound to one config's retriever, authenticator and rate limiter."""
+    """The tools, bound to one config's retriever, authenticator, rate limiter and ledgers."""
 
     def __init__(
         self,
@@ -105,12 +112,15 @@ class McpTools:
         limiter: RateLimiter,
         *,
         stdio_key: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.retriever = retriever
         self.auth = auth
         self.limiter = limiter
         self.stdio_key = stdio_key
+        self.ledgers = AgentLedgers(config, retriever)
 
     def caller(self, ctx: Context[Any, Any]) -> Caller:
         """Who is calling: the HTTP request's bearer credential, else the stdio server's key."""
@@ -123,24 +133,38 @@ class McpTools:
             raise ToolError(f"rate limit exceeded; retry in {retry_after(wait)} s")
         return who
 
-    def search(
-        self, query: str, k: int | None = None, filters: Filters | None = None, *, ctx: Context[Any, Any]
-    ) -> SearchResponse:
-        """Run one search as the caller; every refusal becomes a tool error with a clear message."""
-        body = SearchRequest(query=query, filters=filters, **({"k": k} if k is not None else {}))
+    def _answer(self, ctx: Context[Any, Any], run: Callable[[Caller], _T]) -> _T:
+        """``run`` as the caller; every refusal becomes a tool error with a clear message."""
         try:
-            _outcome, response = run_search(self.retriever, self.config.retrieval, self.caller(ctx), body)
+            return run(self.caller(ctx))
         except ToolError:
             raise
         except AuthError as exc:
             raise ToolError(f"unauthorized: {exc}") from None
-        except GroundworkError as exc:  # limits, index or audit unavailable: messages hold no values
+        except GroundworkError as exc:  # limits, conflicts, index unavailable: messages hold no values
             raise ToolError(str(exc)) from None
+
+    def search(self, arguments: dict[str, Any], ctx: Context[Any, Any]) -> SearchResponse:
+        """``POST /v1/search`` as a tool."""
+        body = SearchRequest.model_validate({k: v for k, v in arguments.items() if v is not None})
+        outcome, response = self._answer(
+            ctx, lambda who: run_search(self.retriever, self.config.retrieval, who, body, self.ledgers)
+        )
+        if self.metrics is not None:
+            self.metrics.record_search(outcome)
         return response
+
+    def check_action(self, arguments: dict[str, Any], ctx: Context[Any, Any]) -> ActionCheckResponse:
+        """``POST /v1/actions/check`` as a tool."""
+        body = ActionCheckRequest.model_validate({k: v for k, v in arguments.items() if v is not None})
+        answer = self._answer(ctx, lambda who: check_action(self.config, self.ledgers, who, body))
+        if self.metrics is not None:
+            self.metrics.record_check(answer.decision, answer.reasons)
+        return answer
 
 
 def create_mcp_server(tools: McpTools) -> MCPServer:
-    """An MCP server whose ``search`` tool runs :meth:`McpTools.search`."""
+    """An MCP server with the ``search`` and ``check_action`` tools of ``tools``."""
     server: MCPServer = MCPServer(
         name="groundwork",
         title="Groundwork retrieval",
@@ -151,7 +175,11 @@ def create_mcp_server(tools: McpTools) -> MCPServer:
     )
 
     def search(
-        query: str, ctx: Context[Any, Any], k: int | None = None, filters: Filters | None = None
+        query: str,
+        ctx: Context[Any, Any],
+        k: int | None = None,
+        filters: Filters | None = None,
+        conversation_id: str | None = None,
     ) -> SearchResponse:
         """Top-k chunks of the organisation's documents that you may read, best first.
 
@@ -159,9 +187,32 @@ def create_mcp_server(tools: McpTools) -> MCPServer:
         is relevant, a decision ("answer" or "handoff") with its reasons, and a request_id to quote
         when checking an action. On "handoff", do not act on the results: hand off to a human.
         """
-        return tools.search(query, k, filters, ctx=ctx)
+        arguments = {"query": query, "k": k, "filters": filters, "conversation_id": conversation_id}
+        return tools.search(arguments, ctx)
+
+    def check_action(
+        request_ids: list[str],
+        action: str,
+        idempotency_key: str,
+        ctx: Context[Any, Any],
+        conversation_id: str | None = None,
+    ) -> ActionCheckResponse:
+        """Ask before taking an external action (a ticket, an email, a refund) on search results.
+
+        Quote the request_id of every search the action relies on and a unique idempotency_key
+        for this action. Act only when allowed is true; otherwise hand off to a human. Asking
+        again with the same key returns the same answer, and says so once the action was done.
+        """
+        arguments = {
+            "request_ids": request_ids,
+            "action": action,
+            "idempotency_key": idempotency_key,
+            "conversation_id": conversation_id,
+        }
+        return tools.check_action(arguments, ctx)
 
     server.add_tool(search, name="search", structured_output=True)
+    server.add_tool(check_action, name="check_action", structured_output=True)
     return server
 
 
@@ -200,7 +251,7 @@ def mount_mcp(app: FastAPI, config: GroundworkConfig, retriever: Retriever, *, h
     with the config file) and its per-principal rate limits. ``host`` is where the server listens:
     on a loopback address the SDK's DNS-rebinding protection (Host and Origin must be local) is on.
     """
-    tools = McpTools(config, retriever, app.state.auth, app.state.limiter)
+    tools = McpTools(config, retriever, app.state.auth, app.state.limiter, metrics=app.state.metrics)
     server = create_mcp_server(tools)
     starlette_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

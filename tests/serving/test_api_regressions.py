@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from groundwork.settings import GroundworkConfig
 from indexes.search import Retriever
-from serving.api import QUERY_PATTERN, SPACE_CLASS, create_app
+from serving.api import create_app
+from serving.searching import QUERY_PATTERN, SPACE_CLASS
 from tests.conftest import ALICE_KEY
 
 AUTH = {"Authorization": f"Bearer {ALICE_KEY}"}

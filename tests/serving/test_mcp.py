@@ -162,9 +162,10 @@ def test_the_tool_is_listed_with_its_schema(live: str) -> None:
             return await client.list_tools()
 
     tools = {t.name: t for t in asyncio.run(go()).tools}
-    assert set(tools) == {"search"}
+    assert set(tools) == {"search", "check_action"}
     assert tools["search"].input_schema["required"] == ["query"]
     assert "handoff" in (tools["search"].description or "")
+    assert set(tools["check_action"].input_schema["required"]) == {"request_ids", "action", "idempotency_key"}
 
 
 def _stdio(config: Path, key: str | None) -> StdioServerParameters:
