@@ -128,18 +128,9 @@ class Ledger:
         with self._transaction(principal) as conn:
             self._insert_search(conn, principal, summary)
 
-    @contextmanager
-    def conversation_turn(self, principal: str, conversation_id: str) -> Iterator[ConversationTurn]:
-        """Hold ``conversation_id`` for one search: tokens used so far, then record the search.
-
-        Searches of one conversation take turns (a transaction-scoped advisory lock), so two at
-        once cannot both spend the same remaining budget.
-        """
+    def conversation_tokens(self, principal: str, conversation_id: str) -> int:
+        """Context tokens the caller's searches in ``conversation_id`` have received so far."""
         with self._transaction(principal) as conn:
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))",
-                (f"groundwork-conversation:{principal}:{conversation_id}",),
-            )
             row = conn.execute(
                 self._q(
                     "SELECT coalesce(sum(context_tokens), 0) FROM {s}.agent_searches"
@@ -147,7 +138,7 @@ class Ledger:
                 ),
                 (principal, conversation_id),
             ).fetchone()
-            yield ConversationTurn(self, conn, principal, conversation_id, int(row[0]) if row else 0)
+        return int(row[0]) if row else 0
 
     def _searches(
         self, conn: psycopg.Connection, request_ids: list[uuid.UUID]
@@ -292,18 +283,3 @@ class Ledger:
 _SEARCH_FIELDS = ("request_id", "decision", "confidence", "reasons", "sources", "regions", "context_tokens")
 _CHECK_FIELDS = ("idempotency_key", "action", "request_ids", "allowed", "decision", "reasons")
 _EVENT_FIELDS = ("event_id", "kind", "action", "idempotency_key", "latency_ms", "cost", "detail")
-
-
-@dataclass
-class ConversationTurn:
-    """One search's turn in a conversation: the tokens used before it, and where to record it."""
-
-    ledger: Ledger
-    conn: psycopg.Connection
-    principal: str
-    conversation_id: str
-    used_tokens: int
-
-    def record(self, summary: SearchSummary) -> None:
-        """Append this turn's search (inside the turn's transaction)."""
-        self.ledger._insert_search(self.conn, self.principal, summary)
