@@ -219,7 +219,7 @@ class Bench:
                 return f"{phase}: {done:,}/{total:,} tuples, {rate:,.0f}/s{eta}"
 
             with Progress(report, 30.0):
-                self.catalog.migrate(REGION, self.settings)  # CREATE INDEX IF NOT EXISTS ... hnsw
+                self.catalog.migrate(REGION, self.settings, repair=True)  # CREATE INDEX IF NOT EXISTS ... hnsw
         return time.perf_counter() - t0
 
     def exact(self, queries: Vectors, grants: list[str] | None = None) -> list[list[str]]:

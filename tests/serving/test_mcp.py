@@ -216,3 +216,19 @@ def test_stdio_server_refuses_to_start_without_a_valid_key(demo_config_file: Pat
     assert "GROUNDWORK_API_KEY" in done.stderr or "unknown" in done.stderr.lower()
     assert "not-a-key" not in done.stderr
     assert done.stdout == ""
+
+
+def test_check_action_over_mcp_is_the_action_gate(live: str) -> None:
+    found = _call(live, ALICE_KEY, "search", {"query": LEAVE, "k": 3}).structured_content
+    key = uuid.uuid4().hex
+    arguments = {"request_ids": [found["request_id"]], "action": "create_ticket", "idempotency_key": key}
+    first = _call(live, ALICE_KEY, "check_action", arguments)
+    assert not first.is_error, _text(first)
+    assert first.structured_content["allowed"] is True  # the demo config's rule for create_ticket
+    again = _call(live, ALICE_KEY, "check_action", arguments).structured_content
+    assert again["replayed"] is True and again["allowed"] is True
+    bobs = _call(live, BOB_KEY, "check_action", arguments | {"idempotency_key": uuid.uuid4().hex})
+    assert bobs.structured_content["allowed"] is False  # alice's search is unknown to bob
+    assert "unknown_request" in bobs.structured_content["reasons"]
+    bad = _call(live, ALICE_KEY, "check_action", arguments | {"request_ids": [SECRET_QUERY]})
+    assert bad.is_error and "request_ids" in _text(bad) and SECRET_QUERY not in _text(bad)
