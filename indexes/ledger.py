@@ -218,7 +218,7 @@ class Ledger:
                     [r.value for r in answer.reasons],
                 ),
             )
-            return CheckResult(answer, replayed=False, executed=False)
+            return CheckResult(answer, replayed=False, executed=self._executed(conn, idempotency_key))
 
     def _executed(self, conn: psycopg.Connection, idempotency_key: str) -> bool:
         row = conn.execute(

@@ -236,8 +236,13 @@ def check_action(
             ),
         )
     answer = result.answer
+    rule = config.agents.actions.get(body.action)
     if result.executed:  # a retry after the action was done: never twice
         answer = GateAnswer(False, ActionDecision.ALREADY_EXECUTED, [GateReason.ALREADY_EXECUTED])
+    elif answer.allowed and (rule is None or not rule.enabled):  # the kill switch wins over a replay
+        answer = GateAnswer(
+            False, ActionDecision.HANDOFF, [GateReason.NO_RULE if rule is None else GateReason.DISABLED]
+        )
     return ActionCheckResponse(
         allowed=answer.allowed,
         decision=answer.decision,

@@ -259,3 +259,17 @@ def test_gate_answers_and_reported_steps_are_counted_in_metrics(client: TestClie
     assert moved("groundwork_agent_conversations_total") == 1  # two steps, one conversation
     assert moved("groundwork_agent_cost_total") == pytest.approx(1.0)
     assert moved("groundwork_agent_step_latency_seconds_count", kind="draft") == 1
+
+
+def test_the_kill_switch_overrides_a_stored_answer(client: TestClient, demo_reader: Retriever) -> None:
+    found = _search(client, LEAVE)["request_id"]
+    key = uuid.uuid4().hex
+    assert _check(client, [found], "create_ticket", key).json()["allowed"] is True
+    base = demo_reader.config
+    switched = base.model_copy(
+        update={"agents": AgentsConfig(actions={"create_ticket": ActionRule(enabled=False)})}
+    )
+    other = TestClient(create_app(switched, demo_reader), raise_server_exceptions=False)
+    retry = _check(other, [found], "create_ticket", key).json()  # a replica whose config turned it off
+    assert retry["allowed"] is False and retry["replayed"] is True
+    assert retry["reasons"] == ["disabled"]
