@@ -140,6 +140,7 @@ class Metrics:
             self.gate_reasons.labels(reason=gate_reason.value)
         for kind in EventKind:
             self.agent_events.labels(kind=kind.value)
+            self.step_latency.labels(kind=kind.value)
         for decision in Decision:
             self.searches.labels(decision=decision.value)
         for reason in Reason:

@@ -290,6 +290,8 @@ def test_the_alert_rules_ask_only_for_exposed_series(exposed: set[str]) -> None:
         "GroundworkHandoffShareHigh",
         "GroundworkServerErrors",
         "GroundworkSearchLatencyHigh",
+        "GroundworkChainFailureRateHigh",
+        "GroundworkDailyCostCap",
     }
     for rule in alerts.values():
         assert rule["labels"]["severity"] in {"warning", "critical"}
@@ -298,6 +300,8 @@ def test_the_alert_rules_ask_only_for_exposed_series(exposed: set[str]) -> None:
         assert used and used <= exposed, used - exposed
     assert "[15m]" in alerts["GroundworkHandoffShareHigh"]["expr"]
     assert 'route="/v1/search"' in alerts["GroundworkSearchLatencyHigh"]["expr"]
+    assert 'kind="action_failed"' in alerts["GroundworkChainFailureRateHigh"]["expr"]
+    assert "groundwork_agent_cost_total[1d]" in alerts["GroundworkDailyCostCap"]["expr"]
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Prometheus) is not installed")
