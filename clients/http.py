@@ -221,7 +221,12 @@ class GroundworkClient:
         }
 
     @staticmethod
-    def _body(query: str, k: int | None, filters: SearchFilters | Mapping[str, Any] | None) -> bytes:
+    def _body(
+        query: str,
+        k: int | None,
+        filters: SearchFilters | Mapping[str, Any] | None,
+        conversation_id: str | None = None,
+    ) -> bytes:
         if not isinstance(query, str):
             raise TypeError(f"query: expected str, got {type(query).__name__}")
         payload: dict[str, Any] = {"query": query}
@@ -231,19 +236,27 @@ class GroundworkClient:
             payload["k"] = k
         if filters is not None:
             payload["filters"] = _filters_json(filters)
+        if conversation_id is not None:
+            payload["conversation_id"] = conversation_id
         # ASCII JSON: a lone surrogate in a query becomes an escape instead of an encoding error.
         return json.dumps(payload, ensure_ascii=True).encode("ascii")
 
     def search(
-        self, query: str, k: int | None = None, filters: SearchFilters | Mapping[str, Any] | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        filters: SearchFilters | Mapping[str, Any] | None = None,
+        conversation_id: str | None = None,
     ) -> SearchResponse:
         """Search as this client's principal; ``k`` defaults to the server's ``retrieval.default_k``.
+
+        ``conversation_id`` makes the search count against that conversation's token budget.
 
         Raises :class:`GroundworkAPIError` when the API refuses (401, 413, 415, 422, 429, 503, ...),
         :class:`GroundworkConnectionError` when it cannot be reached in time, and
         :class:`GroundworkResponseError` when it answers with something undocumented.
         """
-        content = self._body(query, k, filters)
+        content = self._body(query, k, filters, conversation_id)
         try:
             response = self._http.post(SEARCH_PATH, content=content)
         except httpx.TransportError as exc:
@@ -253,13 +266,17 @@ class GroundworkClient:
         return self._finish(response)
 
     async def asearch(
-        self, query: str, k: int | None = None, filters: SearchFilters | Mapping[str, Any] | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        filters: SearchFilters | Mapping[str, Any] | None = None,
+        conversation_id: str | None = None,
     ) -> SearchResponse:
         """:meth:`search` with ``httpx.AsyncClient``, for event loops.
 
         Each call opens its own connection, so the client may be used from any event loop.
         """
-        content = self._body(query, k, filters)
+        content = self._body(query, k, filters, conversation_id)
         try:
             async with httpx.AsyncClient(
                 base_url=self.base_url,

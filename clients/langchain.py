@@ -40,6 +40,9 @@ class GroundworkRetriever(BaseRetriever):
         default=None, description="sources, content_types, modified_after: narrow, never widen."
     )
     on_handoff: OnHandoff = Field(default="raise", description='"raise" HandoffRequired, or "empty".')
+    conversation_id: str | None = Field(
+        default=None, description="Count every search against this conversation's token budget."
+    )
     timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the API.")
 
     _client: GroundworkClient = PrivateAttr()
@@ -52,6 +55,7 @@ class GroundworkRetriever(BaseRetriever):
         k: int | None = None,
         filters: SearchFilters | dict[str, Any] | None = None,
         on_handoff: OnHandoff = "raise",
+        conversation_id: str | None = None,
         timeout: float = 30.0,
         **kwargs: Any,
     ) -> None:
@@ -63,6 +67,7 @@ class GroundworkRetriever(BaseRetriever):
             "k": k,
             "filters": filters,
             "on_handoff": on_handoff,
+            "conversation_id": conversation_id,
             "timeout": timeout,
         }
         super().__init__(**fields, **kwargs)
@@ -81,9 +86,10 @@ class GroundworkRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        return self._documents(self._client.search(query, self.k, self.filters))
+        return self._documents(self._client.search(query, self.k, self.filters, self.conversation_id))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
-        return self._documents(await self._client.asearch(query, self.k, self.filters))
+        found = await self._client.asearch(query, self.k, self.filters, self.conversation_id)
+        return self._documents(found)

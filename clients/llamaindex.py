@@ -31,7 +31,8 @@ class GroundworkRetriever(BaseRetriever):
     """Nodes from Groundwork's ``POST /v1/search``, as the principal that ``api_key`` names.
 
     ``k`` (default: the server's ``retrieval.default_k``) and ``filters`` apply to every query;
-    ``on_handoff`` (``"raise"`` or ``"empty"``) says what a ``handoff`` decision does.
+    ``on_handoff`` (``"raise"`` or ``"empty"``) says what a ``handoff`` decision does;
+    ``conversation_id`` counts every search against that conversation's token budget.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class GroundworkRetriever(BaseRetriever):
         k: int | None = None,
         filters: SearchFilters | Mapping[str, Any] | None = None,
         on_handoff: OnHandoff = "raise",
+        conversation_id: str | None = None,
         timeout: float = 30.0,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
@@ -52,6 +54,7 @@ class GroundworkRetriever(BaseRetriever):
         self._k = k
         self._filters = filters
         self._on_handoff: OnHandoff = on_handoff
+        self._conversation_id = conversation_id
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
     def __repr__(self) -> str:
@@ -78,7 +81,11 @@ class GroundworkRetriever(BaseRetriever):
         return nodes
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._nodes(self._client.search(query_bundle.query_str, self._k, self._filters))
+        found = self._client.search(query_bundle.query_str, self._k, self._filters, self._conversation_id)
+        return self._nodes(found)
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return self._nodes(await self._client.asearch(query_bundle.query_str, self._k, self._filters))
+        found = await self._client.asearch(
+            query_bundle.query_str, self._k, self._filters, self._conversation_id
+        )
+        return self._nodes(found)

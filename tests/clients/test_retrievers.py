@@ -246,3 +246,29 @@ def test_unreachable_server_is_a_connection_error() -> None:
     with pytest.raises(GroundworkConnectionError) as caught:
         GroundworkClient(url, ALICE_KEY, timeout=5).search(LEAVE)
     assert ALICE_KEY not in str(caught.value) and LEAVE not in str(caught.value)
+
+
+def test_a_conversation_id_spends_the_conversations_budget(demo_reader: Retriever) -> None:
+    import uuid
+
+    config = demo_reader.config
+    small = config.model_copy(
+        update={
+            "api": config.api.model_copy(update={"rate_limit_burst": 10_000}),
+            "agents": config.agents.model_copy(update={"conversation_token_budget": 150}),
+        }
+    )
+    with serve(create_app(small, demo_reader)) as url:
+        conversation = uuid.uuid4().hex
+        langchain = LangChainRetriever(base_url=url, api_key=ALICE_KEY, k=3, conversation_id=conversation)
+        llama = LlamaIndexRetriever(url, ALICE_KEY, k=3, conversation_id=conversation, on_handoff="empty")
+        spent = sum(d.metadata["tokens"] for d in langchain.invoke(LEAVE))
+        assert 0 < spent <= 150
+        for _ in range(6):  # the rest of the budget goes, then nothing more comes back
+            nodes = llama.retrieve(LEAVE)
+        assert nodes == []
+        with pytest.raises(HandoffRequired) as raised:
+            langchain.invoke(LEAVE)
+        assert tuple(raised.value.reasons) == ("conversation_budget",)
+        other = LangChainRetriever(base_url=url, api_key=ALICE_KEY, k=3, conversation_id=uuid.uuid4().hex)
+        assert other.invoke(LEAVE)  # another conversation has its own budget
