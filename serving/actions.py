@@ -213,11 +213,11 @@ def check_action(
     name = who.principal.name
     ledger = ledgers.of(who.principal)
     ids = list(dict.fromkeys(body.request_ids))
+    rule = config.agents.actions.get(body.action)
     if ledger is None:
         answer = GateAnswer(False, ActionDecision.HANDOFF, [GateReason.UNKNOWN_REQUEST])
         result = CheckResult(answer, replayed=False, executed=False)
     else:
-        rule = config.agents.actions.get(body.action)
         result = ledger.check(
             name,
             idempotency_key=body.idempotency_key,
@@ -236,7 +236,6 @@ def check_action(
             ),
         )
     answer = result.answer
-    rule = config.agents.actions.get(body.action)
     if result.executed:  # a retry after the action was done: never twice
         answer = GateAnswer(False, ActionDecision.ALREADY_EXECUTED, [GateReason.ALREADY_EXECUTED])
     elif answer.allowed and (rule is None or not rule.enabled):  # the kill switch wins over a replay

@@ -108,8 +108,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     )
     _publish_limits(app, limits, config.agents.max_request_ids)
     ledgers = AgentLedgers(config, retriever)
-    # Shared with the MCP route (serving.mcp).
-    app.state.auth, app.state.limiter, app.state.ledgers = auth, limiter, ledgers
+    app.state.auth, app.state.limiter = auth, limiter  # shared with the MCP route (serving.mcp)
 
     app.add_middleware(
         BodyLimitMiddleware,
