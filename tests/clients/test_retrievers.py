@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from clients import (
@@ -29,35 +24,11 @@ from clients.langchain import GroundworkRetriever as LangChainRetriever
 from clients.llamaindex import GroundworkRetriever as LlamaIndexRetriever
 from indexes.search import Retriever
 from serving.api import create_app
-from tests.conftest import ALICE_KEY, BOB_KEY
+from tests.conftest import ALICE_KEY, BOB_KEY, free_port, serve
 
 LEAVE = "How many days of annual leave do I get?"
 OFF_TOPIC = "What is the best recipe for banana bread?"
 GRIEVANCE = "grievance hearing arrangements"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _app(reader: Retriever, *, per_minute: int = 120, burst: int = 10_000) -> FastAPI:
@@ -242,7 +213,7 @@ def test_rate_limit_carries_retry_after(demo_reader: Retriever) -> None:
 
 
 def test_unreachable_server_is_a_connection_error() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"  # bound then released: nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # bound then released: nothing listens there
     with pytest.raises(GroundworkConnectionError) as caught:
         GroundworkClient(url, ALICE_KEY, timeout=5).search(LEAVE)
     assert ALICE_KEY not in str(caught.value) and LEAVE not in str(caught.value)

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +18,6 @@ import httpx
 import httpx2
 import psycopg
 import pytest
-import uvicorn
 import yaml
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -29,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from indexes.search import Retriever
 from serving.api import create_app
 from serving.mcp import MCP_PATH, mount_mcp
-from tests.conftest import ALICE_KEY, BOB_KEY
+from tests.conftest import ALICE_KEY, BOB_KEY, serve
 
 LEAVE = "How many days of annual leave do I get?"
 SECRET_QUERY = "ssn 123-45-6789 of Jane Q. Public"
@@ -43,19 +39,8 @@ def live(demo_reader: Retriever) -> Iterator[str]:
     )
     app = create_app(config, demo_reader)
     mount_mcp(app, config, demo_reader, host="127.0.0.1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(app) as url:
+        yield url
 
 
 def _call(base: str, key: str, name: str, arguments: dict[str, Any]) -> Any:
