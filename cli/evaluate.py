@@ -180,6 +180,16 @@ def run_eval(
                         "path": "corpus",
                         "residency": "eval",
                         "access": ["public"],
+                        "contract": {
+                            "data_owner": "the evaluation's operator",
+                            "purpose": "measure retrieval and confidence on a labelled set",
+                            "lawful_basis": "legitimate_interests",
+                            "data_categories": ["published documentation"],
+                            "data_subjects": ["authors named in the documentation"],
+                            "agreement": "the set's published licence",
+                            "residency_commitment": ["eval"],
+                            "retention": "the evaluation's working folder, deleted after the run",
+                        },
                     }
                 ],
                 "principals": [

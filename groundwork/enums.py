@@ -159,3 +159,14 @@ class AuthMethod(StrEnum):
     API_KEY = "api_key"
     JWT = "jwt"
     CLI = "cli"
+
+
+class LawfulBasis(StrEnum):
+    """The lawful basis for processing personal data (UK GDPR / GDPR Art. 6(1))."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"

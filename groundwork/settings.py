@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from groundwork.agents import ActionRule, AgentsConfig
+from groundwork.contracts import NO_CONTRACT, DataContract
 from groundwork.errors import ConfigError
 from groundwork.plugins import connector_classes
 from groundwork.sections import (
@@ -59,6 +60,7 @@ __all__ = [
     "BackfillConfig",
     "ChunkingConfig",
     "ConnectorSettings",
+    "DataContract",
     "DatabaseConfig",
     "EmbeddingConfig",
     "GroundworkConfig",
@@ -114,7 +116,7 @@ class ConnectorSettings(Strict):
 
 #: Fields of a source entry that belong to the policy (and identity), not to its connector.
 _POLICY_FIELDS = frozenset(
-    {"name", "connector", "residency", "access", "rules", "retention_days", "handoff_below"}
+    {"name", "connector", "residency", "access", "rules", "retention_days", "handoff_below", "contract"}
 )
 
 
@@ -123,8 +125,10 @@ class SourceConfig(Strict):
 
     ``residency`` and ``access`` apply to every document unless a rule says otherwise. A document
     left with no access grant, or no residency, is refused at ingest (fail closed); ``access:
-    [public]`` marks documents readable by every principal explicitly. In the file, the connector's
-    fields sit beside the policy's in one mapping.
+    [public]`` marks documents readable by every principal explicitly. ``contract`` is the
+    data-access contract (:class:`DataContract`); without one ingest refuses the source, unless it is
+    ``none`` (acknowledged: the source has none). In the file, the connector's fields sit beside the
+    policy's in one mapping.
     """
 
     name: Name
@@ -135,6 +139,7 @@ class SourceConfig(Strict):
     rules: list[PolicyRule] = Field(default_factory=list)
     retention_days: int | None = Field(default=None, ge=1, le=36_500)
     handoff_below: float | None = Field(default=None, ge=0.0, le=1.0)
+    contract: DataContract | Literal["none"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -157,6 +162,28 @@ class SourceConfig(Strict):
         if name not in classes:
             raise ValueError(f"unknown connector {name!r}; installed: {', '.join(sorted(classes)) or 'none'}")
         return classes[name].settings_model.model_validate(value, context=info.context)
+
+    @model_validator(mode="after")
+    def _within_commitment(self) -> SourceConfig:
+        """The policy may place documents only in the regions the contract commits to."""
+        if isinstance(self.contract, DataContract):
+            outside = sorted(self.regions - set(self.contract.residency_commitment))
+            if outside:
+                raise ValueError(
+                    f"source {self.name!r} places documents in {outside}, outside its contract's "
+                    f"residency_commitment {self.contract.residency_commitment}"
+                )
+        return self
+
+    @property
+    def has_contract(self) -> bool:
+        """Whether ingest may run this source: it has a contract, or says plainly it has none."""
+        return self.contract is not None
+
+    @property
+    def contract_acknowledged_none(self) -> bool:
+        """The config acknowledges that this source has no contract (shown in red in the report)."""
+        return self.contract == NO_CONTRACT
 
     @property
     def regions(self) -> set[str]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from connectors import Connector
+from groundwork.contracts import missing_contract_message
 from groundwork.enums import PERMANENT_REASONS, ChangeKind, ErasureReason, Stage
 from groundwork.errors import ConnectorError
 from groundwork.ids import document_id, shard_of
@@ -75,6 +76,10 @@ def plan_run(
     now = datetime.now(UTC)
     for source in config.sources:
         if sources is not None and source.name not in sources:
+            continue
+        if not source.has_contract:  # fail closed: no agreement, nothing ingested or changed
+            plan.source_errors[source.name] = missing_contract_message(source.name)
+            logger.error("%s", plan.source_errors[source.name])
             continue
         cutoff = now - timedelta(days=source.retention_days) if source.retention_days else None
         counts: Counter[str] = Counter()

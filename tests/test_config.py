@@ -48,7 +48,14 @@ def test_documented_example_loads_with_paths_relative_to_the_file(tmp_path: Path
 def _base() -> dict:
     return {
         "sources": [
-            {"name": "hr", "connector": "filesystem", "path": "x", "residency": "uk", "access": ["group:hr"]}
+            {
+                "name": "hr",
+                "connector": "filesystem",
+                "path": "x",
+                "residency": "uk",
+                "contract": "none",
+                "access": ["group:hr"],
+            }
         ]
     }
 

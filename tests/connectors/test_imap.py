@@ -148,6 +148,7 @@ def test_registered_and_configured_from_the_file(tmp_path: Path) -> None:
         "password_env": "HR_IMAP_PASSWORD",
         "mailboxes": ["INBOX", "Archive/2026"],
         "residency": "uk",
+        "contract": "none",
         "access": ["group:hr"],
     }
     connector = build_connector(
@@ -170,6 +171,7 @@ def test_a_password_in_the_file_is_refused_without_echoing_it(tmp_path: Path, ke
         "username": USER,
         "password_env": ENV,
         "residency": "uk",
+        "contract": "none",
         "access": ["public"],
     }
     path = write_config(tmp_path / "g.yaml", {"sources": [{**source, key: PASSWORD}]})
@@ -398,6 +400,7 @@ def test_cli_ingest_follows_deletions_and_moves_in_the_mailboxes(
         "password_env": ENV,
         "mailboxes": [inbox, archive],
         "residency": "eu",
+        "contract": "none",
         "access": ["group:staff"],
     }
     config: dict[str, object] = {

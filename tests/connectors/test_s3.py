@@ -106,6 +106,7 @@ def test_registered_and_configured_from_the_file(tmp_path: Path, endpoint: str) 
                         "endpoint_url": endpoint + "/",
                         "region": "eu-west-2",
                         "residency": "uk",
+                        "contract": "none",
                         "access": ["group:hr"],
                     }
                 ]
@@ -331,7 +332,7 @@ def test_a_listing_that_fails_after_its_first_page_raises_and_never_ends_short(
 
 @pytest.mark.parametrize("key", ["aws_secret_access_key", "aws_access_key_id", "session_token", "password"])
 def test_credentials_in_the_config_file_are_refused_without_echoing_them(tmp_path: Path, key: str) -> None:
-    source = {"name": "docs", "connector": "s3", "bucket": "reports", "residency": "uk", "access": ["public"]}
+    source = {"name": "docs", "connector": "s3", "bucket": "reports", "residency": "uk", "contract": "none", "access": ["public"]}
     path = write_config(tmp_path / "g.yaml", {"sources": [{**source, key: SECRET}]})
     with pytest.raises(
         ConfigError, match=rf"credentials never go in the configuration file \(found {key}\)"
@@ -367,6 +368,7 @@ def test_cli_ingest_follows_deletions_and_changes_in_the_bucket(
         "endpoint_url": endpoint,
         "region": "us-east-1",
         "residency": "eu",
+        "contract": "none",
         "access": ["group:staff"],
     }
     config = {"sources": [source], "database": {"url": database_url}, "state_dir": str(tmp_path / "state")}

@@ -126,6 +126,7 @@ def test_registered_and_configured_from_the_file(tmp_path: Path) -> None:
         "text_columns": ["subject", "body"],
         "updated_at_column": "changed",
         "residency": "uk",
+        "contract": "none",
         "access": ["group:support"],
     }
     config = load_config(write_config(tmp_path / "g.yaml", {"sources": [source]}))
@@ -386,6 +387,7 @@ def test_bad_settings_are_refused_without_echoing_secrets(
         "id_column": "id",
         "text_columns": ["body"],
         "residency": "uk",
+        "contract": "none",
         "access": ["public"],
     }
     data = {k: v for k, v in {**source, **entry}.items() if v is not None}

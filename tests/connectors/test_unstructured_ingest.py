@@ -51,6 +51,7 @@ def test_registered_and_configured_from_the_file(tmp_path: Path, folder: Path) -
         "source": "local",
         "indexer": {"input_path": str(folder), "recursive": True},
         "residency": "eu",
+        "contract": "none",
         "access": ["group:staff"],
     }
     config = load_config(write_config(tmp_path / "g.yaml", {"sources": [source]}))
@@ -169,7 +170,7 @@ def test_a_source_that_lists_batches_of_records_is_refused(tmp_path: Path) -> No
 def test_secrets_in_the_file_are_refused_without_echoing_them(
     tmp_path: Path, part: str, entry: dict[str, Any]
 ) -> None:
-    source = {"name": "docs", "connector": "unstructured", "source": "local", "residency": "eu", **entry}
+    source = {"name": "docs", "connector": "unstructured", "source": "local", "residency": "eu", "contract": "none", **entry}
     path = write_config(tmp_path / "g.yaml", {"sources": [{**source, "access": ["public"]}]})
     with pytest.raises(
         ConfigError, match=rf"secrets never go in the configuration file \(found {part}\)"
@@ -224,6 +225,7 @@ def test_cli_ingest_follows_changes_and_deletions_in_the_folder(database_url: st
         "source": "local",
         "indexer": {"input_path": str(root), "recursive": True},
         "residency": "eu",
+        "contract": "none",
         "access": ["group:staff"],
     }
     config = {"sources": [source], "database": {"url": database_url}, "state_dir": str(tmp_path / "state")}

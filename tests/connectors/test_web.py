@@ -348,7 +348,7 @@ def test_an_unreadable_site_is_a_source_error(site: Site) -> None:
 
 def test_settings_refuse_other_schemes_and_credentials_without_echoing_them(tmp_path: Path) -> None:
     def config(url: str) -> Path:
-        source = {"name": "w", "connector": "web", "url": url, "residency": "eu", "access": ["public"]}
+        source = {"name": "w", "connector": "web", "url": url, "residency": "eu", "contract": "none", "access": ["public"]}
         return write_config(tmp_path / "g.yaml", {"sources": [source]})
 
     with pytest.raises(ConfigError, match=r"sources\.0\.url: .*http:// or https://"):
@@ -376,6 +376,7 @@ def test_unreachable_site_purges_nothing_and_other_sources_go_on(
                 "retries": 1,
                 "backoff_seconds": 0.01,
                 "residency": "eu",
+                "contract": "none",
                 "access": ["public"],
             },
             {
@@ -383,6 +384,7 @@ def test_unreachable_site_purges_nothing_and_other_sources_go_on(
                 "connector": "filesystem",
                 "path": "notes",
                 "residency": "eu",
+                "contract": "none",
                 "access": ["public"],
             },
         ],
@@ -427,6 +429,7 @@ def test_cli_ingest_of_a_sitemap_site_follows_edits_and_removals(
                 "connector": "web",
                 "url": f"{site.url}/sitemap.xml",
                 "residency": "eu",
+                "contract": "none",
                 "access": ["group:staff"],
             }
         ],

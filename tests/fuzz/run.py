@@ -67,6 +67,7 @@ def write_config(dest: Path, *, database_url: str | None = None) -> Path:
                 "connector": "filesystem",
                 "path": "corpus",
                 "residency": REGION,
+                "contract": "none",
                 "access": ["public"],
             }
         ],

@@ -54,6 +54,7 @@ def world(
                 "connector": "filesystem",
                 "path": region,
                 "residency": region,
+                "contract": "none",
                 "access": ["public"],
             }
         )

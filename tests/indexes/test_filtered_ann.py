@@ -42,6 +42,7 @@ def skewed(tmp_path_factory: pytest.TempPathFactory, pg_server, redactor, embedd
                         "connector": "filesystem",
                         "path": "docs",
                         "residency": "uk",
+                        "contract": "none",
                         "access": ["group:common"],
                     }
                 ],

@@ -27,6 +27,7 @@ def services(tmp_path: Path, pg_server) -> Iterator[Services]:
         "connector": "filesystem",
         "path": "docs",
         "residency": "uk",
+        "contract": "none",
         "access": ["group:g"],
     }
     config = load_config(

@@ -28,6 +28,7 @@ def _deployment(folder: Path, database_url: str, files: dict[str, str]) -> Path:
                     "connector": "filesystem",
                     "path": "docs",
                     "residency": "eu",
+                    "contract": "none",
                     "access": ["public"],
                 }
             ],

@@ -100,6 +100,7 @@ def test_retention_skips_and_purges_expired_documents(
                 "connector": "filesystem",
                 "path": "share",
                 "residency": "uk",
+                "contract": "none",
                 "access": ["group:staff"],
                 "retention_days": 30,
             }

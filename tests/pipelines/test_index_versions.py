@@ -66,6 +66,7 @@ class Versions:
                     "connector": "filesystem",
                     "path": "share",
                     "residency": "uk",
+                    "contract": "none",
                     "access": self.access,
                 }
             ],

@@ -103,7 +103,9 @@ def _write_share(root: Path) -> None:
 
 def _config(folder: Path, database_url: str, rules: list[dict[str, object]]) -> GroundworkConfig:
     data = {
-        "sources": [{"name": "share", "connector": "filesystem", "path": "share", "rules": rules}],
+        "sources": [
+            {"name": "share", "connector": "filesystem", "path": "share", "rules": rules, "contract": "none"}
+        ],
         "principals": [
             {"name": "hana", "api_key_sha256": "a" * 64, "groups": ["hr"], "regions": ["uk", "eu"]},
             {"name": "eve", "api_key_sha256": "b" * 64, "groups": ["staff"], "regions": ["uk", "eu"]},

@@ -104,6 +104,7 @@ def _ingest_beside_notes(
                     "connector": "filesystem",
                     "path": str(folder),
                     "residency": "uk",
+                    "contract": "none",
                     "access": ["group:staff"],
                 }
             ],

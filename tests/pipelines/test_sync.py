@@ -46,6 +46,7 @@ class Sync:
                     "connector": "filesystem",
                     "path": "share",
                     "residency": "uk",
+                    "contract": "none",
                     "access": self.access,
                 }
             ],
