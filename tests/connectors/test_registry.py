@@ -140,7 +140,17 @@ def test_a_connector_from_another_package_configures_and_ingests(
 
 
 def test_unknown_and_misspelt_connector_settings_are_clear_errors(site: Path, tmp_path: Path) -> None:
-    data = {"sources": [{"name": "s", "connector": "sharepoint", "residency": "uk", "contract": "none", "access": ["public"]}]}
+    data = {
+        "sources": [
+            {
+                "name": "s",
+                "connector": "sharepoint",
+                "residency": "uk",
+                "contract": "none",
+                "access": ["public"],
+            }
+        ]
+    }
     with pytest.raises(ConfigError, match=r"unknown connector 'sharepoint'; installed: filesystem"):
         load_config(write_config(tmp_path / "a.yaml", data))
     data["sources"][0].update(connector="filesystem", path="x", include_globs=["*"])

@@ -332,7 +332,14 @@ def test_a_listing_that_fails_after_its_first_page_raises_and_never_ends_short(
 
 @pytest.mark.parametrize("key", ["aws_secret_access_key", "aws_access_key_id", "session_token", "password"])
 def test_credentials_in_the_config_file_are_refused_without_echoing_them(tmp_path: Path, key: str) -> None:
-    source = {"name": "docs", "connector": "s3", "bucket": "reports", "residency": "uk", "contract": "none", "access": ["public"]}
+    source = {
+        "name": "docs",
+        "connector": "s3",
+        "bucket": "reports",
+        "residency": "uk",
+        "contract": "none",
+        "access": ["public"],
+    }
     path = write_config(tmp_path / "g.yaml", {"sources": [{**source, key: SECRET}]})
     with pytest.raises(
         ConfigError, match=rf"credentials never go in the configuration file \(found {key}\)"

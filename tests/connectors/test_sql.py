@@ -435,6 +435,7 @@ def test_cli_ingest_follows_updates_and_deletions_in_the_table(
         "readers_column": "readers",
         "reader_groups": {"staff": ["group:staff"]},
         "residency": "eu",
+        "contract": "none",
         "access": ["group:staff"],
     }
     config = {"sources": [source], "database": {"url": database_url}, "state_dir": str(tmp_path / "state")}

@@ -170,7 +170,14 @@ def test_a_source_that_lists_batches_of_records_is_refused(tmp_path: Path) -> No
 def test_secrets_in_the_file_are_refused_without_echoing_them(
     tmp_path: Path, part: str, entry: dict[str, Any]
 ) -> None:
-    source = {"name": "docs", "connector": "unstructured", "source": "local", "residency": "eu", "contract": "none", **entry}
+    source = {
+        "name": "docs",
+        "connector": "unstructured",
+        "source": "local",
+        "residency": "eu",
+        "contract": "none",
+        **entry,
+    }
     path = write_config(tmp_path / "g.yaml", {"sources": [{**source, "access": ["public"]}]})
     with pytest.raises(
         ConfigError, match=rf"secrets never go in the configuration file \(found {part}\)"

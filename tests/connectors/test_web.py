@@ -348,7 +348,14 @@ def test_an_unreadable_site_is_a_source_error(site: Site) -> None:
 
 def test_settings_refuse_other_schemes_and_credentials_without_echoing_them(tmp_path: Path) -> None:
     def config(url: str) -> Path:
-        source = {"name": "w", "connector": "web", "url": url, "residency": "eu", "contract": "none", "access": ["public"]}
+        source = {
+            "name": "w",
+            "connector": "web",
+            "url": url,
+            "residency": "eu",
+            "contract": "none",
+            "access": ["public"],
+        }
         return write_config(tmp_path / "g.yaml", {"sources": [source]})
 
     with pytest.raises(ConfigError, match=r"sources\.0\.url: .*http:// or https://"):

@@ -141,7 +141,14 @@ def _config(tmp_path: Path, embedding: dict[str, object]) -> GroundworkConfig:
     (tmp_path / "share").mkdir(exist_ok=True)
     data: dict[str, object] = {
         "sources": [
-            {"name": "s", "connector": "filesystem", "path": "share", "residency": "uk", "contract": "none", "access": ["public"]}
+            {
+                "name": "s",
+                "connector": "filesystem",
+                "path": "share",
+                "residency": "uk",
+                "contract": "none",
+                "access": ["public"],
+            }
         ],
         "embedding": embedding,
     }
