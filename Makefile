@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= examples/demo/groundwork.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint fuzz ui serve bench eval eval-pii db-stop clean
+.PHONY: install browser demo test lint fuzz ui serve bench eval eval-pii db-stop clean
 
 # torch goes first, from its CPU wheel, and stays pinned by constraints.txt for every later install.
 # unstructured-inference is installed without its dependencies: its timm/torchvision pins would pull a
@@ -25,7 +25,13 @@ install: $(STAMP)
 demo: install
 	$(BIN)/groundwork demo --config $(CONFIG)
 
-test: install lint
+# Debian's Chromium renders the steward's report in its test (headless, a screenshot kept as an artefact).
+browser:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+		|| { echo "install Debian's chromium (apt-get install chromium): the report test renders in it"; exit 1; }
+
+test: install lint browser
 	$(BIN)/pytest
 
 # The whole hardening suite (about 45 minutes on 2 cores): 1,000 malformed files beside 100 good ones

@@ -81,17 +81,61 @@ def cmd_failures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the steward's report (``index.html`` and ``report.json``), for every source or one customer's."""
+    from stewardship.report import build_report, write_report
+
+    _, config = load(args)
+    out = Path(args.out).resolve() if args.out else config.state_dir / "report"
+    page = write_report(build_report(config, customer=args.customer), out)
+    print(page)
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
-    """Erase a document everywhere, leaving only a tombstone; it will not be ingested again."""
+    """Erase a document everywhere, leaving only a tombstone; it will not be ingested again.
+
+    Holds the ingest run lock (a run planned before the tombstone could write the document back),
+    and removes the last ingest plan a step-isolated run left in the Dagster instance's storage: it
+    holds document references, and is needed only between the steps of one run.
+    """
+    import shutil
+
     from indexes.erasure import forget
+    from orchestration.runner import dagster_home
     from orchestration.services import Services
 
     _, config = load(args)
     with Services(config) as services:
-        report = forget(services.catalog, by=args.by, document_id=args.document, source_uri=args.uri)
-    for region, ids in sorted(report.erased.items()):
-        for doc_id in ids:
-            print(f"forgot {doc_id} in {region} (tombstone recorded; by {args.by})")
+        services.migrate()  # the tombstone's digest column and the audit's scrub function
+        with services.catalog.run_lock():
+            report = forget(
+                services.catalog,
+                by=args.by,
+                document_id=args.document,
+                source_uri=args.uri,
+                connectors=services.connectors,
+            )
+            stored_plan = dagster_home(config) / "storage" / "source_documents"
+            removed = stored_plan.exists()
+            if stored_plan.is_dir():
+                shutil.rmtree(stored_plan)
+            elif removed:
+                stored_plan.unlink()
+    if removed:
+        print(f"removed the last ingest plan stored by Dagster ({stored_plan}): it names documents")
+    for doc_id in report.documents:
+        stored = sorted(r for r, ids in report.erased.items() if doc_id in ids)
+        failed = sorted(r for r, ids in report.failures_cleared.items() if doc_id in ids)
+        parts = [f"document and chunks deleted in {', '.join(stored)}" if stored else "no stored copy"]
+        parts += [f"failure record deleted in {', '.join(failed)}"] if failed else []
+        parts += ["same content as the document named"] if doc_id in report.same_content else []
+        digest = "content digest recorded" if report.digests[doc_id] else "content digest UNKNOWN"
+        print(
+            f"forgot {doc_id}: {'; '.join(parts)}; tombstone recorded ({digest}; by {terminal_safe(args.by)})"
+        )
+    scrubbed = ", ".join(f"{n} in {r}" for r, n in sorted(report.audit_scrubbed.items())) or "none"
+    print(f"retrieval audit rows scrubbed (chunk ids and query text removed): {scrubbed}")
     return 0
 
 
@@ -215,7 +259,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mount_mcp(app, config, retriever, host=host)
     print(f"Groundwork retrieval API on http://{host}:{port} (docs at /docs, MCP at {MCP_PATH})")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # No access log: it would write each request's path and query string, which a caller can
+        # fill with personal data; /metrics counts requests by route template instead.
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     finally:
         retriever.close()
     return 0
@@ -311,7 +357,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             print("\n== Support agent: retrieve, draft, create a ticket (through the action gate) ==")
             run_support_flow(config, retriever)
-    print("\nNext: `groundwork serve --config ...` for the API, `groundwork ui --config ...` for Dagster.")
+    from stewardship.report import build_report, write_report
+
+    print("\n== Steward's report (counts, contracts, records of processing; no personal values) ==")
+    print(write_report(build_report(config), config.state_dir / "report"))
+    print(
+        "\nNext: `groundwork serve --config ...` for the API, `groundwork ui --config ...` for Dagster,"
+        " `groundwork lineage CHUNK_ID --config ...` for where a chunk came from."
+    )
     return 0
 
 

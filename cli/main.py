@@ -1,4 +1,4 @@
-"""The ``groundwork`` command line: migrate, ingest, serve, mcp, search, db, demo, eval and ui."""
+"""The ``groundwork`` command line: migrate, ingest, serve, mcp, search, lineage, db, report, demo, eval and ui."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ from cli.commands import (
     cmd_ingest,
     cmd_mcp,
     cmd_migrate,
+    cmd_report,
     cmd_retry,
     cmd_search,
     cmd_serve,
     cmd_ui,
 )
+from cli.lineage import cmd_lineage
 from groundwork.enums import RetrievalMode
 from groundwork.errors import GroundworkError
 from groundwork.offline import configure_offline
@@ -50,11 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", help="only this source (repeatable)")
     add("failures", cmd_failures, "list documents that failed to ingest, with reasons")
     add("retry", cmd_retry, "clear recorded failures and ingest again (for files fixed or after an outage)")
+    p = add("report", cmd_report, "write the steward's report: a static HTML page and the same data as JSON")
+    p.add_argument("--out", default=None, help="folder to write into (default: <state_dir>/report)")
+    p.add_argument("--customer", default=None, help="only the sources whose contract names this customer")
     p = add("forget", cmd_forget, "erase a document everywhere, leaving a tombstone (right to be forgotten)")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--document", help="document id")
     target.add_argument("--uri", help="source URI, e.g. file:///share/hr/case-0142.eml")
     p.add_argument("--by", default=os.environ.get("USER", "operator"), help="who asked (recorded)")
+    p = add("lineage", cmd_lineage, "where a chunk came from: document, ingest run, redaction, index, policy")
+    p.add_argument("chunk_id", help="a chunk id, as search results give it")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p = add("serve", cmd_serve, "serve the retrieval API")
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)

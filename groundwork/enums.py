@@ -55,6 +55,7 @@ class FailureReason(StrEnum):
     TIME_LIMIT = "time_limit"
     PARSER_CRASHED = "parser_crashed"
     INTERNAL_ERROR = "internal_error"
+    FORGOTTEN_CONTENT = "forgotten_content"
 
     @property
     def permanent(self) -> bool:
@@ -74,6 +75,7 @@ PERMANENT_REASONS = frozenset(
         FailureReason.NO_TEXT,
         FailureReason.TIME_LIMIT,
         FailureReason.PARSER_CRASHED,
+        FailureReason.FORGOTTEN_CONTENT,
     }
 )
 

@@ -48,15 +48,25 @@ class DocumentRef:
 
 @dataclass(frozen=True, slots=True)
 class Governance:
-    """The residency and access tags every document and chunk carries."""
+    """The residency and access tags every document and chunk carries.
+
+    ``access`` are the operator's policy grants; ``source_access`` the grants the source itself
+    gives (None for a source that keeps no permissions). A reader needs one of each. ``decided_by``
+    says which part of the operator's policy set them (kept for lineage; it does not take part in
+    comparisons or the digest, so rewording a rule re-tags nothing).
+    """
 
     residency: str
     access: tuple[str, ...]
+    source_access: tuple[str, ...] | None = None
+    decided_by: str = field(default="", compare=False)
 
     @property
     def digest(self) -> str:
         """A short, stable digest of the tags: a change re-tags the document."""
         payload = self.residency + "\x00" + "\x00".join(sorted(self.access))
+        if self.source_access is not None:
+            payload += "\x01" + "\x00".join(sorted(self.source_access))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

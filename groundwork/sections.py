@@ -114,6 +114,8 @@ class IngestConfig(Strict):
     batch_characters: int = Field(default=2_000_000, ge=1_000, le=1_000_000_000)
     #: The ``failures_within_limit`` asset check warns past this share of failed documents per region.
     max_failure_share: float = Field(default=0.1, ge=0.0, le=1.0)
+    #: Stored chunks the ``no_personal_data_after_redaction`` asset check redacts again, per region (0: off).
+    rescan_sample_chunks: int = Field(default=200, ge=0, le=100_000)
 
 
 class BackfillConfig(Strict):

@@ -50,6 +50,7 @@ from groundwork.sections import (
     Strict,
     resolve_path,
 )
+from groundwork.telemetry_config import RegionTelemetry, TelemetryConfig
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -71,8 +72,10 @@ __all__ = [
     "PolicyRule",
     "PrincipalConfig",
     "RedactionConfig",
+    "RegionTelemetry",
     "RetrievalConfig",
     "SourceConfig",
+    "TelemetryConfig",
     "load_config",
     "resolve_config_path",
     "resolve_path",
@@ -193,13 +196,23 @@ class SourceConfig(Strict):
 
 
 class PrincipalConfig(Strict):
-    """A caller of the retrieval API: who it is, which groups it is in, which regions it may read."""
+    """A caller of the retrieval API: who it is, which groups it is in, which regions it may read.
+
+    ``roles: [steward]`` also lets it read the lineage of the chunks it may read
+    (``GET /v1/lineage/{chunk_id}``); no other role exists yet.
+    """
 
     name: Name
     api_key_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
     groups: list[Name] = Field(default_factory=list)
     regions: list[Region] = Field(min_length=1)
     handoff_below: float | None = Field(default=None, ge=0.0, le=1.0)
+    roles: list[Literal["steward"]] = Field(default_factory=list)
+
+    @property
+    def is_steward(self) -> bool:
+        """Whether this principal may read lineage."""
+        return "steward" in self.roles
 
     def grants(self) -> list[str]:
         """The access grants this principal holds, in the form documents are tagged with."""
@@ -238,6 +251,7 @@ class GroundworkConfig(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     _resolve = field_validator("state_dir")(resolve_path)
 

@@ -50,6 +50,12 @@ ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS tsv tsvector
 CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON {schema}.chunks USING gin (tsv);
 ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS modified_at timestamptz;
 ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS fingerprint text;
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS run_id text;
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS decided_by text;
+-- The source's own permissions as grants (NULL: the source keeps none); a reader needs one of them
+-- as well as one of ``access`` (the operator's policy).
+ALTER TABLE {schema}.documents ADD COLUMN IF NOT EXISTS source_access text[];
+ALTER TABLE {schema}.chunks ADD COLUMN IF NOT EXISTS source_access text[];
 """
 
 #: The tables that outlive index versions: settings, failures, the audit trail and tombstones.
@@ -98,15 +104,56 @@ CREATE TABLE IF NOT EXISTS {schema}.erasures (
     reason       text NOT NULL CHECK (reason IN ('forget', 'retention'))
 );
 CREATE INDEX IF NOT EXISTS erasures_document ON {schema}.erasures (document_id);
+-- A forgotten document's content digest (sha256 of the fetched bytes, never the content): the same
+-- content under another path or source id stays out.
+ALTER TABLE {schema}.erasures ADD COLUMN IF NOT EXISTS content_digest text;
+CREATE INDEX IF NOT EXISTS erasures_content ON {schema}.erasures (content_digest)
+    WHERE content_digest IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION {schema}.refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
 END $$;
 
+-- The one change the audit accepts: scrub_audit() removing a forgotten document's chunk ids from a
+-- row and replacing its query by the marker; every other column stays as it was.
+CREATE OR REPLACE FUNCTION {schema}.audit_scrub_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('groundwork.audit_scrub', true) IS DISTINCT FROM 'on'
+       OR NEW.query_redacted IS DISTINCT FROM '[erased]'
+       OR NOT (NEW.chunk_ids <@ OLD.chunk_ids)
+       OR to_jsonb(NEW) - 'chunk_ids' - 'query_redacted' IS DISTINCT FROM to_jsonb(OLD) - 'chunk_ids' - 'query_redacted'
+    THEN
+        RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION {schema}.scrub_audit(doc_chunk_ids uuid[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET groundwork.audit_scrub = 'on'
+AS $$
+DECLARE
+    scrubbed integer;
+BEGIN
+    IF EXISTS (SELECT 1 FROM {schema}.chunks WHERE chunk_id = ANY (doc_chunk_ids)) THEN
+        RAISE EXCEPTION 'scrub_audit: only the chunk ids of erased documents may be scrubbed';
+    END IF;
+    UPDATE {schema}.retrieval_audit a
+    SET chunk_ids = ARRAY(SELECT u.c FROM unnest(a.chunk_ids) WITH ORDINALITY AS u(c, n)
+                          WHERE NOT u.c = ANY (doc_chunk_ids) ORDER BY u.n),
+        query_redacted = '[erased]'
+    WHERE a.audit_id IN (SELECT x.audit_id FROM {schema}.retrieval_audit x, unnest(x.chunk_ids) AS c(id)
+                         WHERE c.id IN (SELECT unnest(doc_chunk_ids)));
+    GET DIAGNOSTICS scrubbed = ROW_COUNT;
+    RETURN scrubbed;
+END $$;
+
 DROP TRIGGER IF EXISTS retrieval_audit_append_only ON {schema}.retrieval_audit;
-CREATE TRIGGER retrieval_audit_append_only BEFORE UPDATE OR DELETE ON {schema}.retrieval_audit
+CREATE TRIGGER retrieval_audit_append_only BEFORE DELETE ON {schema}.retrieval_audit
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS retrieval_audit_scrub_only ON {schema}.retrieval_audit;
+CREATE TRIGGER retrieval_audit_scrub_only BEFORE UPDATE ON {schema}.retrieval_audit
+    FOR EACH ROW EXECUTE FUNCTION {schema}.audit_scrub_only();
 DROP TRIGGER IF EXISTS erasures_append_only ON {schema}.erasures;
 CREATE TRIGGER erasures_append_only BEFORE UPDATE OR DELETE ON {schema}.erasures
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
@@ -125,6 +172,8 @@ GRANT SELECT ON {schema}.index_meta TO {reader}, {writer};
 GRANT INSERT ON {schema}.retrieval_audit TO {reader};
 GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.ingest_failures TO {writer};
 GRANT SELECT, INSERT ON {schema}.erasures TO {writer};
+REVOKE ALL ON FUNCTION {schema}.scrub_audit(uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {schema}.scrub_audit(uuid[]) TO {writer};
 """
 
 #: Grants and row-level security of one index version's tables. The reader may read only the live
@@ -141,10 +190,14 @@ ALTER TABLE {schema}.chunks ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS reader_sees_granted ON {schema}.documents;
 CREATE POLICY reader_sees_granted ON {schema}.documents FOR SELECT TO {reader}
     USING (access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ',')
+           AND (source_access IS NULL
+                OR source_access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ','))
            AND residency = ANY (string_to_array(nullif(current_setting('groundwork.regions', true), ''), ',')));
 DROP POLICY IF EXISTS reader_sees_granted ON {schema}.chunks;
 CREATE POLICY reader_sees_granted ON {schema}.chunks FOR SELECT TO {reader}
     USING (access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ',')
+           AND (source_access IS NULL
+                OR source_access && string_to_array(nullif(current_setting('groundwork.grants', true), ''), ','))
            AND residency = ANY (string_to_array(nullif(current_setting('groundwork.regions', true), ''), ',')));
 
 DROP POLICY IF EXISTS writer_this_region ON {schema}.documents;

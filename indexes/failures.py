@@ -93,3 +93,15 @@ class Tombstones:
                 (reason,),
             )
             return {r[0] for r in rows}
+
+    def digests(self) -> set[str]:
+        """Content digests of forgotten documents: the same content under another path stays out."""
+        with connection(self.pool) as conn:
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT DISTINCT content_digest FROM {}.erasures"
+                    " WHERE reason = %s AND content_digest IS NOT NULL"
+                ).format(self._s),
+                (ErasureReason.FORGET,),
+            )
+            return {r[0] for r in rows}

@@ -31,7 +31,7 @@ from indexes import ddl
 #: first) brings an older schema up to it in place: every statement in :mod:`indexes.ddl` is idempotent.
 #: 3: documents.fingerprint (cheap listing), the audit and tombstones refuse TRUNCATE.
 #: 4: the agents' ledger (agent_searches, action_checks, agent_events).
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 
 def ensure_roles(conn: psycopg.Connection, *roles: str) -> None:

@@ -361,6 +361,7 @@ _COLUMNS = sql.SQL(
 # {s} is formatted with the schema where the query is composed.
 _WHERE = sql.SQL(
     "c.access && %(grants)s::text[] AND c.residency = %(region)s"
+    " AND (c.source_access IS NULL OR c.source_access && %(grants)s::text[])"
     " AND (%(sources)s::text[] IS NULL OR c.source = ANY(%(sources)s::text[]))"
     " AND (%(types)s::text[] IS NULL AND %(after)s::timestamptz IS NULL OR EXISTS ("
     "   SELECT 1 FROM {s}.documents d WHERE d.document_id = c.document_id"

@@ -140,3 +140,44 @@ class IndexState:
                 assert row is not None
                 bad += int(row[0])
         return bad
+
+    def sample_chunks(self, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` chunks (id, text) of each stored version, drawn at random, for a re-scan.
+
+        The ids are drawn first (from the primary key alone), so only the sampled chunks' text is read.
+        """
+        if limit <= 0:
+            return []
+        out: list[tuple[str, str]] = []
+        with connection(self.pool) as conn:
+            for schema in self.data_schemas:
+                query = self._q(
+                    "SELECT chunk_id::text, text FROM {d}.chunks WHERE chunk_id IN"
+                    " (SELECT chunk_id FROM {d}.chunks ORDER BY random() LIMIT %s) ORDER BY chunk_id",
+                    schema,
+                )
+                out += [(r[0], r[1]) for r in conn.execute(query, (limit,))]
+        return out
+
+    def document_residencies(self) -> list[tuple[str, str, str]]:
+        """(source, source id, residency) of every stored document, in any version, once each."""
+        found: set[tuple[str, str, str]] = set()
+        with connection(self.pool) as conn:
+            for schema in self.data_schemas:
+                query = self._q("SELECT source, source_id, residency FROM {d}.documents", schema)
+                found.update((r[0], r[1], r[2]) for r in conn.execute(query))
+        return sorted(found)
+
+    def chunk_residency_mismatches(self) -> dict[str, int]:
+        """Chunks (in any version) whose residency differs from their document's, counted by source."""
+        counts: dict[str, int] = {}
+        with connection(self.pool) as conn:
+            for schema in self.data_schemas:
+                query = self._q(
+                    "SELECT d.source, count(*) FROM {d}.chunks c JOIN {d}.documents d USING (document_id)"
+                    " WHERE c.residency <> d.residency GROUP BY d.source",
+                    schema,
+                )
+                for source, n in conn.execute(query):
+                    counts[source] = counts.get(source, 0) + int(n)
+        return counts

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 _CHUNK_COLUMNS = sql.SQL(
     "chunk_id, document_id, seq, text, page_number, embedding, residency, access, source, source_uri,"
-    " version, redactions"
+    " version, redactions, source_access"
 )
 #: The binary COPY types of :data:`_CHUNK_COLUMNS`, in order.
 _CHUNK_TYPES = [
@@ -43,6 +43,7 @@ _CHUNK_TYPES = [
     "text",
     "text",
     "jsonb",
+    "text[]",
 ]
 #: Columns the database computes (the full-text vector): never copied between indexes.
 _GENERATED_COLUMNS = {"tsv"}
@@ -55,11 +56,12 @@ class RegionIndex(IndexState):
     access changes apply to every version at once, so the live one stays true to its sources.
     """
 
-    def write_document(self, doc: EmbeddedDocument) -> int:
+    def write_document(self, doc: EmbeddedDocument, *, run_id: str = "") -> int:
         """Replace a document and its chunks in one transaction; returns the chunks written.
 
         Readers see either the old rows or the new ones, never a mix. A success clears any failure
-        recorded for the document.
+        recorded for the document. ``run_id`` (the ingest run writing it) and the policy part that
+        tagged it are kept for lineage.
         """
         chunked = doc.chunked
         red = chunked.document
@@ -69,6 +71,7 @@ class RegionIndex(IndexState):
         if gov.residency != self.region:
             raise ValueError(f"document of residency {gov.residency!r} sent to the {self.region!r} index")
         access = list(gov.access)
+        source_access = list(gov.source_access) if gov.source_access is not None else None
         doc_uuid = uuid.UUID(task.document_id)
         redactions = Jsonb(dict(sorted(red.redactions.items())))
         with connection(self.pool) as conn, conn.transaction():
@@ -78,15 +81,17 @@ class RegionIndex(IndexState):
                     """
                     INSERT INTO {d}.documents (document_id, source, source_id, source_uri, version,
                         content_type, residency, access, access_digest, redactions, element_count,
-                        chunk_count, modified_at, fingerprint, ingested_at)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                        chunk_count, modified_at, fingerprint, run_id, decided_by, source_access, ingested_at)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
                     ON CONFLICT (document_id) DO UPDATE SET
                         source_uri = EXCLUDED.source_uri, version = EXCLUDED.version,
                         content_type = EXCLUDED.content_type, residency = EXCLUDED.residency,
                         access = EXCLUDED.access, access_digest = EXCLUDED.access_digest,
                         redactions = EXCLUDED.redactions, element_count = EXCLUDED.element_count,
                         chunk_count = EXCLUDED.chunk_count, modified_at = EXCLUDED.modified_at,
-                        fingerprint = EXCLUDED.fingerprint, ingested_at = now()
+                        fingerprint = EXCLUDED.fingerprint, run_id = EXCLUDED.run_id,
+                        decided_by = EXCLUDED.decided_by, source_access = EXCLUDED.source_access,
+                        ingested_at = now()
                     """
                 ),
                 (
@@ -104,6 +109,9 @@ class RegionIndex(IndexState):
                     len(chunked.chunks),
                     ref.modified_at,
                     ref.fingerprint,
+                    run_id or None,
+                    gov.decided_by or None,
+                    source_access,
                 ),
             )
             # COPY cannot load a table under row-level security, so rows go through a temporary
@@ -117,7 +125,8 @@ class RegionIndex(IndexState):
                 cur.copy(
                     sql.SQL(
                         "COPY chunk_stage (chunk_id, document_id, seq, text, page_number, embedding, residency,"
-                        " access, source, source_uri, version, redactions) FROM STDIN WITH (FORMAT BINARY)"
+                        " access, source, source_uri, version, redactions, source_access)"
+                        " FROM STDIN WITH (FORMAT BINARY)"
                     )
                 ) as copy,
             ):
@@ -137,6 +146,7 @@ class RegionIndex(IndexState):
                             ref.uri,
                             ref.version,
                             Jsonb(chunk.redactions),
+                            source_access,
                         )
                     )
             conn.execute(
@@ -158,18 +168,28 @@ class RegionIndex(IndexState):
         transaction.
         """
         retagged = 0
+        source_access = list(governance.source_access) if governance.source_access is not None else None
         with connection(self.pool) as conn, conn.transaction():
             for schema in self.data_schemas:
                 conn.execute(
                     self._q(
-                        "UPDATE {d}.documents SET access = %s, access_digest = %s WHERE document_id = %s",
+                        "UPDATE {d}.documents SET access = %s, source_access = %s, access_digest = %s,"
+                        " decided_by = coalesce(%s, decided_by) WHERE document_id = %s",
                         schema,
                     ),
-                    (list(governance.access), governance.digest, document_id),
+                    (
+                        list(governance.access),
+                        source_access,
+                        governance.digest,
+                        governance.decided_by or None,
+                        document_id,
+                    ),
                 )
                 cur = conn.execute(
-                    self._q("UPDATE {d}.chunks SET access = %s WHERE document_id = %s", schema),
-                    (list(governance.access), document_id),
+                    self._q(
+                        "UPDATE {d}.chunks SET access = %s, source_access = %s WHERE document_id = %s", schema
+                    ),
+                    (list(governance.access), source_access, document_id),
                 )
                 retagged = max(retagged, cur.rowcount)
         return retagged
@@ -227,7 +247,12 @@ class RegionIndex(IndexState):
                 "residency": governance.residency,
                 "access": access,
                 "access_digest": governance.digest,
+                "source_access": list(governance.source_access)
+                if governance.source_access is not None
+                else None,
             }
+            if "decided_by" in values and governance.decided_by:
+                values["decided_by"] = governance.decided_by
             conn.execute(
                 sql.SQL("INSERT INTO {d}.documents ({cols}) VALUES ({vals})").format(
                     d=sql.Identifier(self.target_schema),
@@ -238,7 +263,11 @@ class RegionIndex(IndexState):
             )
             if chunks:
                 ccols = [c for c in chunks[0] if c not in _GENERATED_COLUMNS]
-                tags = {"residency": governance.residency, "access": access}
+                tags = {
+                    "residency": governance.residency,
+                    "access": access,
+                    "source_access": values["source_access"],
+                }
                 with conn.cursor() as cur:
                     cur.executemany(
                         sql.SQL("INSERT INTO {d}.chunks ({cols}) VALUES ({vals})").format(

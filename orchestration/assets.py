@@ -20,7 +20,6 @@ from groundwork.records import Failure
 from indexes.erasure import purge_expired
 from orchestration.local import finish_builds, process, process_region
 from orchestration.resources import GroundworkResource
-from orchestration.services import Services
 from pipelines.planning import Plan, plan_run
 from pipelines.streaming import StreamReport
 
@@ -28,11 +27,17 @@ GROUP = "ingest"
 
 
 def failure_table(failures: list[Failure]) -> dg.MetadataValue:
-    """Failures as a markdown table for the Dagster UI (reasons only, never content)."""
-    lines = ["| source | document | stage | reason | message |", "|---|---|---|---|---|"]
-    for f in failures:
-        message = f.message.replace("|", "\\|")
-        lines.append(f"| {f.task.ref.source} | {f.task.ref.source_id} | {f.stage} | {f.reason} | {message} |")
+    """Failures counted by source, stage and reason, as a markdown table for the Dagster UI.
+
+    Never a document's id, path or message (a message may quote the path): the Dagster instance
+    keeps its event log for good, and a document forgotten later must leave no trace there.
+    ``groundwork failures`` lists the documents themselves, from the index, where forget erases them.
+    """
+    counts = Counter((str(f.task.ref.source), str(f.stage), str(f.reason)) for f in failures)
+    lines = ["| source | stage | reason | documents |", "|---|---|---|---|"]
+    lines += [
+        f"| {source} | {stage} | {reason} | {n} |" for (source, stage, reason), n in sorted(counts.items())
+    ]
     return dg.MetadataValue.md("\n".join(lines) if failures else "no failures")
 
 
@@ -40,7 +45,7 @@ def failure_table(failures: list[Failure]) -> dg.MetadataValue:
 def source_documents(context: dg.AssetExecutionContext, groundwork: GroundworkResource) -> Plan:
     """Every source listed and compared with the index: the new and changed documents to process."""
     services = groundwork.services
-    plan = plan_run(services.config, services.connectors, services.indexes())
+    plan = plan_run(services.config, services.connectors, services.indexes(), run_id=context.run_id)
     totals: Counter[str] = Counter()
     for counts in plan.counts.values():
         totals.update(counts)
@@ -61,6 +66,16 @@ def index_key(region: str) -> dg.AssetKey:
     return dg.AssetKey(["index", region])
 
 
+def report_links(groundwork: GroundworkResource) -> dict[str, dg.MetadataValue]:
+    """Where a steward reads more: the steward report (``groundwork report``'s default folder) and
+    the command that follows one chunk's lineage."""
+    report = groundwork.services.config.state_dir / "report" / "index.html"
+    return {
+        "report": dg.MetadataValue.path(str(report)),
+        "lineage": dg.MetadataValue.text(f"groundwork lineage CHUNK_ID --config {groundwork.config_path}"),
+    }
+
+
 def _index_spec(region: str) -> dg.AssetSpec:
     return dg.AssetSpec(
         index_key(region),
@@ -76,9 +91,10 @@ def _index_spec(region: str) -> dg.AssetSpec:
 
 
 def _results(
-    services: Services, plan: Plan, selected: list[str], run: StreamReport
+    groundwork: GroundworkResource, plan: Plan, selected: list[str], run: StreamReport
 ) -> Iterator[dg.MaterializeResult]:
     """Switch completed index versions, then one materialization per region with what it got."""
+    services = groundwork.services
     indexes = services.indexes()
     building = {r for r in selected if indexes[r].build_schema is not None}
     switched = set(finish_builds(services, plan, selected))
@@ -107,6 +123,7 @@ def _results(
                 else "new version being built"
                 if report.region in building
                 else "live",
+                **report_links(groundwork),
             },
         )
 
@@ -127,7 +144,7 @@ def build_index_assets(regions: list[str]) -> dg.AssetsDefinition:
         services = groundwork.services
         selected = sorted(key.path[-1] for key in context.selected_asset_keys)
         run = process(services, source_documents, selected)
-        yield from _results(services, source_documents, selected, run)
+        yield from _results(groundwork, source_documents, selected, run)
 
     return index_assets
 
@@ -140,9 +157,8 @@ def _region_step(region: str) -> dg.AssetsDefinition:
     )
     def index_region(groundwork: GroundworkResource, source_documents: Plan) -> Any:
         """This region's share of the plan, beside the other regions' steps (see ``process_region``)."""
-        services = groundwork.services
-        run = process_region(services, source_documents, region)
-        yield from _results(services, source_documents, [region], run)
+        run = process_region(groundwork.services, source_documents, region)
+        yield from _results(groundwork, source_documents, [region], run)
 
     return index_region
 
@@ -150,46 +166,6 @@ def _region_step(region: str) -> dg.AssetsDefinition:
 def build_region_index_assets(regions: list[str]) -> list[dg.AssetsDefinition]:
     """One asset per residency region, each a step of its own, so an executor can run them in parallel."""
     return [_region_step(r) for r in regions]
-
-
-def _governance_check(region: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=index_key(region), name="chunks_are_governed", blocking=True)
-    def chunks_are_governed(groundwork: GroundworkResource) -> dg.AssetCheckResult:
-        """Every chunk carries this region's residency and at least one access grant."""
-        bad = groundwork.services.index(region).ungoverned_chunks()
-        return dg.AssetCheckResult(passed=bad == 0, metadata={"ungoverned_chunks": bad})
-
-    return chunks_are_governed
-
-
-def _failures_check(region: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=index_key(region), name="failures_within_limit")
-    def failures_within_limit(groundwork: GroundworkResource) -> dg.AssetCheckResult:
-        """At most ``ingest.max_failure_share`` of this region's documents are recorded as failed
-        (failed over failed plus indexed); past it, a warning for the data steward."""
-        counts = groundwork.services.index(region).counts()
-        total = counts.documents + counts.failures
-        share = counts.failures / total if total else 0.0
-        limit = groundwork.services.config.ingest.max_failure_share
-        return dg.AssetCheckResult(
-            passed=share <= limit,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "failed": counts.failures,
-                "indexed": counts.documents,
-                "failed_share": round(share, 4),
-                "limit": limit,
-            },
-            description=f"{counts.failures} of {total} documents failed (limit {limit:.0%}); see `groundwork failures`",
-        )
-
-    return failures_within_limit
-
-
-def build_index_checks(regions: list[str]) -> list[dg.AssetChecksDefinition]:
-    """Per region: a blocking check that no chunk lacks residency or access tags, and a warning when
-    too many documents failed."""
-    return [check(r) for r in regions for check in (_governance_check, _failures_check)]
 
 
 @dg.asset(group_name="governance", kinds={"postgres"})

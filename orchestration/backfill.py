@@ -49,7 +49,12 @@ def ingest_shard(context: dg.OpExecutionContext, groundwork: GroundworkResource,
     source = context.partition_key
     shards = services.config.backfill.shards
     plan = plan_run(
-        services.config, services.connectors, services.indexes(), sources={source}, shard=(shard, shards)
+        services.config,
+        services.connectors,
+        services.indexes(),
+        sources={source},
+        shard=(shard, shards),
+        run_id=context.run_id,
     )
     run = process(services, plan)
     reports = list(run.regions.values())

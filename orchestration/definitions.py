@@ -11,12 +11,12 @@ from groundwork.settings import GroundworkConfig, load_config, resolve_config_pa
 from orchestration.assets import (
     GROUP,
     build_index_assets,
-    build_index_checks,
     build_region_index_assets,
     expired_documents_purge,
     source_documents,
 )
 from orchestration.backfill import build_backfill_job
+from orchestration.checks import build_index_checks
 from orchestration.executors import build_executor, plan_io_manager, step_isolated
 from orchestration.resources import BACKFILL_JOB, INGEST_JOB, RETENTION_JOB, GroundworkResource
 from orchestration.sensors import build_source_change_sensor

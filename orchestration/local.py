@@ -7,6 +7,7 @@ carry out the plan.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import replace
 
 from orchestration.services import Services
@@ -62,7 +63,9 @@ def run_all(services: Services) -> tuple[Plan, list[IndexReport]]:
     returns the plan and what each region's index got."""
     services.migrate()
     with services.catalog.run_lock():
-        plan = plan_run(services.config, services.connectors, services.indexes())
+        plan = plan_run(
+            services.config, services.connectors, services.indexes(), run_id=f"local-{uuid.uuid4().hex}"
+        )
         report = process(services, plan)
         finish_builds(services, plan, services.config.regions)
     return plan, list(report.regions.values())

@@ -16,6 +16,7 @@ from pipelines.embedding import Embedder
 from pipelines.partition_pool import PartitionPool, shared_pool
 from pipelines.redact import Redactor
 from pipelines.streaming import Parts
+from telemetry import Telemetry
 
 
 class Services:
@@ -75,7 +76,13 @@ class Services:
             embedder=self.embedder,
             pool=self.partition_pool,
             indexes=self.indexes(),
+            tracer=self.telemetry.tracer("pipelines.streaming"),
         )
+
+    @cached_property
+    def telemetry(self) -> Telemetry:
+        """Traces of this process's ingest stages (no-op tracers unless ``telemetry.enabled``)."""
+        return Telemetry(self.config.telemetry)
 
     def index_settings(self) -> dict[str, str]:
         """What this config builds an index version with: model, dimensions, chunking, redaction policy."""
@@ -103,6 +110,8 @@ class Services:
     def close(self) -> None:
         """Close database pools."""
         self.catalog.close()
+        if "telemetry" in self.__dict__:
+            self.telemetry.shutdown()  # exports what was decided
 
     def __enter__(self) -> Services:
         return self

@@ -20,6 +20,7 @@ from typing import Any
 
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
+from pipelines.log_safety import withhold_values
 from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
@@ -159,6 +160,7 @@ class Detector:
             registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
         finally:
             presidio_log.setLevel(previous)
+        withhold_values("presidio-analyzer")  # it logs the words around each match at debug level
         registry.remove_recognizer("PhoneRecognizer")
         registry.add_recognizer(PhoneRecognizer(supported_regions=_PHONE_REGIONS))
         registry.add_recognizer(UkNinoRecognizer())

@@ -45,6 +45,8 @@ class Plan:
     stale_failures: list[tuple[str, str, str]] = field(default_factory=list)
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     source_errors: dict[str, str] = field(default_factory=dict)
+    #: The ingest run carrying out the plan (a Dagster run id, or ``local-...``), kept in lineage.
+    run_id: str = ""
 
 
 def plan_run(
@@ -54,6 +56,7 @@ def plan_run(
     *,
     sources: Collection[str] | None = None,
     shard: tuple[int, int] | None = None,
+    run_id: str = "",
 ) -> Plan:
     """List every source and decide, per document, the least work that makes the index true.
 
@@ -61,18 +64,24 @@ def plan_run(
     content reason at the same version is not retried until its content changes; one whose content
     is unchanged but whose policy changed is re-tagged (same region) or moved (new region); one gone
     from the listing is deleted, unless its content reappears under a new path (a rename), which is
-    moved to its new identity. A source that cannot be listed is left as it is.
+    moved to its new identity. A source that cannot be listed is left as it is. A document forgotten
+    on request is skipped (and any stored copy purged), and so is one whose version is the content
+    digest of a forgotten document (the same bytes under another path or source id).
 
     ``sources`` limits the plan to those sources, and ``shard`` (i, n) to the documents in shard i
     of n (see :func:`~groundwork.ids.shard_of`), so shards can be planned and processed in parallel.
     A rename across two shards is seen as a deletion in one and a new document in the other.
+    ``run_id`` names the run that carries the plan out, in the lineage of what it writes.
     """
 
     def mine(doc_id: str) -> bool:
         return shard is None or shard_of(doc_id, shard[1]) == shard[0]
 
-    plan = Plan()
+    plan = Plan(run_id=run_id)
     forgotten = set().union(*(index.tombstones.ids(ErasureReason.FORGET) for index in indexes.values()))
+    # A version that is a digest of the bytes (files, ...) shows forgotten content before any fetch;
+    # other versions are checked once fetched (see pipelines.streaming).
+    forgotten_content = set().union(*(index.tombstones.digests() for index in indexes.values()))
     now = datetime.now(UTC)
     for source in config.sources:
         if sources is not None and source.name not in sources:
@@ -117,7 +126,7 @@ def plan_run(
         for ref in refs:
             doc_id = document_id(ref.source, ref.source_id)
             listed.add(doc_id)
-            if doc_id in forgotten:  # erased on request: never ingested again
+            if doc_id in forgotten or ref.version in forgotten_content:  # erased on request: never again
                 counts[ChangeKind.FORGOTTEN] += 1
                 plan.purges.extend((doc_id, r) for r in sorted(stored.get(doc_id, {})))
                 continue

@@ -60,7 +60,23 @@ def governance_for(source: SourceConfig, ref: DocumentRef) -> Governance:
             FailureReason.NO_ACCESS_RULE,
             residency,
         )
-    return Governance(residency=residency, access=tuple(sorted(set(access))))
+    source_access = None if ref.permissions is None else tuple(sorted(set(ref.permissions)))
+    if source_access == ():
+        raise PolicyError(
+            f"the source's own permissions let no one read this document ({where}); it is not stored",
+            FailureReason.NO_ACCESS_RULE,
+            residency,
+        )
+    decided = {
+        "residency": f"rule {rule.match!r}" if rule and rule.residency else "source default",
+        "access": f"rule {rule.match!r}" if rule and rule.access is not None else "source default",
+    }
+    return Governance(
+        residency=residency,
+        access=tuple(sorted(set(access))),
+        source_access=source_access,
+        decided_by=f"source {source.name!r}: residency by {decided['residency']}, access by {decided['access']}",
+    )
 
 
 def make_task(source: SourceConfig, ref: DocumentRef, change: ChangeKind) -> DocumentTask:

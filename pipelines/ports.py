@@ -34,6 +34,10 @@ class Tombstones(Protocol):
         """Ids of the documents erased for ``reason``."""
         ...
 
+    def digests(self) -> set[str]:
+        """Content digests of the documents forgotten on request."""
+        ...
+
 
 class RegionStore(Protocol):
     """One region's index as the stages see it."""
@@ -57,8 +61,8 @@ class RegionStore(Protocol):
         """What is stored for each document of ``source``, by document id."""
         ...
 
-    def write_document(self, doc: EmbeddedDocument) -> int:
-        """Replace one document and its chunks; returns the chunks written."""
+    def write_document(self, doc: EmbeddedDocument, *, run_id: str = "") -> int:
+        """Replace one document and its chunks (written by ingest run ``run_id``); returns the chunks written."""
         ...
 
     def retag(self, document_id: str, governance: Governance) -> int:

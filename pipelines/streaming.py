@@ -12,14 +12,17 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
+from opentelemetry.trace import Tracer
 
 from connectors import Connector
 from groundwork.enums import FailureReason, Stage
 from groundwork.errors import ConfigError, ConnectorError, DocumentError
 from groundwork.faults import fault_point
+from groundwork.ids import content_digest
 from groundwork.records import Batch, ChunkedDocument, DocumentTask, Failure, ParsedDocument
 from groundwork.settings import GroundworkConfig
 from pipelines.batches import chunk_all, embed_all, redact_all
@@ -29,6 +32,7 @@ from pipelines.partition_pool import PartitionPool, outcome
 from pipelines.planning import Plan
 from pipelines.ports import RegionStore
 from pipelines.redact import Redactor
+from pipelines.tracing import NO_TRACER, BatchTrace, timed
 from pipelines.writing import IndexReport, Reports, apply_changes, purge_stale, record_failures, write_batch
 
 logger = logging.getLogger(__name__)
@@ -66,6 +70,8 @@ class Parts:
     embedder: Embedder
     pool: PartitionPool
     indexes: Mapping[str, RegionStore]
+    #: Spans per batch and stage (counts only); a no-op unless telemetry is on.
+    tracer: Tracer = NO_TRACER
 
 
 def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamReport:
@@ -76,10 +82,14 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
     record_failures(plan.failures, parts.indexes, report.regions)
     fault_point("plan_failures_recorded")
     tasks = [t for t in plan.tasks if t.governance.residency in report.regions]
+    forgotten = set().union(*(index.tombstones.digests() for index in parts.indexes.values()))
 
-    def embed_and_write(parsed: Batch[ParsedDocument], chunked: Batch[ChunkedDocument]) -> None:
-        embedded = embed_all(chunked, parts.embedder)
-        write_batch(embedded, parts.indexes, report.regions)
+    def embed_and_write(
+        parsed: Batch[ParsedDocument], chunked: Batch[ChunkedDocument], traced: BatchTrace
+    ) -> None:
+        embedded = traced.run("embed", embed_all, chunked, parts.embedder)
+        traced.run("write", write_batch, embedded, parts.indexes, report.regions, run_id=plan.run_id)
+        traced.end()
         fault_point("batch_committed")
         report.batches += 1
         report.documents += len(parsed.items) + len(parsed.failures)
@@ -102,11 +112,13 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
     # flight, so batches are written in order and memory holds two batches.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as tail:
         in_flight: Future[None] | None = None
-        for parsed in parsed_batches(tasks, parts):
-            chunked = chunk_all(redact_all(parsed, parts.redactor), parts.config)
+        for number, (started, parsed) in enumerate(timed(parsed_batches(tasks, parts, forgotten)), 1):
+            traced = BatchTrace(parts.tracer, number, parsed, started)
+            redacted = traced.run("redact", redact_all, parsed, parts.redactor)
+            chunked = traced.run("chunk", chunk_all, redacted, parts.config)
             if in_flight is not None:
                 in_flight.result()
-            in_flight = tail.submit(embed_and_write, parsed, chunked)
+            in_flight = tail.submit(embed_and_write, parsed, chunked, traced)
         if in_flight is not None:
             in_flight.result()
     apply_changes(plan, parts.indexes, report.regions)
@@ -115,12 +127,15 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
     return report
 
 
-def parsed_batches(tasks: list[DocumentTask], parts: Parts) -> Iterator[Batch[ParsedDocument]]:
+def parsed_batches(
+    tasks: list[DocumentTask], parts: Parts, forgotten: Collection[str] = frozenset()
+) -> Iterator[Batch[ParsedDocument]]:
     """The tasks fetched and partitioned, in micro-batches of ``ingest.batch_documents`` documents or
     ``ingest.batch_characters`` characters; fetch and partition failures travel in their batch.
 
     Up to a batch of documents is handed to the parsers ahead of the one being consumed, so the
-    parsers work while the caller redacts and embeds.
+    parsers work while the caller redacts and embeds. A document whose fetched bytes have a digest
+    in ``forgotten`` (content forgotten on request, listed under another identity) fails at fetch.
     """
     limits = parts.config.ingest
     timeout = parts.config.partitioning.timeout_seconds
@@ -134,7 +149,7 @@ def parsed_batches(tasks: list[DocumentTask], parts: Parts) -> Iterator[Batch[Pa
             task = next(queue, None)
             if task is None:
                 return
-            started, size = _start(task, parts)
+            started, size = _start(task, parts, forgotten)
             pending.append((task, started, size))
             waiting_bytes += size
 
@@ -184,12 +199,21 @@ def _collect(
         logger.error("%s failed at partition: unexpected %s", task.ref.source_id, type(exc).__name__)
 
 
-def _start(task: DocumentTask, parts: Parts) -> tuple[Future | DocumentError, int]:
+def _start(
+    task: DocumentTask, parts: Parts, forgotten: Collection[str]
+) -> tuple[Future | DocumentError, int]:
     """Fetch a document and hand it to a parser; a document that cannot be fetched gets its error."""
     config = parts.config.partitioning
     try:
         check_size(task.ref, config.max_file_bytes)
         data = parts.connectors[task.ref.source].fetch(task.ref)
+        if forgotten and content_digest(data) in forgotten:
+            # Says neither which document was forgotten nor anything of the content.
+            raise DocumentError(
+                "the content equals a document forgotten on request",
+                stage=Stage.FETCH,
+                reason=FailureReason.FORGOTTEN_CONTENT,
+            )
     except DocumentError as exc:
         return exc, 0
     except ConnectorError as exc:

@@ -37,18 +37,21 @@ class IndexReport:
 Reports = dict[str, IndexReport]
 
 
-def write_batch(batch: Batch[EmbeddedDocument], indexes: Mapping[str, RegionStore], reports: Reports) -> None:
+def write_batch(
+    batch: Batch[EmbeddedDocument], indexes: Mapping[str, RegionStore], reports: Reports, *, run_id: str = ""
+) -> None:
     """Write one micro-batch's documents to their region's index and record its failures there.
 
     Each document is one transaction; a failure is committed as soon as it is recorded, so what a
     run did survives the run. Documents and failures of regions without a report are left alone.
+    ``run_id`` names the ingest run in each document's lineage.
     """
     for region, report in reports.items():
 
         def write(
             doc: EmbeddedDocument, index: RegionStore = indexes[region], report: IndexReport = report
         ) -> None:
-            report.chunks_written += index.write_document(doc)
+            report.chunks_written += index.write_document(doc, run_id=run_id)
             report.documents_written += 1
             report.redactions.update(doc.chunked.document.redactions)
             fault_point("document_written")

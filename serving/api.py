@@ -29,6 +29,7 @@ from serving.actions import AgentLedgers, InvalidAgentRequest, NotFound, agent_r
 from serving.auth import Authenticator, Caller
 from serving.batching import BatcherClosed, BatchFailed
 from serving.limits import BodyLimitMiddleware, RateLimiter, retry_after
+from serving.lineage import Forbidden, lineage_router
 from serving.metrics import install_metrics
 from serving.searching import (
     QUERY_PATTERN,
@@ -37,6 +38,7 @@ from serving.searching import (
     SearchResponse,
     run_search,
 )
+from serving.telemetry import install_tracing, search_span, tag_caller
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         json_routes={("POST", "/v1/search"), ("POST", "/v1/actions/check"), ("POST", "/v1/events")},
     )
     metrics = install_metrics(app, config)  # after the other middleware: it times their answers too
+    tracer = install_tracing(app, config)  # a no-op tracer unless telemetry.enabled
 
     @app.exception_handler(RateLimited)
     async def _limited(request: Request, exc: RateLimited) -> JSONResponse:
@@ -132,6 +135,11 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
                 continue
             if err.get("type") == "json_invalid":  # its location is a character offset, not a field
                 problems.append("the request body is not valid JSON")
+                continue
+            if err.get("loc", ("",))[0] == "path":  # pydantic's message may quote the value: not echoed
+                problems.append(
+                    f"{err['loc'][-1]}: not a valid {'UUID' if 'uuid' in err.get('type', '') else 'value'}"
+                )
                 continue
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
             problems.append(f"{loc}: {err.get('msg', 'invalid')}")
@@ -161,6 +169,10 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return _error(403, "forbidden", str(exc))
 
     @app.exception_handler(AuthError)
     async def _unauthorized(request: Request, exc: AuthError) -> JSONResponse:
@@ -206,6 +218,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
             raise AuthError("missing bearer token: send 'Authorization: Bearer <key>'")
         who = auth.authenticate(creds.credentials)
+        tag_caller(who)  # its trace follows the export rules of the caller's regions
         wait = limiter.acquire(who.principal.name)
         if wait:
             raise RateLimited(wait)
@@ -224,7 +237,9 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     )
     def search(body: SearchRequest, who: Annotated[Caller, Depends(caller)]) -> Any:
         """Top-k chunks the caller may read, from the caller's regions only."""
-        outcome, response = run_search(retriever, limits, who, body, ledgers)
+        with search_span(tracer, who, body.k if "k" in body.model_fields_set else limits.default_k) as span:
+            outcome, response = run_search(retriever, limits, who, body, ledgers)
+            span.record(outcome)
         metrics.record_search(outcome)
         return response
 
@@ -232,4 +247,8 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         code: {"model": ErrorResponse} for code in (401, 404, 409, 413, 415, 422, 429, 503)
     }
     app.include_router(agent_router(config, retriever, ledgers, caller, refusals, metrics))
+    steward: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (401, 403, 404, 422, 429, 503)
+    }
+    app.include_router(lineage_router(retriever, caller, steward))
     return app

@@ -125,6 +125,10 @@ def test_first_run_indexes_everything_but_the_broken_files(first: IngestSummary)
         "index/eu:chunks_are_governed": True,
         "index/uk:failures_within_limit": False,  # 2 of 7 failed, past the default 10%: a warning
         "index/eu:failures_within_limit": True,
+        "index/uk:no_personal_data_after_redaction": True,
+        "index/eu:no_personal_data_after_redaction": True,
+        "index/uk:residency_as_policy_says": True,
+        "index/eu:residency_as_policy_says": True,
     }
 
 

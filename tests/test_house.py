@@ -11,7 +11,18 @@ from pathlib import Path
 from groundwork.settings import load_config
 from tests.conftest import PROJECT
 
-PACKAGES = ["groundwork", "connectors", "pipelines", "indexes", "orchestration", "serving", "cli", "clients"]
+PACKAGES = [
+    "groundwork",
+    "connectors",
+    "pipelines",
+    "indexes",
+    "telemetry",
+    "orchestration",
+    "serving",
+    "stewardship",
+    "cli",
+    "clients",
+]
 
 
 def _modules() -> list[Path]:

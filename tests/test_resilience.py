@@ -87,11 +87,11 @@ def test_database_outage_fails_the_run_cleanly_and_the_next_run_completes(
     writes = {"n": 0}
     real_write = RegionIndex.write_document
 
-    def write_then_fail(self: RegionIndex, doc):  # type: ignore[no-untyped-def]
+    def write_then_fail(self: RegionIndex, doc, **kw):  # type: ignore[no-untyped-def]
         writes["n"] += 1
         if writes["n"] == 4:
             server.stop()  # a real outage: the server goes away mid-run
-        return real_write(self, doc)
+        return real_write(self, doc, **kw)
 
     monkeypatch.setattr(RegionIndex, "write_document", write_then_fail)
     services = Services(config, redactor=redactor, embedder=embedder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 
@@ -64,6 +65,10 @@ def test_two_configs_record_their_runs_in_their_own_instances(
             event = instance.get_latest_materialization_event(dg.AssetKey(["index", "eu"]))
             assert event is not None and event.run_id == runs[0].run_id
             written[path] = event.asset_materialization.metadata["documents_written"].value  # type: ignore[union-attr]
+        # Each document's lineage names the Dagster run that wrote it, in this deployment's instance.
+        with psycopg.connect(str(configs[path].database.url.get_secret_value())) as conn:  # type: ignore[union-attr]
+            run_ids = {r[0] for r in conn.execute("SELECT run_id FROM groundwork_eu.documents")}
+        assert run_ids == {runs[0].run_id}
     assert written == {one: 1, two: 2}
 
 

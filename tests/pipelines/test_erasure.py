@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -62,8 +63,13 @@ def test_forget_leaves_no_trace_of_the_content(
     assert new_file != chunk_file
     assert b"Zanzibar" not in (pg_server.data_dir / new_file).read_bytes()
     with psycopg.connect(eu.dsn) as conn:
-        tomb = conn.execute(f"SELECT document_id::text, by, reason FROM {eu.schema}.erasures").fetchall()
-    assert tomb == [(doc_id, "dpo@example.test", "forget")]
+        tomb = conn.execute(
+            f"SELECT document_id::text, by, reason, content_digest FROM {eu.schema}.erasures"
+        ).fetchall()
+    # Who, when, which id and a digest of the bytes (the file's version): nothing of the content.
+    assert tomb == [
+        (doc_id, "dpo@example.test", "forget", "sha256:" + hashlib.sha256(doc.read_bytes()).hexdigest())
+    ]
     # The file is still in the source: the next run keeps it out.
     plan, _ = run_all(services)
     assert plan.counts["handbook"]["forgotten"] == 1
@@ -82,7 +88,7 @@ def test_forget_leaves_no_trace_of_the_content(
 
 def test_forget_of_an_unknown_document_is_an_error(with_marker) -> None:
     services, _ = with_marker
-    with pytest.raises(GroundworkError, match="no stored document"):
+    with pytest.raises(GroundworkError, match="no stored or failed document"):
         forget(services.catalog, by="x", document_id="00000000-0000-0000-0000-000000000000")
 
 
@@ -126,8 +132,8 @@ def test_retention_skips_and_purges_expired_documents(
         assert report.total == 1
         assert uk.counts().documents == 0
         with uk.pool.connection() as conn:
-            reasons = [r[0] for r in conn.execute(f"SELECT reason FROM {uk.schema}.erasures")]
-        assert reasons == ["retention"]
+            tombs = conn.execute(f"SELECT reason, content_digest FROM {uk.schema}.erasures").fetchall()
+        assert tombs == [("retention", None)]  # retention keeps its id-only tombstone
         plan, _ = run_all(services)
         assert plan.counts["memos"]["expired"] == 2
         assert uk.counts().documents == 0

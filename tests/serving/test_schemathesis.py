@@ -96,8 +96,16 @@ _SCHEMA_NAMES = {
 @pytest.fixture(scope="module")
 def app(demo_reader: Retriever) -> Iterator[FastAPI]:
     # The fuzz checks behaviour, not the rate limit (tests/indexes/test_api_security.py does).
+    # alice is a steward here, so generated lineage requests reach the lookup (403 is tested elsewhere).
+    principals = [
+        p.model_copy(update={"roles": ["steward"]}) if p.name == "alice" else p
+        for p in demo_reader.config.principals
+    ]
     config = demo_reader.config.model_copy(
-        update={"api": demo_reader.config.api.model_copy(update={"rate_limit_burst": 1_000_000})}
+        update={
+            "api": demo_reader.config.api.model_copy(update={"rate_limit_burst": 1_000_000}),
+            "principals": principals,
+        }
     )
     APP.target = create_app(config, demo_reader)
     yield APP.target
