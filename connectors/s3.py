@@ -21,6 +21,7 @@ from connectors.base import Known, secret_keys
 from groundwork.errors import ConnectorError
 from groundwork.globs import path_matches
 from groundwork.records import DocumentRef
+from groundwork.sections import AccessGrant
 from groundwork.settings import ConnectorSettings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ class S3Settings(ConnectorSettings):
     of the standard AWS configuration) say how to reach it; credentials never appear here.
     ``include`` / ``exclude`` are globs on the object key. ``max_attempts`` counts every try of a
     request, the first included, with exponential backoff between them (botocore's standard mode).
+    ``readers_tag`` names an object tag whose value lists the object's readers (separated by spaces
+    or ``+``), mapped to grants by ``reader_groups``: the source's own permissions, which a reader
+    needs beside the policy's grants. An object without the tag, or whose readers map to nothing,
+    names no reader (and is refused at ingest).
     """
 
     connector: Literal["s3"]
@@ -67,6 +72,14 @@ class S3Settings(ConnectorSettings):
     page_size: int = Field(default=1000, ge=1, le=1000)
     max_attempts: int = Field(default=5, ge=1, le=20)
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    readers_tag: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
+    reader_groups: dict[str, list[AccessGrant]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _groups_need_a_tag(self) -> S3Settings:
+        if self.reader_groups and self.readers_tag is None:
+            raise ValueError("reader_groups maps the readers named by an object tag: set readers_tag too")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -188,9 +201,12 @@ class S3Connector:
         """Yield a reference for every selected object, in key order (S3 lists keys sorted).
 
         ``known`` is not needed: the store reports each object's ETag in the listing itself.
-        Keys ending in ``/`` (folder markers) are skipped, and keys holding a NUL (logged).
+        Keys ending in ``/`` (folder markers) are skipped, and keys holding a NUL (logged). With
+        ``readers_tag`` each object's tags are read too (one request per object: tags are not in
+        the listing, and changing them does not change the ETag).
         """
         bucket = self.settings.bucket
+        unmapped: set[str] = set()
         for obj in self._objects():
             key = obj["Key"]
             if key.endswith("/") or not self._selected(key):
@@ -205,7 +221,27 @@ class S3Connector:
                 version=f"etag:{_etag(obj)}",
                 size_bytes=int(obj.get("Size", 0)),
                 modified_at=obj.get("LastModified"),
+                permissions=self._permissions(key, unmapped) if self.settings.readers_tag else None,
             )
+        if unmapped:
+            logger.warning("source %s: %d reader names have no reader_groups entry", self.name, len(unmapped))
+
+    def _permissions(self, key: str, unmapped: set[str]) -> tuple[str, ...]:
+        """The grants of the readers the object's ``readers_tag`` names (raises :class:`ConnectorError`)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            tags = self.client().get_object_tagging(Bucket=self.settings.bucket, Key=key)["TagSet"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, "read the tags of an object in", transient_note=_LEFT_AS_IS) from None
+        value = next((t["Value"] for t in tags if t["Key"] == self.settings.readers_tag), "")
+        grants: set[str] = set()
+        for name in filter(None, re.split(r"[\s+]+", value)):
+            mapped = self.settings.reader_groups.get(name)
+            grants.update(mapped or ())
+            if mapped is None:
+                unmapped.add(name)
+        return tuple(sorted(grants))
 
     def change_token(self) -> str | None:
         """A digest of every selected object's key, ETag and size: one listing, no content read.
@@ -215,6 +251,10 @@ class S3Connector:
         """
         h = hashlib.sha256()
         try:
+            if self.settings.readers_tag:  # a change of readers moves no ETag: the tags must be read
+                for ref in self.list():
+                    h.update(f"{ref.source_id}\x00{ref.version}\x00{ref.permissions}\n".encode())
+                return h.hexdigest()
             for obj in self._objects():
                 key = obj["Key"]
                 if not key.endswith("/") and self._selected(key):
@@ -298,7 +338,9 @@ class S3Connector:
             )
         if code in _ACCESS_DENIED:
             return ConnectorError(
-                f"{head}: access denied ({code}); the credentials need s3:ListBucket and s3:GetObject" + tail
+                f"{head}: access denied ({code}); the credentials need s3:ListBucket and s3:GetObject"
+                + (" and s3:GetObjectTagging" if self.settings.readers_tag else "")
+                + tail
             )
         if code == "NoSuchBucket":
             return ConnectorError(f"{head}: the bucket does not exist{tail}")

@@ -192,6 +192,46 @@ def test_change_token_moves_only_when_an_object_changes(
     assert conn.change_token() not in (None, token)
 
 
+def test_an_objects_readers_come_from_its_tag_and_a_change_of_tag_is_seen(
+    aws_env: dict[str, str], endpoint: str, bucket: str
+) -> None:
+    _put(endpoint, bucket, {"pay.txt": b"pay", "team.txt": b"team", "untagged.txt": b"none", "odd.txt": b"x"})
+    admin = _admin(endpoint)
+
+    def tag(key: str, value: str) -> None:
+        admin.put_object_tagging(
+            Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": "readers", "Value": value}]}
+        )
+
+    tag("pay.txt", "hr")
+    tag("team.txt", "hr+staff")
+    tag("odd.txt", "contractors")  # a name reader_groups does not map: grants nothing
+    conn = _connector(
+        endpoint,
+        bucket,
+        readers_tag="readers",
+        reader_groups={"hr": ["group:hr"], "staff": ["group:staff", "group:all-staff"]},
+    )
+    listed = {ref.source_id: ref.permissions for ref in conn.list()}
+    assert listed == {
+        "odd.txt": (),
+        "pay.txt": ("group:hr",),
+        "team.txt": ("group:all-staff", "group:hr", "group:staff"),
+        "untagged.txt": (),  # no tag: the store names no reader, and ingest refuses the object
+    }
+    token = conn.change_token()
+    tag("pay.txt", "hr staff")  # tags change, the ETag does not
+    assert conn.change_token() != token
+    assert next(r.permissions for r in conn.list() if r.source_id == "pay.txt") == (
+        "group:all-staff",
+        "group:hr",
+        "group:staff",
+    )
+    assert all(r.permissions is None for r in _connector(endpoint, bucket).list())  # no tag: policy alone
+    with pytest.raises(ValueError, match="set readers_tag too"):
+        _connector(endpoint, bucket, reader_groups={"hr": ["group:hr"]})
+
+
 def test_a_missing_bucket_is_a_clear_error_naming_the_source(aws_env: dict[str, str], endpoint: str) -> None:
     conn = _connector(endpoint, "no-such-bucket")
     with pytest.raises(ConnectorError, match=r"source 'docs': .*bucket 'no-such-bucket'.*does not exist"):
