@@ -174,6 +174,18 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.ingest_failures TO {writer};
 GRANT SELECT, INSERT ON {schema}.erasures TO {writer};
 REVOKE ALL ON FUNCTION {schema}.scrub_audit(uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION {schema}.scrub_audit(uuid[]) TO {writer};
+
+-- What the API's /metrics reports about the live index: counts and the last write, no row.
+CREATE OR REPLACE FUNCTION {schema}.index_stats(
+    OUT documents bigint, OUT chunks bigint, OUT failed bigint, OUT last_ingest timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT count(*), max(ingested_at) INTO documents, last_ingest FROM {schema}.documents;
+    SELECT count(*) INTO chunks FROM {schema}.chunks;
+    SELECT count(*) INTO failed FROM {schema}.ingest_failures;
+END $$;
+REVOKE ALL ON FUNCTION {schema}.index_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {schema}.index_stats() TO {reader};
 """
 
 #: Grants and row-level security of one index version's tables. The reader may read only the live

@@ -83,6 +83,20 @@ class ChainEvent:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AppendedEvent:
+    """A reported step as stored: its id, whether it opened its conversation's events, and for a
+    step that ends a chain (an action executed or failed, a handoff) the chain's duration: seconds
+    from the conversation's first recorded search, check or step until this one."""
+
+    event_id: int
+    first: bool
+    chain_seconds: float | None
+
+
+#: Steps that end a chain: the agent acted, failed to, or handed off to a person.
+CHAIN_ENDS = frozenset({EventKind.ACTION_EXECUTED, EventKind.ACTION_FAILED, EventKind.HANDED_OFF})
+
 #: Reads the outcomes of ``action`` over the last ``window_minutes`` (and today's cost).
 OutcomeReader = Callable[[str, int], Outcomes]
 
@@ -229,8 +243,8 @@ class Ledger:
         ).fetchone()
         return bool(row and row[0])
 
-    def append_event(self, principal: str, event: ChainEvent) -> tuple[int, bool]:
-        """Append a reported step; returns its event id and whether it is its conversation's first."""
+    def append_event(self, principal: str, event: ChainEvent) -> AppendedEvent:
+        """Append a reported step (see :class:`AppendedEvent` for what is returned)."""
         with self._transaction(principal) as conn:
             seen = conn.execute(
                 self._q(
@@ -238,6 +252,19 @@ class Ledger:
                 ),
                 (principal, event.conversation_id),
             ).fetchone()
+            chain_seconds = None
+            if event.kind in CHAIN_ENDS:
+                began = conn.execute(
+                    self._q(
+                        "SELECT extract(epoch FROM clock_timestamp() - min(at))::float8 FROM ("
+                        " SELECT at FROM {s}.agent_searches WHERE principal = %(p)s AND conversation_id = %(c)s"
+                        " UNION ALL SELECT at FROM {s}.action_checks WHERE principal = %(p)s AND conversation_id = %(c)s"
+                        " UNION ALL SELECT at FROM {s}.agent_events WHERE principal = %(p)s AND conversation_id = %(c)s"
+                        ") steps"
+                    ),
+                    {"p": principal, "c": event.conversation_id},
+                ).fetchone()
+                chain_seconds = None if began is None or began[0] is None else max(0.0, float(began[0]))
             row = conn.execute(
                 self._q(
                     "INSERT INTO {s}.agent_events (principal, conversation_id, kind, action,"
@@ -256,7 +283,7 @@ class Ledger:
                 ),
             ).fetchone()
             assert row is not None  # INSERT ... RETURNING gives one row
-            return int(row[0]), not (seen and seen[0])
+            return AppendedEvent(int(row[0]), not (seen and seen[0]), chain_seconds)
 
     def chain(self, principal: str, conversation_id: str) -> list[dict[str, Any]]:
         """The caller's conversation in time order: searches, checks and reported steps."""

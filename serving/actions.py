@@ -26,6 +26,7 @@ from groundwork.enums import ActionDecision, EventKind, GateReason
 from groundwork.errors import GroundworkError
 from groundwork.settings import GroundworkConfig, PrincipalConfig
 from indexes.ledger import (
+    AppendedEvent,
     ChainEvent,
     CheckResult,
     GateAnswer,
@@ -258,10 +259,11 @@ class InvalidAgentRequest(GroundworkError):
 
 def record_event(
     retriever: Retriever, ledgers: AgentLedgers, who: Caller, body: EventRequest
-) -> tuple[int, bool]:
+) -> AppendedEvent:
     """Append a reported step, ``detail`` redacted first (a redaction failure fails the request).
 
-    Returns the event's id and whether it opened its conversation's chain of events.
+    Returns the stored event: its id, whether it opened its conversation's chain of events, and
+    the chain's duration when the step ends it.
     """
     if body.kind in (EventKind.ACTION_EXECUTED, EventKind.ACTION_FAILED) and (
         body.action is None or body.idempotency_key is None
@@ -308,9 +310,9 @@ def agent_router(
     @router.post("/v1/events", response_model=EventResponse, status_code=201, responses=errors)
     def event(body: EventRequest, who: Who) -> EventResponse:
         """Record a step of the agent's chain (latency, cost; detail redacted)."""
-        event_id, first = record_event(retriever, ledgers, who, body)
-        metrics.record_event(body.kind, body.latency_ms, body.cost, first)
-        return EventResponse(event_id=event_id)
+        stored = record_event(retriever, ledgers, who, body)
+        metrics.record_event(body.kind, body.latency_ms, body.cost, stored.first, stored.chain_seconds)
+        return EventResponse(event_id=stored.event_id)
 
     @router.get("/v1/conversations/{conversation_id}", response_model=ChainResponse, responses=errors)
     def conversation(conversation_id: ConversationId, who: Who) -> ChainResponse:

@@ -25,6 +25,7 @@ from groundwork.settings import GroundworkConfig, RetrievalConfig
 from indexes.audit import AuditWriteError
 from indexes.ledger import IdempotencyConflict
 from indexes.search import Retriever
+from indexes.stats import index_stats
 from serving.actions import AgentLedgers, InvalidAgentRequest, NotFound, agent_router
 from serving.auth import Authenticator, Caller
 from serving.batching import BatcherClosed, BatchFailed
@@ -118,7 +119,8 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
         timeout_s=config.api.body_timeout_seconds,
         json_routes={("POST", "/v1/search"), ("POST", "/v1/actions/check"), ("POST", "/v1/events")},
     )
-    metrics = install_metrics(app, config)  # after the other middleware: it times their answers too
+    # After the other middleware: it times their answers too. The indexes are read when scraped.
+    metrics = install_metrics(app, config, index_stats=lambda region: index_stats(retriever.catalog, region))
     tracer = install_tracing(app, config)  # a no-op tracer unless telemetry.enabled
 
     @app.exception_handler(RateLimited)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -30,13 +32,19 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from starlette.routing import Match
 
 from groundwork.enums import ActionDecision, Decision, EventKind, GateReason, Reason
 from groundwork.errors import ConfigError
 from groundwork.settings import GroundworkConfig
+from indexes.ledger import CHAIN_ENDS
 from indexes.results import SearchOutcome
+from indexes.stats import IndexStats
+
+logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,6 +66,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 #: Confidence buckets: the 0..1 range in tenths.
 CONFIDENCE_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+#: Buckets for a whole chain, first search to the action or handoff (seconds).
+CHAIN_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 #: Buckets for the tokens a search returns (the default budget, retrieval.max_context_tokens, is 4000).
 TOKEN_BUCKETS = (0, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)
@@ -127,6 +138,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.chain_duration = Histogram(
+            "groundwork_agent_chain_duration_seconds",
+            "Time from a conversation's first search, check or step to the step that ends its chain"
+            " (an action executed or failed, a handoff), by that step's kind.",
+            ("kind",),
+            buckets=CHAIN_BUCKETS,
+            registry=reg,
+        )
         self.agent_cost = Counter(
             "groundwork_agent_cost", "Cost agents reported (operator's unit).", registry=reg
         )
@@ -141,6 +160,8 @@ class Metrics:
         for kind in EventKind:
             self.agent_events.labels(kind=kind.value)
             self.step_latency.labels(kind=kind.value)
+        for kind in CHAIN_ENDS:
+            self.chain_duration.labels(kind=kind.value)
         for decision in Decision:
             self.searches.labels(decision=decision.value)
         for reason in Reason:
@@ -167,10 +188,18 @@ class Metrics:
             self.gate_reasons.labels(reason=reason.value).inc()
 
     def record_event(
-        self, kind: EventKind, latency_ms: float | None, cost: float | None, first: bool
+        self,
+        kind: EventKind,
+        latency_ms: float | None,
+        cost: float | None,
+        first: bool,
+        chain_seconds: float | None = None,
     ) -> None:
-        """Count one reported step (``first``: its conversation's first), its latency and cost."""
+        """Count one reported step (``first``: its conversation's first), its latency and cost, and
+        the duration of the chain it ends (``chain_seconds``, for a step that ends one)."""
         self.agent_events.labels(kind=kind.value).inc()
+        if chain_seconds is not None:
+            self.chain_duration.labels(kind=kind.value).observe(chain_seconds)
         if latency_ms is not None:
             self.step_latency.labels(kind=kind.value).observe(latency_ms / 1000)
         if cost:
@@ -257,17 +286,86 @@ def _authorized(header: str | None, expected: bytes) -> bool:
     return hmac.compare_digest(digest, expected) and scheme.lower() == "bearer" and bool(token.strip())
 
 
-def install_metrics(app: FastAPI, config: GroundworkConfig) -> Metrics:
+class IndexCollector(Collector):
+    """Ingest's results as the live indexes hold them, read when scraped (at most every ``ttl_s``).
+
+    Ingest runs in Dagster's processes, so the API reports what it wrote from the indexes
+    themselves: documents, chunks, failed documents and the last write per region, and whether the
+    region could be read (``groundwork_index_up``). Counts only; a region that cannot be read
+    reports 0 up and no counts, and never fails the scrape.
+    """
+
+    def __init__(self, regions: list[str], read: Callable[[str], IndexStats], ttl_s: float = 30.0) -> None:
+        self._regions, self._read, self._ttl = regions, read, ttl_s
+        self._lock = threading.Lock()
+        self._at = -ttl_s
+        self._stats: dict[str, IndexStats | None] = {}
+
+    def _current(self) -> dict[str, IndexStats | None]:
+        with self._lock:
+            if time.monotonic() - self._at >= self._ttl:
+                stats: dict[str, IndexStats | None] = {}
+                for region in self._regions:
+                    try:
+                        stats[region] = self._read(region)
+                    except Exception as exc:
+                        logger.warning("metrics: index %s unreadable (%s)", region, type(exc).__name__)
+                        stats[region] = None
+                self._stats, self._at = stats, time.monotonic()
+            return self._stats
+
+    def collect(self) -> Any:
+        """The index gauges, one sample per region."""
+        stats = self._current()
+        families = {
+            "up": GaugeMetricFamily(
+                "groundwork_index_up", "1 when the region's index could be read.", labels=["region"]
+            ),
+            "documents": GaugeMetricFamily(
+                "groundwork_index_documents", "Documents in the region's live index.", labels=["region"]
+            ),
+            "chunks": GaugeMetricFamily(
+                "groundwork_index_chunks", "Chunks in the region's live index.", labels=["region"]
+            ),
+            "failed": GaugeMetricFamily(
+                "groundwork_index_failed_documents",
+                "Documents recorded as failed in the region.",
+                labels=["region"],
+            ),
+            "last": GaugeMetricFamily(
+                "groundwork_index_last_write_timestamp_seconds",
+                "When ingest last wrote a document to the region's live index (Unix time).",
+                labels=["region"],
+            ),
+        }
+        for region, s in stats.items():
+            families["up"].add_metric([region], 0 if s is None else 1)
+            if s is None:
+                continue
+            families["documents"].add_metric([region], s.documents)
+            families["chunks"].add_metric([region], s.chunks)
+            families["failed"].add_metric([region], s.failed)
+            if s.last_ingest is not None:
+                families["last"].add_metric([region], s.last_ingest.timestamp())
+        yield from families.values()
+
+
+def install_metrics(
+    app: FastAPI, config: GroundworkConfig, index_stats: Callable[[str], IndexStats] | None = None
+) -> Metrics:
     """Give ``app`` request timing and ``GET /metrics`` (unless ``api.metrics.enabled`` is false).
 
     Call it after the app's other middleware is added, so that the timing sees their answers too
     (a 413 from the body limit, say). Returns the :class:`Metrics` the search handler records into,
     also kept as ``app.state.metrics`` for other transports mounted on the app (MCP) to record theirs.
+    With ``index_stats`` (a region's numbers), ``/metrics`` also reports the indexes (:class:`IndexCollector`).
     """
     metrics = Metrics()
     app.state.metrics = metrics
     if not config.api.metrics.enabled:
         return metrics
+    if index_stats is not None:
+        metrics.registry.register(IndexCollector(config.regions, index_stats))
     expected = _scrape_token(config)
     app.add_middleware(_TimingMiddleware, owner=app, metrics=metrics)
 

@@ -8,12 +8,15 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from collections import Counter
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.responses import PlainTextResponse
@@ -23,6 +26,8 @@ from groundwork.enums import Reason
 from groundwork.errors import ConfigError
 from groundwork.settings import GroundworkConfig
 from indexes.search import Retriever
+from indexes.stats import IndexStats
+from orchestration.services import Services
 from serving.api import create_app
 from tests.conftest import ALICE_KEY, BOB_KEY, PROJECT
 
@@ -123,6 +128,57 @@ def test_counters_move_by_exactly_the_requests_made(demo_reader: Retriever) -> N
     lowered = text.lower()
     for secret in (random_path, "no-such", "annual leave", "banana", ALICE_KEY, "wrong-key", "alice", "bob"):
         assert secret.lower() not in lowered, secret
+
+
+def test_the_indexes_are_reported_as_ingest_left_them(
+    demo_reader: Retriever, ingested_demo: Services
+) -> None:
+    _, samples = _scrape(_client(_config(demo_reader), demo_reader))
+    for region in ("uk", "eu"):
+        counts = ingested_demo.index(region).counts()
+        assert _get(samples, "groundwork_index_up", region=region) == 1
+        assert _get(samples, "groundwork_index_documents", region=region) == counts.documents
+        assert _get(samples, "groundwork_index_chunks", region=region) == counts.chunks
+        assert _get(samples, "groundwork_index_failed_documents", region=region) == counts.failures
+        written = _get(samples, "groundwork_index_last_write_timestamp_seconds", region=region)
+        assert 0 < time.time() - written < 24 * 3600
+    assert _get(samples, "groundwork_index_failed_documents", region="uk") == 2  # the demo's two broken files
+
+
+def test_a_region_that_cannot_be_read_is_down_and_the_scrape_still_answers(demo_reader: Retriever) -> None:
+    from serving.metrics import install_metrics
+
+    def unreadable(region: str) -> IndexStats:
+        raise psycopg.OperationalError("connection refused")
+
+    app = FastAPI()
+    install_metrics(app, _config(demo_reader), index_stats=unreadable)
+    _, samples = _scrape(TestClient(app))
+    assert _get(samples, "groundwork_index_up", region="uk") == 0
+    assert ("groundwork_index_documents", frozenset({("region", "uk")})) not in samples
+
+
+def test_a_chain_end_records_the_chains_duration(demo_reader: Retriever) -> None:
+    client = _client(_config(demo_reader), demo_reader)
+    conversation = f"metrics-{uuid.uuid4().hex[:8]}"
+    auth = {"Authorization": f"Bearer {ALICE_KEY}"}
+    _, before = _scrape(client)
+    assert (
+        _search(client, ALICE_KEY, {"query": HANDOFF_QUERY, "conversation_id": conversation}).status_code
+        == 200
+    )
+    draft = client.post("/v1/events", json={"conversation_id": conversation, "kind": "draft"}, headers=auth)
+    assert draft.status_code == 201
+    _, middle = _scrape(client)
+    assert _moved(before, middle, "groundwork_agent_chain_duration_seconds_count", kind="handed_off") == 0
+    end = client.post(
+        "/v1/events", json={"conversation_id": conversation, "kind": "handed_off"}, headers=auth
+    )
+    assert end.status_code == 201
+    _, after = _scrape(client)
+    assert _moved(middle, after, "groundwork_agent_chain_duration_seconds_count", kind="handed_off") == 1
+    took = _moved(middle, after, "groundwork_agent_chain_duration_seconds_sum", kind="handed_off")
+    assert 0 < took < 60  # from the search to the handoff, measured by the database
 
 
 def test_a_method_outside_the_vocabulary_is_labelled_other(demo_reader: Retriever) -> None:
