@@ -69,7 +69,11 @@ class SearchRequest(BaseModel):
 
     query: NoNul = Field(min_length=1, max_length=100_000, description="What to search for.")
     k: int = Field(
-        default=5, ge=1, le=1000, description="How many results, at most (default: retrieval.default_k)."
+        default=5,
+        ge=1,
+        le=1000,
+        strict=True,  # JSON true is not 1
+        description="How many results, at most (default: retrieval.default_k).",
     )
     filters: Filters | None = None
     conversation_id: ConversationId | None = Field(

@@ -35,10 +35,11 @@ from groundwork.records import (
 from groundwork.settings import load_config
 from indexes.embedded import EmbeddedServer
 from orchestration.assets import index_key
-from orchestration.checks import CHECKS, build_index_checks, contextual, rescan
+from orchestration.checks import CHECKS, build_index_checks
 from orchestration.definitions import build_definitions
 from orchestration.services import Services
 from pipelines.redact import Redactor
+from pipelines.verification import contextual, rescan
 from tests.conftest import copy_demo, demo_config_on, new_database, write_config
 
 PLANTED_EMAIL = "marta.kowalczyk@example.org"

@@ -148,3 +148,12 @@ def test_a_body_that_is_not_json_says_so(client: TestClient, content: bytes) -> 
     r = client.post("/v1/search", content=content, headers={**AUTH, "Content-Type": "application/json"})
     _assert_error(r, 422, "invalid_request")
     assert r.json()["message"] == "the request body is not valid JSON"
+
+
+# {"query": "...", "conversation_id": null, "k": true} was answered 200 with one result: JSON true
+# became k=1. A k that is not a JSON integer is refused like any other invalid k.
+@pytest.mark.parametrize("k", [True, False, "3", 2.5])
+def test_k_must_be_a_json_integer(client: TestClient, k: object) -> None:
+    r = client.post("/v1/search", json={"query": "annual leave", "k": k}, headers=AUTH)
+    _assert_error(r, 422, "invalid_request")
+    assert r.json()["message"].startswith("k: ")
