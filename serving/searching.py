@@ -62,18 +62,25 @@ class Filters(BaseModel):
     )
 
 
+def _json_integer(value: object) -> object:
+    """A JSON integer as JSON Schema means it (``4`` or ``4.0``), never ``true`` or ``"4"``."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+#: ``k``: an integer; JSON ``true`` is not 1 and ``"3"`` is not 3 (a float with no fraction is).
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
 class SearchRequest(BaseModel):
     """A search: the query text, how many results to return, optional filters."""
 
     model_config = ConfigDict(extra="forbid")
 
     query: NoNul = Field(min_length=1, max_length=100_000, description="What to search for.")
-    k: int = Field(
-        default=5,
-        ge=1,
-        le=1000,
-        strict=True,  # JSON true is not 1
-        description="How many results, at most (default: retrieval.default_k).",
+    k: JsonInt = Field(
+        default=5, ge=1, le=1000, description="How many results, at most (default: retrieval.default_k)."
     )
     filters: Filters | None = None
     conversation_id: ConversationId | None = Field(

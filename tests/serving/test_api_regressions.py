@@ -151,9 +151,16 @@ def test_a_body_that_is_not_json_says_so(client: TestClient, content: bytes) -> 
 
 
 # {"query": "...", "conversation_id": null, "k": true} was answered 200 with one result: JSON true
-# became k=1. A k that is not a JSON integer is refused like any other invalid k.
+# became k=1. A k that is not a JSON integer is refused like any other invalid k; 4.0 is an integer
+# to JSON Schema ({"k": 4.0, ...} was then refused, as a strict int would), and is accepted.
 @pytest.mark.parametrize("k", [True, False, "3", 2.5])
 def test_k_must_be_a_json_integer(client: TestClient, k: object) -> None:
     r = client.post("/v1/search", json={"query": "annual leave", "k": k}, headers=AUTH)
     _assert_error(r, 422, "invalid_request")
     assert r.json()["message"].startswith("k: ")
+
+
+def test_an_integral_float_k_is_an_integer(client: TestClient) -> None:
+    r = client.post("/v1/search", json={"query": "annual leave", "k": 4.0}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["results"]) == 4
