@@ -90,12 +90,6 @@ class IndexState:
         assert row is not None
         return int(row[0])
 
-    def find_documents(self, *, document_id: str | None = None, source_uri: str | None = None) -> list[str]:
-        """Ids of stored documents (in any version) with this id or source URI."""
-        return self._ids_in_any_version(
-            "document_id::text = %s OR source_uri = %s", (document_id, source_uri)
-        )
-
     def expired(self, source: str, cutoff: datetime) -> list[str]:
         """Ids of stored documents (in any version) of ``source`` last modified before ``cutoff``."""
         return self._ids_in_any_version("source = %s AND modified_at < %s", (source, cutoff))
