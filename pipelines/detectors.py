@@ -24,7 +24,7 @@ from pipelines.log_safety import withhold_values
 from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
-from pipelines.spans import Span, SpanSource
+from pipelines.spans import Span, SpanSource, number_parts
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +244,10 @@ class Detector:
             for per_text in results
         ]
         if all_tagged is None:
-            return [spans + join_name_parts(text, spans) for spans, text in zip(found, texts, strict=True)]
+            return [
+                spans + join_name_parts(text, spans) + number_parts(text, spans)
+                for spans, text in zip(found, texts, strict=True)
+            ]
         tagger_person = "tagger" in self.config.person_detectors
         for spans, text, tagged in zip(found, texts, all_tagged, strict=True):
             # A name spaCy alone sees must look like one (the tagger reads context better), and no name
@@ -271,8 +274,9 @@ class Detector:
                 spans.extend(_postcode_digits(text, spans))
                 spans.extend(_address_gaps(text, spans))
         return [
-            [s for s in spans + join_name_parts(text, spans) if _plausible(text, s)]
+            [*plausible, *join_name_parts(text, plausible), *number_parts(text, plausible)]
             for spans, text in zip(found, texts, strict=True)
+            for plausible in [[s for s in spans if _plausible(text, s)]]
         ]
 
 

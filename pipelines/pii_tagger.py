@@ -266,7 +266,11 @@ class PiiTagger:
                 if same_word and parts and parts[-1][1] == start:
                     parts[-1] = (parts[-1][0], end, parts[-1][2], parts[-1][3])
                 continue
-            if (
+            if same_word and parts and parts[-1][1] == start:
+                # A word is one entity: a piece the model types otherwise than the word's tagged start
+                # ("210" a postcode, "##6" an address) keeps the word's type (as "first" aggregation does).
+                parts[-1] = (parts[-1][0], end, parts[-1][2], [*parts[-1][3], score])
+            elif (
                 parts
                 and parts[-1][2] == kind
                 and (label[0] == "I" or same_word)

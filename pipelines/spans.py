@@ -7,6 +7,7 @@ detectors is replaced once, and the evaluation sees exactly what was replaced.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ class SpanSource(StrEnum):
     ADDRESS_GAP = "address_gap"
     PERSON_COLUMN = "person_column"
     NAME_PARTS = "name_parts"  # detected parts of a name joined with what lies between them
+    NUMBER_PARTS = "number_parts"  # a number's country code, extension or separated groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,35 @@ class Span:
     entity: str
     score: float
     source: str = ""
+
+
+#: A country calling code before a phone number the recognizer found without it ("+1 (322) 928-6459").
+_CALLING_CODE = re.compile(r"\+\d{1,3}[ .-]?(?:\(0\)[ ]?)?$")
+#: An extension after a phone number: "x390", "ext. 12", "extension 4471".
+_EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extn\.?|extension)[ ]?\d{1,6}\b", re.IGNORECASE)
+#: Types whose detected pieces, separated by one hyphen or space, are one number ("29-849", "927").
+_GROUPED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "CREDIT_CARD", "UK_NINO"})
+
+
+def number_parts(text: str, spans: Sequence[Span]) -> list[Span]:
+    """Spans that complete detected numbers: a phone number with its country calling code or its
+    extension, and two detected pieces of a number separated by a single hyphen or space (typed by
+    the first)."""
+    out: list[Span] = []
+    for span in spans:
+        if span.entity != "PHONE_NUMBER":
+            continue
+        code = _CALLING_CODE.search(text, max(0, span.start - 9), span.start)
+        extension = _EXTENSION.match(text, span.end)
+        if code or extension:
+            start = code.start() if code else span.start
+            end = extension.end() if extension else span.end
+            out.append(Span(start, end, span.entity, span.score, SpanSource.NUMBER_PARTS))
+    ordered = sorted((s for s in spans if s.entity in _GROUPED), key=lambda s: s.start)
+    for a, b in itertools.pairwise(ordered):
+        if b.start == a.end + 1 and text[a.end] in "- ":
+            out.append(Span(a.start, b.end, a.entity, min(a.score, b.score), SpanSource.NUMBER_PARTS))
+    return out
 
 
 def merge(spans: Sequence[Span]) -> list[Span]:

@@ -8,11 +8,15 @@ Sources (Debian bookworm packages, none written by us):
   postgresql-doc-15    /usr/share/doc/postgresql-doc-15/html/*.html
   bash-doc             /usr/share/doc/bash/bashref.html        (the Bash reference manual, split into
                        sections; a fresh held-out set: all 20 pages go to heldout/)
+  zsh-doc              /usr/share/doc/zsh-common/html/*.html   (the Z Shell manual, one page per node;
+                       fresh held-out set of 2026-11-29: 20 pages, all in heldout/)
+  golang-1.19-doc      /usr/share/doc/golang-1.19-doc/html/    (the Go specification, memory model and
+                       assembler guide, split at their h2 headings; fresh held-out set of 2026-11-29)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).
 
-    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
     /work/main/.venv/bin/python scripts/pii/make_clean.py --only bash-doc   # one source; others kept
 
@@ -60,7 +64,13 @@ DEBREF_DIR = Path("/usr/share/debian-reference")
 PG_DIR = Path("/usr/share/doc/postgresql-doc-15/html")
 BASHREF = Path("/usr/share/doc/bash/bashref.html")
 #: Sources written whole to heldout/ (a fresh held-out set: nobody has studied any of it).
-HELDOUT_ONLY = {"bash-doc": 20}
+ZSH_DIR = Path("/usr/share/doc/zsh-common/html")
+GO_DIR = Path("/usr/share/doc/golang-1.19-doc/html")
+GO_PAGES = ("go_spec.html", "go_mem.html", "asm.html")
+HELDOUT_ONLY = {"bash-doc": 20, "zsh-doc": 20, "golang-doc": 20}
+# Zsh manual nodes about its authors or availability, the indexes and the table of contents; the FAQ
+# pages (FAQ01-FAQ06) are left out whole, since they credit people by name throughout.
+EXCLUDE_ZSH = {"Author", "Availability", "index", "The-Z-Shell-Manual", "Overview"}
 # Sections of the Bash manual about its history, its authors or its licence, not its use.
 EXCLUDE_BASH = {"Major-Differences-From-The-Bourne-Shell", "GNU-Free-Documentation-License", "Reporting-Bugs"}
 
@@ -351,6 +361,32 @@ def bashref_docs() -> list[dict]:
     return docs
 
 
+def zsh_docs() -> list[dict]:
+    """The Z Shell manual, one document per node page (indexes and credits left out)."""
+    pages = [
+        p for p in _pages(ZSH_DIR, EXCLUDE_ZSH) if not p.stem.endswith("-Index") and not p.stem.startswith("FAQ")
+    ]
+    return page_docs(pages, "zsh-doc")
+
+
+def go_docs() -> list[dict]:
+    """The Go documentation pages, one document per h2 section (its h3 subsections included)."""
+    docs = []
+    for page in GO_PAGES:
+        path = GO_DIR / page
+        body = _clean_tree(lxml_html.parse(str(path)).getroot()).find("body")
+        sections: list[tuple[str, Any]] = []
+        for child in list(body):
+            if child.tag == "h2":
+                anchor = child.get("id") or child.text_content().strip().replace(" ", "_")
+                sections.append((anchor, lxml_html.Element("div")))
+            if sections:
+                sections[-1][1].append(child)
+        for anchor, section in sections:
+            docs.append(section_doc("golang-doc", f"{path.stem}-{anchor}", f"{path}#{anchor}", section))
+    return docs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
@@ -374,6 +410,8 @@ def main() -> int:
             ),
         ),
         "bash-doc": (BASHREF, "bash-doc", bashref_docs),
+        "zsh-doc": (ZSH_DIR, "zsh-doc", zsh_docs),
+        "golang-doc": (GO_DIR, "golang-1.19-doc", go_docs),
     }
     wanted = args.only or list(makers)
     unknown = set(wanted) - set(makers)

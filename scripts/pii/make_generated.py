@@ -117,6 +117,19 @@ SETS = [
     ("en_CA-seed302", "en_CA", 302, "native", "heldout"),
     ("en_NZ-seed303", "en_NZ", 303, "native", "heldout"),
     ("en_GB-seed304", "en_GB", 304, "native", "heldout"),
+    # Development files in the locales of that round (dev template pool, new seeds): where Australian,
+    # Canadian and New Zealand formats are studied, so the held-out files stay unseen.
+    ("en_AU-seed111", "en_AU", 111, "native", "dev"),
+    ("en_CA-seed112", "en_CA", 112, "native", "dev"),
+    ("en_NZ-seed113", "en_NZ", 113, "native", "dev"),
+    # Third held-out round (2026-11-29): new seeds, made before that round's changes, the held-out
+    # template pool. Never tune on these.
+    ("en_AU-seed401", "en_AU", 401, "native", "heldout"),
+    ("en_CA-seed402", "en_CA", 402, "native", "heldout"),
+    ("en_NZ-seed403", "en_NZ", 403, "native", "heldout"),
+    ("en_GB-seed404", "en_GB", 404, "native", "heldout"),
+    ("en_IE-seed405", "en_IE", 405, "native", "heldout"),
+    ("en_US-seed406", "en_US", 406, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file

@@ -38,6 +38,14 @@ IN_CONTEXT = [
     # with it, and so are the digits of a postcode before a town.
     ("The inspection is at Bow Street, Dublin 7, D07 X2K4 next week.", ["D07 X2K4"]),
     ("Ons adres is Hannahhof 12, 2523DF, Oosterland sinds mei.", ["Hannahhof 12", "2523DF"]),
+    # A phone number with its country calling code and its extension; an identifier whose groups the
+    # detectors found apart; a floor before a street line, an Australian street type and a postcode
+    # after a state.
+    ("You can call +1 (604) 555-0182 x390 after nine.", ["+1", "0182", "x390"]),
+    ("Here's my IRD number: 29-849-927", ["29-849-927", "849", "927"]),
+    ("Please post it to Level 1, 58 Casey Esplanade, Southport QLD 4215.", ["Level 1", "58 Casey", "4215"]),
+    # The last word piece of a postcode at the very end of a document ("210" "##6") is part of it.
+    ("David Brown\n276 Roberts Range Road\nFlat 31\nWhangarua\nNZ 2106", ["2106", "6"]),
 ]
 
 #: PII-free technical text that looks like PII to a naive detector.
@@ -49,6 +57,8 @@ NOT_PERSONAL = [
     "Dispatch date: 06.03.2025",
     "Creating A New Branch From A Tag",
     "See Appendix B Options for the flags.",
+    "Set the isolation level 2 before the run; RAID Level 5 is slower.",
+    "Figure 3 Short Circuit Evaluation is in Chapter 4 Event Loop.",
 ]
 
 
