@@ -21,7 +21,7 @@ from typing import Any
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
 from pipelines.log_safety import withhold_values
-from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name
+from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name, shaped_like_a_name
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
 from pipelines.spans import Span, SpanSource, number_parts
@@ -281,12 +281,15 @@ class Detector:
 
 
 def _plausible(text: str, span: Span) -> bool:
-    """Whether a detected number or address is one: not a section number, a decimal or a loopback."""
+    """Whether a detected number, address or name is one: not a section number, a decimal, a loopback
+    or an identifier."""
     value = text[span.start : span.end]
     if span.entity == "IP_ADDRESS":
         return _personal_ip(text, span, value)
     if span.entity == "PHONE_NUMBER" and _DATE_LIKE.fullmatch(value):
         return False
+    if span.entity == PERSON:
+        return shaped_like_a_name(text, span)
     if span.entity in _NUMBERED and span.source == SpanSource.TAGGER:
         digits = sum(c.isdigit() for c in value)
         return digits >= 2 and not _DECIMAL.fullmatch(value)

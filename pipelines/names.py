@@ -118,6 +118,32 @@ def looks_like_a_name(text: str, span: Span) -> bool:
     return True
 
 
+#: Digits or code punctuation: an identifier ("gitignore(5)", "get_id"), not a name.
+_CODE_MARKS = re.compile(r"[\d_()/\\=<>{}\[\]@#$%&*+|~`]")
+#: What may come before a capital inside a name ("McDonald", "MacArthur", "DeShawn", "FitzGerald").
+_NAME_PREFIXES = frozenset({"Mc", "Mac", "De", "Di", "Da", "Du", "Le", "La", "Van", "Von", "Fitz", "O", "St"})
+
+
+def shaped_like_a_name(text: str, span: Span) -> bool:
+    """Whether a PERSON span has the shape of a written name rather than of an identifier or a word:
+    no digits or code punctuation, no capital after lower-case letters inside a word ("pushRemote",
+    "LikeThis") but after a name prefix, and a capital somewhere unless the text around it is written
+    without capitals (a lower-case chat message names people in lower case; technical prose that has
+    capitals does not: "memset", "waldir", "orphan" are not people)."""
+    value = text[span.start : span.end]
+    if _CODE_MARKS.search(value) or any(_camel(word) for word in value.split()):
+        return False
+    if any(c.isupper() for c in value):
+        return True
+    letters = sum(c.isalpha() for c in text)
+    return letters > 0 and sum(c.isupper() for c in text) < 0.005 * letters
+
+
+def _camel(word: str) -> bool:
+    inner = next((i for i in range(1, len(word)) if word[i].isupper() and word[i - 1].islower()), None)
+    return inner is not None and word[:inner].lstrip("'’") not in _NAME_PREFIXES
+
+
 def is_label(name: str, batch_text: str) -> bool:
     """Whether a word is used as a field label somewhere in the batch ("Customer:", "Address:")."""
     return " " not in name and f"{name}:" in batch_text
