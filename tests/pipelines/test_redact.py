@@ -59,6 +59,7 @@ NOT_PERSONAL = [
     "See Appendix B Options for the flags.",
     "Set the isolation level 2 before the run; RAID Level 5 is slower.",
     "Figure 3 Short Circuit Evaluation is in Chapter 4 Event Loop.",
+    "Grant the role alice SELECT, then let mallory try: getpwnam fails for mallory and memset too.",
 ]
 
 
