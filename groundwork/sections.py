@@ -241,7 +241,7 @@ class EmbeddingConfig(Strict):
 
     model_path: Path | None = None
     dimensions: int = Field(default=384, ge=8, le=4096)
-    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_size: int = Field(default=16, ge=1, le=1024)
     backend: Literal["torch", "onnx_int8"] = "torch"
     cache_dir: Path | None = None
 

@@ -7,16 +7,26 @@ recorded as ``time_limit``; a worker that dies is recorded as ``parser_crashed``
 new worker either way and the batch goes on. While the ingest process redacts and embeds one batch,
 the workers already partition the next.
 
-Workers fork from a server process that has imported unstructured's partitioners once, and warm up
-before their first task, so a replacement worker is ready within seconds and no document's time
-limit pays for loading the parser. Raw text crosses from a worker to the ingest process through a pipe, never disk.
+Each worker is a fresh interpreter (``spawn``) that imports unstructured's partitioners and warms up
+before its first task, so no document's time limit pays for loading the parser (a replacement is
+ready in a few seconds). It keeps torch out: nothing a parser runs needs it, but spaCy imports it
+when installed (about 180 MiB a process). After each document a worker hands the memory the parse
+freed back to the system, so one large document does not leave the worker at its peak, and after
+``TASKS_PER_WORKER`` documents it is replaced. (Workers forked from a preloaded server shared
+little: Python's reference counts soon copy the pages, and the server itself held about 590 MiB.)
+Raw text crosses from a worker to the ingest process through a pipe, never disk.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import importlib
 import multiprocessing
 import multiprocessing.util
 import os
+import sys
 import threading
 from concurrent.futures import Future, TimeoutError
 from typing import Literal
@@ -29,7 +39,7 @@ from groundwork.records import DocumentRef, ParsedElement
 Parsed = tuple[list[ParsedElement], str]
 _Outcome = tuple[Parsed | None, tuple[str, str, str] | None]
 
-#: Modules the fork server imports once, so that every worker (and its replacements) starts warm.
+#: Modules every worker imports before its first task (a timing hook may add its own).
 _PRELOAD = [
     "pipelines.partition",
     *(
@@ -39,6 +49,15 @@ _PRELOAD = [
 ]
 
 
+#: From this size an allocation gets a mapping of its own (see :func:`map_large_allocations`).
+LARGE_ALLOCATION_BYTES = 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+
+
+#: A worker is replaced after this many documents: what Python's allocator keeps after unusual
+#: parses (it cannot hand back a page with one live object on it) does not add up over a corpus.
+TASKS_PER_WORKER = 100
+
 _TOO_MUCH_MEMORY = (
     "the parser needed more memory than its limit (partitioning.memory_headroom_mb)",
     Stage.PARTITION.value,
@@ -46,17 +65,55 @@ _TOO_MUCH_MEMORY = (
 )
 
 
-def _warm_up(memory_headroom_mb: int = 0) -> None:
-    """Runs in each new worker before its first task: the first parse loads tokenizers and data
-    files for seconds, which must not count against a document's time limit. Then the worker's
-    memory is capped at its loaded size plus ``memory_headroom_mb`` (0: no cap)."""
+def _warm_up(memory_headroom_mb: int = 0, preload: tuple[str, ...] = ()) -> None:
+    """Runs in each new worker before its first task: the imports and the first parse (which loads
+    tokenizers and data files) take seconds that must not count against a document's time limit.
+    Then the worker's memory is capped at its loaded size plus ``memory_headroom_mb`` (0: no cap)."""
+    # None in sys.modules makes ``import torch`` fail, as if it were not installed: spaCy (thinc)
+    # and transformers then go without it, and a parser never needs it.
+    sys.modules.setdefault("torch", None)  # type: ignore[arg-type]  # the import system's "absent" mark
     configure_offline()
+    for name in preload:
+        importlib.import_module(name)
     from pipelines.partition import partition_document
 
     ref = DocumentRef("warm-up", "warm-up.txt", "warm-up.txt", "0", 32)
     partition_document(ref, b"A first sentence to warm up the parser.")
+    map_large_allocations()
+    release_free_memory()
     if memory_headroom_mb:
         cap_memory(memory_headroom_mb)
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc keeps them after a large allocation is
+    freed, so a process stays at its peak). Returns False where the C library is not glibc."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
+def map_large_allocations(threshold_bytes: int = LARGE_ALLOCATION_BYTES) -> bool:
+    """Serve allocations from ``threshold_bytes`` up by their own mappings, which go back to the
+    system when freed. glibc's default threshold rises after each large free (up to 32 MiB), so a
+    model's activations and a parse's buffers end up in the heap, which does not shrink. Returns
+    False where the C library is not glibc."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018  # both exist in glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def cap_memory(headroom_mb: int) -> int | None:
@@ -90,19 +147,26 @@ def _partition_in_worker(
         return None, (str(exc), exc.stage, exc.reason)
     except MemoryError:  # past the worker's cap: the parse's memory is released as it unwinds
         return None, _TOO_MUCH_MEMORY
+    finally:
+        release_free_memory()
 
 
 class PartitionPool:
-    """Worker processes that partition documents, each parse under a time limit."""
+    """Worker processes that partition documents, each parse under a time limit; a worker is
+    replaced after ``tasks_per_worker`` documents (0: never)."""
 
-    def __init__(self, workers: int, memory_headroom_mb: int = 0) -> None:
+    def __init__(
+        self, workers: int, memory_headroom_mb: int = 0, tasks_per_worker: int = TASKS_PER_WORKER
+    ) -> None:
         from pebble import ProcessPool
 
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
         self.workers = workers
         self._pool = ProcessPool(
-            max_workers=workers, initializer=_warm_up, initargs=(memory_headroom_mb,), context=context
+            max_workers=workers,
+            max_tasks=tasks_per_worker,
+            initializer=_warm_up,
+            initargs=(memory_headroom_mb, tuple(_PRELOAD)),
+            context=multiprocessing.get_context("spawn"),
         )
 
     def submit(

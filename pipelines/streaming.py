@@ -28,7 +28,7 @@ from groundwork.settings import GroundworkConfig
 from pipelines.batches import chunk_all, embed_all, redact_all
 from pipelines.embedding import Embedder
 from pipelines.partition import check_size
-from pipelines.partition_pool import PartitionPool, outcome
+from pipelines.partition_pool import PartitionPool, map_large_allocations, outcome, release_free_memory
 from pipelines.planning import Plan
 from pipelines.ports import RegionStore
 from pipelines.redact import Redactor
@@ -78,6 +78,7 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
     """Carry out ``plan`` in ``regions``: policy refusals, the documents batch by batch, then re-tags,
     moves and renames, then purges. Documents of other regions are left for a run that selects them."""
     began = time.monotonic()
+    map_large_allocations()  # the embedding model's activations go back to the system after each batch
     report = StreamReport(regions={r: IndexReport(region=r) for r in regions})
     record_failures(plan.failures, parts.indexes, report.regions)
     fault_point("plan_failures_recorded")
@@ -90,6 +91,8 @@ def ingest_plan(plan: Plan, parts: Parts, regions: Iterable[str]) -> StreamRepor
         embedded = traced.run("embed", embed_all, chunked, parts.embedder)
         traced.run("write", write_batch, embedded, parts.indexes, report.regions, run_id=plan.run_id)
         traced.end()
+        # The model's activations are freed by now: without this the C heap would keep their pages.
+        release_free_memory()
         fault_point("batch_committed")
         report.batches += 1
         report.documents += len(parsed.items) + len(parsed.failures)

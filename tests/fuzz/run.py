@@ -131,6 +131,8 @@ class RunResult:
     peak_pss_at_s: float = 0.0
     #: Each process's peak, largest first.
     peaks: list[ProcessPeak] = field(default_factory=list)
+    #: Each process at the tree's PSS peak: role, PSS and private bytes (USS), largest first.
+    at_peak: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def peak_memory(self) -> int:
@@ -159,6 +161,7 @@ class _TreeSampler(threading.Thread):
         self.peak_pss_at = 0.0
         self.peak_rss = 0
         self.peaks: dict[int, ProcessPeak] = {}
+        self.at_peak: list[tuple[str, int, int]] = []
         self.samples = 0
         self.stop = threading.Event()
 
@@ -172,6 +175,8 @@ class _TreeSampler(threading.Thread):
             return "ingest"
         if "forkserver" in cmd:
             return "parser server" if parent == self.pid else "parser worker"
+        if "--multiprocessing-fork" in cmd:  # a spawned process: the parser workers
+            return "parser worker"
         if "resource_tracker" in cmd:
             return "resource tracker"
         return Path(cmd.split(" ", 1)[0]).name or "?"
@@ -188,6 +193,7 @@ class _TreeSampler(threading.Thread):
         began = time.monotonic()
         while not self.stop.is_set():
             pss = rss = 0
+            parts: list[tuple[str, int, int]] = []
             try:
                 procs = [proc, *proc.children(recursive=True)]
             except psutil.Error:
@@ -205,8 +211,10 @@ class _TreeSampler(threading.Thread):
                     peak = self.peaks[p.pid] = ProcessPeak(self._role(p), 0, now)
                 if info.rss > peak.rss:
                     peak.rss, peak.at_s = info.rss, now
+                parts.append((peak.role, getattr(info, "pss", 0), getattr(info, "uss", 0)))
             if pss > self.peak_pss:
                 self.peak_pss, self.peak_pss_at = pss, now
+                self.at_peak = sorted(parts, key=lambda part: -part[1])
             self.peak_rss = max(self.peak_rss, rss)
             self.samples += 1
             self.stop.wait(self.every_s)
@@ -279,6 +287,7 @@ def run_ingest(config: Path, dest: Path, timings: Path | None, *, timeout: float
         output=log.read_text(errors="replace"),
         peak_pss_at_s=sampler.peak_pss_at,
         peaks=sorted(sampler.peaks.values(), key=lambda p: -p.rss),
+        at_peak=sampler.at_peak,
     )
 
 
@@ -571,6 +580,10 @@ def report(
         out.append(
             f"memory: tree PSS peaked {run.peak_pss_at_s:,.0f} s after the start; process peaks: "
             + ", ".join(f"{p.role} {_mb(p.rss)} at {p.at_s:,.0f} s" for p in run.peaks[:5])
+        )
+        out.append(
+            "memory at the tree's peak, PSS (private): "
+            + ", ".join(f"{role} {_mb(pss)} ({_mb(uss)})" for role, pss, uss in run.at_peak[:5])
         )
     out.append("")
     cols = [INDEXED, FAILED, NO_REASON, BOTH, MISSING, COLLISION]
