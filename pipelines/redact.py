@@ -94,6 +94,7 @@ class Redactor:
     def _detect_timed(self, pieces: list[str], owners: list[int]) -> tuple[list[list[Span]], set[int]]:
         limit = self.config.timeout_seconds
         spent: dict[int, float] = {}
+        pace: dict[int, float] = {}
         over: set[int] = set()
         out: list[list[Span]] = [[] for _ in pieces]
         start = 0
@@ -102,6 +103,9 @@ class Redactor:
             while end < len(pieces) and (end == start or size + len(pieces[end]) <= _WINDOW_CHARS):
                 size += len(pieces[end])
                 end += 1
+            # A document whose next window would take it past its limit at its pace so far stops now.
+            ahead = {owners[k]: pace.get(owners[k], 0.0) * len(pieces[k]) for k in range(start, end)}
+            over |= {o for o, cost in ahead.items() if spent.get(o, 0.0) + cost > limit}
             todo = [k for k in range(start, end) if owners[k] not in over]
             if not todo:
                 start = end
@@ -113,6 +117,7 @@ class Redactor:
             share = sum(len(pieces[k]) for k in todo) or 1
             for k in todo:
                 spent[owners[k]] = spent.get(owners[k], 0.0) + elapsed * len(pieces[k]) / share
+                pace[owners[k]] = elapsed / share  # seconds per character in this slice
             over |= {o for o, t in spent.items() if t > limit}
             start = end
         self._spent = spent

@@ -172,3 +172,30 @@ def test_a_document_past_the_redaction_time_limit_fails_and_says_which_limit(red
     for result in results:
         assert isinstance(result, DocumentError) and result.reason == FailureReason.TIME_LIMIT
         assert "redaction.timeout_seconds" in str(result)
+
+
+class _MeteredDetector:
+    """A detector that finds nothing and moves a clock one second per 1,000 characters it reads."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def detect(self, texts: list[str]) -> list[list[object]]:
+        self.now += sum(len(t) for t in texts) / 1000
+        return [[] for _ in texts]
+
+
+def test_a_document_stops_before_a_window_that_would_take_it_past_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 60,000-character text is read in three windows of about 20 seconds each on this clock: with a
+    50-second limit the third is not started (it would end near 61 s), so the document is charged no
+    more than its limit."""
+    import pipelines.redact
+
+    detector = _MeteredDetector()
+    monkeypatch.setattr(pipelines.redact.time, "monotonic", lambda: detector.now)
+    timed = Redactor(RedactionConfig(timeout_seconds=50), detector=detector)  # type: ignore[arg-type]
+    [result] = timed.redact_batch([_doc("word " * 12_000)])
+    assert isinstance(result, DocumentError) and result.reason == FailureReason.TIME_LIMIT
+    assert 0 < timed.document_seconds[0] <= 50
