@@ -58,10 +58,13 @@ serve: install
 # HNSW recall under a 1% access filter at 100k and 1M chunks (about 25 minutes on 2 cores); a quick
 # check: make bench HNSW_ROWS="--rows 20000".
 HNSW_ROWS ?= --rows 100000 --rows 1000000
+# Ingest memory at two corpus sizes (about 75 minutes at 1000,20000 on 2 shared cores; quick: 200,1000).
+INGEST_SIZES ?= 1000,20000
 bench: install
 	$(BIN)/python benchmarks/bench.py --config $(CONFIG)
 	$(BIN)/python benchmarks/api_load.py --config $(CONFIG) --clients 1,16,64
 	$(BIN)/python -m benchmarks.hnsw_recall $(HNSW_ROWS)
+	$(BIN)/python benchmarks/ingest_memory.py --sizes $(INGEST_SIZES)
 
 # Retrieval on every shipped set, each reported on its own (see README, Evaluation).
 EVAL_SETS := pgdocs perlfaq debian-faq gitfaq sqlite-faq
