@@ -100,7 +100,7 @@ class PartitioningConfig(Strict):
     workers: int = Field(default=1, ge=1, le=64)
     #: A parser process may grow this many MiB past its size once loaded (its data segment); a
     #: document that needs more is recorded as failed (``too_large``) and the process goes on. 0: no cap.
-    memory_headroom_mb: int = Field(default=1024, ge=0, le=1_048_576)
+    memory_headroom_mb: int = Field(default=256, ge=0, le=1_048_576)
 
 
 class IngestConfig(Strict):
