@@ -364,7 +364,9 @@ def bashref_docs() -> list[dict]:
 def zsh_docs() -> list[dict]:
     """The Z Shell manual, one document per node page (indexes and credits left out)."""
     pages = [
-        p for p in _pages(ZSH_DIR, EXCLUDE_ZSH) if not p.stem.endswith("-Index") and not p.stem.startswith("FAQ")
+        p
+        for p in _pages(ZSH_DIR, EXCLUDE_ZSH)
+        if not p.stem.endswith("-Index") and not p.stem.startswith("FAQ")
     ]
     return page_docs(pages, "zsh-doc")
 
