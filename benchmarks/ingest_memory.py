@@ -242,7 +242,9 @@ class Result:
     output: str
 
 
-def _env(dest: Path) -> dict[str, str]:
+def child_env(dest: Path) -> dict[str, str]:
+    """A child ingest's environment: a Dagster instance of its own under ``dest`` (the project's
+    instance settings), the project importable, no database URL inherited."""
     home = dest / "dagster_home"
     home.mkdir(exist_ok=True)
     bundled = PROJECT / "dagster_home" / "dagster.yaml"
@@ -256,7 +258,7 @@ def _env(dest: Path) -> dict[str, str]:
 def groundwork(args: list[str], dest: Path) -> subprocess.CompletedProcess[str]:
     """A ``groundwork`` command (the script's entry point) with the run's environment."""
     cmd = [sys.executable, "-m", "cli.main", *args]
-    return subprocess.run(cmd, cwd=PROJECT, env=_env(dest), capture_output=True, text=True, check=False)
+    return subprocess.run(cmd, cwd=PROJECT, env=child_env(dest), capture_output=True, text=True, check=False)
 
 
 def _postgres_pid(dest: Path) -> int | None:
@@ -289,7 +291,12 @@ def run_size(n: int, dest: Path, chars: int, seed: int, every_s: float, timeout_
         start = time.monotonic()
         with log.open("w") as out:
             proc = subprocess.Popen(
-                cmd, cwd=PROJECT, env=_env(dest), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                cwd=PROJECT,
+                env=child_env(dest),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             sampler = Sampler(proc.pid, _postgres_pid(dest), every_s)
             sampler.start()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from benchmarks.ingest_memory import child_env
 from tests.fuzz.corpus import BAD, GOOD, SECRET_MARKER, SPECIAL, Entry, Manifest, build_corpus, remove_corpus
 from tests.fuzz.timing import Timings, read_timings
 
@@ -220,24 +220,12 @@ class _TreeSampler(threading.Thread):
             self.stop.wait(self.every_s)
 
 
-def _env(dest: Path) -> dict[str, str]:
-    """The child's environment: its own Dagster instance (telemetry off, as the project's)."""
-    home = dest / "dagster_home"
-    home.mkdir(exist_ok=True)
-    bundled = PROJECT / "dagster_home" / "dagster.yaml"
-    if bundled.is_file():
-        shutil.copy(bundled, home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(PROJECT)}
-    env.pop("GROUNDWORK_DATABASE_URL", None)
-    return env
-
-
 def groundwork(args: list[str], dest: Path, *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run a ``groundwork`` command (the same entry point as the script) and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args],
         cwd=PROJECT,
-        env=_env(dest),
+        env=child_env(dest),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -257,7 +245,12 @@ def run_ingest(config: Path, dest: Path, timings: Path | None, *, timeout: float
     start = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            cmd, cwd=PROJECT, env=_env(dest), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=PROJECT,
+            env=child_env(dest),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         sampler = _TreeSampler(proc.pid)
         sampler.start()
