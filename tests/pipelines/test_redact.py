@@ -44,6 +44,12 @@ IN_CONTEXT = [
     ("You can call +1 (604) 555-0182 x390 after nine.", ["+1", "0182", "x390"]),
     ("Here's my IRD number: 29-849-927", ["29-849-927", "849", "927"]),
     ("Please post it to Level 1, 58 Casey Esplanade, Southport QLD 4215.", ["Level 1", "58 Casey", "4215"]),
+    # Australian and New Zealand numbers in their national formats; a local number with no area code
+    # is a phone number after "call" (a spaCy stop word, so no context word for Presidio) or "mobile".
+    ("Her mobile is 0412 345 678, or ring the office on (02) 9374 4000.", ["0412 345 678", "9374 4000"]),
+    ("Text me on 021 684 9058 when you land in Auckland.", ["021 684 9058", "684 9058"]),
+    ("How can we reach you? You can call 25644170 any day.", ["25644170"]),
+    ("My mobile 9900.6663 is the one on file.", ["9900.6663", "6663"]),
     # The last word piece of a postcode at the very end of a document ("210" "##6") is part of it.
     ("David Brown\n276 Roberts Range Road\nFlat 31\nWhangarua\nNZ 2106", ["2106", "6"]),
 ]
@@ -60,6 +66,7 @@ NOT_PERSONAL = [
     "Set the isolation level 2 before the run; RAID Level 5 is slower.",
     "Figure 3 Short Circuit Evaluation is in Chapter 4 Event Loop.",
     "Grant the role alice SELECT, then let mallory try: getpwnam fails for mallory and memset too.",
+    "The callback was called 2500000 times before the last call returned.",
 ]
 
 
