@@ -204,8 +204,9 @@ class RedactionConfig(Strict):
     )
     #: A document with more extracted text is recorded as failed (``too_large``) before redaction.
     max_document_chars: int = Field(default=5_000_000, ge=1_000)
-    #: A document whose detection runs longer is recorded as failed (``time_limit``); the check runs
-    #: between segments of at most 50,000 characters, so it may overrun by one segment's time.
+    #: A document whose detection runs longer is recorded as failed (``time_limit``); detection reads
+    #: windows of at most 20,000 characters and stops before a window that would pass the limit at the
+    #: document's pace so far.
     timeout_seconds: float = Field(default=300.0, gt=0, le=3600)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
+from pipelines import names
 from pipelines.log_safety import withhold_values
 from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name, shaped_like_a_name
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
@@ -59,8 +60,7 @@ _EU_ID_RECOGNIZERS = (
 #: Recognizers of ``recognizers.yaml`` whose patterns tell capitals from lower case ("12 Acacia Road",
 #: "2515 GU", "75008 Paris"); their keywords that may be lower case are marked ``(?i:...)``.
 _CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer", "InitialledNameRecognizer"})
-#: How far (characters of ", " and spaces) a city or state may sit from an address or postcode to be
-#: redacted with it; alone, a place name is not personal data.
+#: How far a city or state may sit from an address or postcode to go with it (alone, it is not personal).
 _PLACE_GAP = re.compile(r"[\s,]{0,3}")
 #: Address parts, and what may lie between two of them for the gap to be part of the address: a few
 #: words (a town, a county), commas and line breaks, no sentence end.
@@ -75,13 +75,14 @@ _TRAILING_TOWN = re.compile(
     # a Dutch postcode ("2523DF, Oosterland") or an Eircode ("D07 X2K4") after a street, its town optional
     r"|[1-9]\d{3}[ ]?[A-Z]{2}(?:,?[ ][A-Z][\w'.-]+){0,3}|(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[AC-FHKNPRTV-Y0-9]{4})(?!\w)"
 )
-#: A postcode of digits before a town found as part of an address ("77403 Martel"), or the letters of
-#: a Dutch postcode after its digits ("2515 GU").
+#: Digits of a postcode before a town in an address ("77403 Martel"), a Dutch postcode's letters ("2515 GU").
 _POSTCODE_BEFORE = re.compile(r"(?<![\w.,:/-])\d{4,5}[ ]$")
 _NL_LETTERS = re.compile(r"[ ]?[A-Z]{2}(?!\w)")
 #: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
 _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
 _DECIMAL = re.compile(r"\d+\.\d+")
+#: A word of ASCII letters and digits ("x3v6b3", "d07", "2aa"): a postcode's part, not a state's name.
+_MIXED_WORD = re.compile(r"\b(?=[a-z]*\d)(?=\d*[a-z])[a-z\d]+\b")
 #: "06.03.2025", "02/03 21", "2025-031877": dates, times and references that phone parsing accepts.
 _DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|\d{4}-\d{3,8}")
 
@@ -232,6 +233,7 @@ class Detector:
             if tagging is not None:
                 wait([tagging])  # leave no tagging running behind a failed call
             raise
+        self._postcodes_in_lower_case(texts, results)
         all_tagged = tagging.result() if tagging is not None else None
         spacy_person = "spacy" in self.config.person_detectors
         found = [
@@ -278,6 +280,19 @@ class Detector:
             for spans, text in zip(found, texts, strict=True)
             for plausible in [[s for s in spans if _plausible(text, s)]]
         ]
+
+    def _postcodes_in_lower_case(self, texts: list[str], results: list[Any]) -> None:
+        """Adds postcodes of texts without capitals ("mb x3v6b3"), their letters upper-cased."""
+        entities = sorted(self._wanted & self._presidio_entities & {"POSTCODE", "UK_POSTCODE"})
+        lower = [i for i, text in enumerate(texts) if names.written_without_capitals(text)]
+        if not entities or not lower:
+            return
+        upper = [_MIXED_WORD.sub(lambda m: m.group().upper(), texts[i]) for i in lower]
+        found = self._batch.analyze_iterator(
+            upper, language="en", entities=entities, score_threshold=self.config.score_threshold
+        )
+        for i, extra in zip(lower, found, strict=True):
+            results[i] = [*results[i], *extra]
 
 
 def _plausible(text: str, span: Span) -> bool:

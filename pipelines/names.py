@@ -133,8 +133,11 @@ def shaped_like_a_name(text: str, span: Span) -> bool:
     value = text[span.start : span.end]
     if _CODE_MARKS.search(value) or any(_camel(word) for word in value.split()):
         return False
-    if any(c.isupper() for c in value):
-        return True
+    return any(c.isupper() for c in value) or written_without_capitals(text)
+
+
+def written_without_capitals(text: str) -> bool:
+    """Whether ``text`` is written (nearly) without capitals, as a lower-case chat message is."""
     letters = sum(c.isalpha() for c in text)
     return letters > 0 and sum(c.isupper() for c in text) < 0.005 * letters
 

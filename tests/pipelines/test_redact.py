@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from groundwork.settings import RedactionConfig
 from pipelines.redact import Redactor
 
 CASES = [
@@ -290,3 +291,14 @@ def test_a_configuration_error_stops_the_batch_instead_of_failing_each_document(
 
     with pytest.raises(ConfigError):
         each(Stage.REDACT, [1, 2, 3], lambda item: None, work)  # type: ignore[arg-type,return-value]
+
+
+def test_postcodes_of_a_text_without_capitals_are_found_by_their_patterns() -> None:
+    # The postcode patterns read capitals ("R3C 4T3"); a lower-case chat message writes "r3c 4t3".
+    # Without the tagger (which may or may not see them), the patterns alone find them, and a
+    # lower-case state before a number ("in 90210") is not read as a US state and ZIP.
+    patterns_only = Redactor(RedactionConfig(tagger=False, person_detectors=["spacy"]))
+    text = "ok so the new place is 4 maple crescent, winnipeg mb r3c 4t3, the old one sw1a 2aa. in 90210 min"
+    out, _ = patterns_only.redact(text)
+    assert "r3c 4t3" not in out and "sw1a 2aa" not in out, out
+    assert "90210" in out, out
