@@ -229,11 +229,11 @@ class Detector:
                     score_threshold=self.config.score_threshold,
                 )
             )
+            self._postcodes_in_lower_case(texts, results)
         except BaseException:
             if tagging is not None:
                 wait([tagging])  # leave no tagging running behind a failed call
             raise
-        self._postcodes_in_lower_case(texts, results)
         all_tagged = tagging.result() if tagging is not None else None
         spacy_person = "spacy" in self.config.person_detectors
         found = [
