@@ -27,9 +27,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 PROJECT = Path(__file__).resolve().parents[1]
 TEXTS = sorted((PROJECT / "examples" / "eval").glob("*/corpus.jsonl"))
@@ -255,6 +257,50 @@ def child_env(dest: Path) -> dict[str, str]:
     return env
 
 
+class Watcher(Protocol):
+    """A thread that samples a child process until its ``stop`` event is set."""
+
+    stop: threading.Event
+
+    def start(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+W = TypeVar("W", bound=Watcher)
+
+
+def run_sampled(
+    cmd: list[str], dest: Path, watch: Callable[[int], W], timeout_s: float
+) -> tuple[W, int, float, bool]:
+    """``cmd`` (a ``groundwork ingest``) as a child in its own session with :func:`child_env`, its
+    output in ``dest/ingest.log``, sampled by ``watch(pid)`` until it ends; its process group is
+    killed after ``timeout_s``. Returns the sampler, the exit status, the wall time and whether it
+    timed out."""
+    start = time.monotonic()
+    timed_out = False
+    with (dest / "ingest.log").open("w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=PROJECT,
+            env=child_env(dest),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        sampler = watch(proc.pid)
+        sampler.start()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        sampler.stop.set()
+        sampler.join()
+    return sampler, proc.returncode, time.monotonic() - start, timed_out
+
+
 def groundwork(args: list[str], dest: Path) -> subprocess.CompletedProcess[str]:
     """A ``groundwork`` command (the script's entry point) with the run's environment."""
     cmd = [sys.executable, "-m", "cli.main", *args]
@@ -287,33 +333,14 @@ def run_size(n: int, dest: Path, chars: int, seed: int, every_s: float, timeout_
         raise SystemExit(f"the embedded PostgreSQL did not start:\n{started.stdout}{started.stderr}")
     try:
         cmd = [sys.executable, "-m", "cli.main", "ingest", "--config", str(config)]
-        log = dest / "ingest.log"
-        start = time.monotonic()
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=PROJECT,
-                env=child_env(dest),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            sampler = Sampler(proc.pid, _postgres_pid(dest), every_s)
-            sampler.start()
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait()
-            sampler.stop.set()
-            sampler.join()
-        wall = time.monotonic() - start
+        postgres = _postgres_pid(dest)
+        sampler, rc, wall, _ = run_sampled(cmd, dest, lambda pid: Sampler(pid, postgres, every_s), timeout_s)
     finally:
         groundwork(["db", "stop", "--config", str(config)], dest)
-    output = log.read_text(errors="replace")
+    output = (dest / "ingest.log").read_text(errors="replace")
     holds = [tuple(map(int, m)) for m in _HOLDS.findall(output)]
     indexed, chunks, failed = (sum(h[i] for h in holds) for i in range(3))
-    return Result(n, wall, proc.returncode, indexed, chunks, failed, sampler.peaks, output)
+    return Result(n, wall, rc, indexed, chunks, failed, sampler.peaks, output)
 
 
 def _mib(b: int) -> str:

@@ -15,7 +15,6 @@ peak RSS <= 1.5 GiB; no document over its time limit; no text from outside the r
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from benchmarks.ingest_memory import child_env
+from benchmarks.ingest_memory import child_env, run_sampled
 from tests.fuzz.corpus import BAD, GOOD, SECRET_MARKER, SPECIAL, Entry, Manifest, build_corpus, remove_corpus
 from tests.fuzz.timing import Timings, read_timings
 
@@ -241,35 +240,13 @@ def run_ingest(config: Path, dest: Path, timings: Path | None, *, timeout: float
     else:
         cmd = [sys.executable, "-m", "tests.fuzz.timed_cli", "--timings", str(timings)]
         cmd += ["ingest", "--config", str(config)]
-    log = dest / "ingest.log"
-    start = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=PROJECT,
-            env=child_env(dest),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        sampler = _TreeSampler(proc.pid)
-        sampler.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, 9)
-            proc.wait()
-        sampler.stop.set()
-        sampler.join()
-    wall = time.monotonic() - start
+    sampler, rc, wall, timed_out = run_sampled(cmd, dest, _TreeSampler, timeout)
     import resource
 
     # ru_maxrss of waited-for children: the largest single process, in KiB on Linux.
     max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     return RunResult(
-        rc=proc.returncode,
+        rc=rc,
         wall_s=wall,
         timed_out=timed_out,
         peak_tree_pss=sampler.peak_pss,
@@ -277,7 +254,7 @@ def run_ingest(config: Path, dest: Path, timings: Path | None, *, timeout: float
         max_process_rss=max([max_rss, *(p.rss for p in sampler.peaks.values())]),
         processes=len(sampler.peaks),
         samples=sampler.samples,
-        output=log.read_text(errors="replace"),
+        output=(dest / "ingest.log").read_text(errors="replace"),
         peak_pss_at_s=sampler.peak_pss_at,
         peaks=sorted(sampler.peaks.values(), key=lambda p: -p.rss),
         at_peak=sampler.at_peak,
