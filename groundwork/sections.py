@@ -66,6 +66,8 @@ class DatabaseConfig(Strict):
     comes from the server's trust/peer/cert auth or a ``~/.pgpass`` / ``PGPASSFILE`` entry), or the
     duty's own URL (``reader_url`` / ``writer_url``, or per region ``reader_urls`` / ``writer_urls``).
     A process that only serves needs only the reader's URL: its config may leave the owner's out.
+    ``audit_url`` / ``audit_urls`` is where the API appends its audit and the agents' ledger, as the
+    reader role: by default the reader's own URL; set it when the reader's URL is a read-only replica.
     """
 
     url: SecretStr | None = None
@@ -74,6 +76,8 @@ class DatabaseConfig(Strict):
     writer_url: SecretStr | None = None
     reader_urls: dict[Region, SecretStr] = Field(default_factory=dict)
     writer_urls: dict[Region, SecretStr] = Field(default_factory=dict)
+    audit_url: SecretStr | None = None
+    audit_urls: dict[Region, SecretStr] = Field(default_factory=dict)
     reader_role: RoleName = "groundwork_reader"
     writer_role: RoleName = "groundwork_writer"
     embedded: EmbeddedDatabaseConfig = Field(default_factory=EmbeddedDatabaseConfig)

@@ -316,6 +316,7 @@ class EnvOverrides(BaseSettings):
     database_url: SecretStr | None = None
     database_reader_url: SecretStr | None = None
     database_writer_url: SecretStr | None = None
+    database_audit_url: SecretStr | None = None
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -347,7 +348,8 @@ def load_config(path: str | os.PathLike[str]) -> GroundworkConfig:
 
 
 def _apply_env(raw: dict[str, Any], env: EnvOverrides) -> None:
-    """``GROUNDWORK_DATABASE_URL`` (owner), ``..._READER_URL`` and ``..._WRITER_URL`` override the file."""
+    """``GROUNDWORK_DATABASE_URL`` (owner), ``..._READER_URL``, ``..._WRITER_URL`` and ``..._AUDIT_URL``
+    override the file."""
     overrides: dict[str, Any] = {}
     if env.database_url is not None:
         overrides.update(url=env.database_url.get_secret_value(), urls={})
@@ -355,6 +357,8 @@ def _apply_env(raw: dict[str, Any], env: EnvOverrides) -> None:
         overrides.update(reader_url=env.database_reader_url.get_secret_value(), reader_urls={})
     if env.database_writer_url is not None:
         overrides.update(writer_url=env.database_writer_url.get_secret_value(), writer_urls={})
+    if env.database_audit_url is not None:
+        overrides.update(audit_url=env.database_audit_url.get_secret_value(), audit_urls={})
     if overrides:
         database = raw.get("database") or {}
         if isinstance(database, dict):

@@ -128,7 +128,18 @@ def _insert(index: RegionIndex, entries: Sequence[tuple[AuditRecord, list[uuid.U
 def _log(index: RegionIndex, exc: Exception) -> None:
     # The class and SQLSTATE only: a server message may quote a value from the row.
     state = getattr(exc, "sqlstate", None) or "no SQLSTATE"
-    logger.error("audit write failed in %s: %s (%s)", index.schema, type(exc).__name__, state)
+    logger.error(
+        "audit write failed in %s: %s (%s)%s", index.schema, type(exc).__name__, state, _hint(index, exc)
+    )
+
+
+def _hint(index: RegionIndex, exc: Exception) -> str:
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return (
+            f": that database is read-only (a replica?); set database.audit_urls.{index.region} to a "
+            "writable URL of the same database"
+        )
+    return ""
 
 
 def _failure(index: RegionIndex, exc: Exception) -> IndexError_:
@@ -138,7 +149,8 @@ def _failure(index: RegionIndex, exc: Exception) -> IndexError_:
     else:
         state = getattr(exc, "sqlstate", None) or "no SQLSTATE"
         error = AuditWriteError(
-            f"the {index.region!r} retrieval audit refused the search's record ({type(exc).__name__}, {state})"
+            f"the {index.region!r} retrieval audit refused the search's record ({type(exc).__name__}, "
+            f"{state}){_hint(index, exc)}"
         )
     error.__cause__ = exc
     return error

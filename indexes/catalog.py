@@ -9,6 +9,7 @@ built if any. Schema changes, version switches and table rewrites connect as the
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import cached_property
 
 import psycopg
@@ -27,15 +28,47 @@ logger = logging.getLogger(__name__)
 class IndexCatalog:
     """The region indexes of ``config``, reached as ``role``, each opened on first use."""
 
-    def __init__(self, config: GroundworkConfig, *, role: Role = Role.WRITER) -> None:
+    def __init__(
+        self,
+        config: GroundworkConfig,
+        *,
+        role: Role = Role.WRITER,
+        targets: dict[str, RegionTarget] | None = None,
+    ) -> None:
         self.config = config
         self.role = role
+        self._given_targets = targets
         self._indexes: dict[str, RegionIndex] = {}
 
     @cached_property
     def targets(self) -> dict[str, RegionTarget]:
         """Each region's database and schema (starts the embedded server when it is the default)."""
+        if self._given_targets is not None:
+            return self._given_targets
         return resolve_targets(self.config, create=self.role != Role.READER)
+
+    @cached_property
+    def _records_apart(self) -> IndexCatalog | None:
+        """The regions whose audit and ledger live at another URL than their reader's, as a reader's catalog."""
+        apart = {
+            region: replace(target, reader_dsn=target.audit_dsn, audit_dsn=None)
+            for region, target in self.targets.items()
+            if target.audit_dsn is not None and target.audit_dsn != target.reader_dsn
+        }
+        if self.role != Role.READER or not apart:
+            return None
+        return IndexCatalog(self.config, role=Role.READER, targets=apart)
+
+    def records(self, region: str) -> RegionIndex:
+        """Where the API appends ``region``'s audit rows and agents' ledger, and reads the ledger back.
+
+        The region's own index, unless ``database.audit_url(s)`` names another URL (the writable
+        primary of a read-only replica the reader's URL points at).
+        """
+        apart = self._records_apart
+        if apart is not None and region in apart.targets:
+            return apart.index(region)
+        return self.index(region)
 
     @cached_property
     def pools(self) -> RegionPools:
@@ -157,8 +190,7 @@ class IndexCatalog:
         Each check uses one short connection, so no region's pool is opened before a caller needs it.
         """
         found = {}
-        for region in self.regions:
-            target = self.targets[region]
+        for region, target in self.targets.items():
             dsn = target.dsn_for(Role.READER)
             try:
                 with psycopg.connect(
@@ -176,12 +208,17 @@ class IndexCatalog:
                 raise IndexError_(
                     f"cannot connect to the {region!r} index database as the reader at {redact_dsn(dsn)}: {reason}"
                 ) from exc
+        if self._records_apart is not None:
+            self._records_apart.verify_reader()
         return found
 
     def close(self) -> None:
         """Close database pools."""
         if "pools" in self.__dict__:
             self.pools.close()
+        records = self.__dict__.get("_records_apart")
+        if records is not None:
+            records.close()
 
     def __enter__(self) -> IndexCatalog:
         return self

@@ -1,7 +1,8 @@
 """Residency routing: which database and schema hold each region's index, and pools to reach them.
 
 Each region has a DSN per duty: the owner's (migrations), the writer's (ingest) and the reader's
-(the API). A process is given only the duty it needs, and a config may leave out the DSNs of the
+(the API), and where the API appends its records (the audit and the agents' ledger, as the reader
+role: the reader's own DSN unless the reader's is a read-only replica). A process is given only the duty it needs, and a config may leave out the DSNs of the
 duties it does not serve. Pools open on first use and are counted, so a caller's request opens only
 the regions it may read.
 """
@@ -38,6 +39,8 @@ class RegionTarget:
     schema: str
     reader_dsn: str | None
     writer_dsn: str | None
+    #: Where the API appends audit and ledger rows as the reader role, when not the reader's DSN.
+    audit_dsn: str | None = None
 
     def dsn_for(self, role: Role) -> str:
         """The DSN to connect with as ``role``; a clear error when the config gives none."""
@@ -77,7 +80,9 @@ def embedded_data_dir(config: GroundworkConfig) -> Path:
 def uses_embedded(config: GroundworkConfig) -> bool:
     """True when no database URL is configured for any duty, so the embedded server holds the indexes."""
     db = config.database
-    return not (db.url or db.urls or db.reader_url or db.writer_url or db.reader_urls or db.writer_urls)
+    return not (
+        db.url or db.urls or db.reader_url or db.writer_url or db.reader_urls or db.writer_urls
+    ) and not (db.audit_url or db.audit_urls)
 
 
 def resolve_targets(config: GroundworkConfig, *, create: bool = True) -> dict[str, RegionTarget]:
@@ -124,6 +129,7 @@ def resolve_targets(config: GroundworkConfig, *, create: bool = True) -> dict[st
             schema=DEFAULT_SCHEMA if per_region or uses_embedded(config) else f"{DEFAULT_SCHEMA}_{r}",
             reader_dsn=role_dsn(dict(db.reader_urls), db.reader_url, r, dsn, db.reader_role),
             writer_dsn=role_dsn(dict(db.writer_urls), db.writer_url, r, dsn, db.writer_role),
+            audit_dsn=role_dsn(dict(db.audit_urls), db.audit_url, r, None, db.reader_role),
         )
         for r, dsn in owner.items()
     }

@@ -87,7 +87,7 @@ class Retriever:
         self.encoder = encoder
         self._encoder_for = encoder_for
         self.redact_query = redact_query
-        self._record_audit = record_audit or partial(write_each, self.catalog.index)
+        self._record_audit = record_audit or partial(write_each, self.catalog.records)
         self.reranker = reranker if self.settings.rerank_depth > 0 else None
         # The live model of each region (name, dimensions), as last read from its index.
         self._live: dict[str, tuple[str, int]] = {}

@@ -59,7 +59,7 @@ class AgentLedgers:
     def of(self, principal: PrincipalConfig) -> Ledger | None:
         """The caller's ledger, or None for a caller with no region (it can find nothing)."""
         region = self.config.ledger_region_for(self.retriever.regions_for(principal))
-        return Ledger(self.retriever.catalog.index(region)) if region is not None else None
+        return Ledger(self.retriever.catalog.records(region)) if region is not None else None
 
 
 def summary(outcome: SearchOutcome, conversation_id: str | None) -> SearchSummary:

@@ -196,7 +196,7 @@ class AuditBatches:
         self, region: str, entries: list[tuple[AuditRecord, list[uuid.UUID]]]
     ) -> Sequence[IndexError_ | None]:
         try:
-            index = self._catalog.index(region)
+            index = self._catalog.records(region)
         except IndexError_ as exc:
             return [exc] * len(entries)
         return write_audits(index, entries)

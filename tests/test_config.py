@@ -8,6 +8,7 @@ import pytest
 
 from groundwork.errors import ConfigError
 from groundwork.settings import load_config
+from indexes.regions import resolve_targets
 from tests.conftest import write_config
 
 ISSUE_EXAMPLE = """
@@ -123,3 +124,29 @@ def test_environment_database_url_overrides_the_file(tmp_path: Path, monkeypatch
     config = load_config(write_config(tmp_path / "c.yaml", _base()))
     assert config.database.url is not None
     assert config.database.url.get_secret_value() == "postgresql://u:p@db.example/gw"
+
+
+def test_the_audit_url_comes_per_region_from_the_file_or_for_all_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _base()
+    data["sources"].append({**data["sources"][0], "name": "staff", "residency": "eu"})
+    data["database"] = {
+        "url": "postgresql://owner:p@primary.example/gw",
+        "reader_url": "postgresql://groundwork_reader@replica.example/gw",
+    }
+    plain = load_config(write_config(tmp_path / "plain.yaml", data))
+    regions = plain.regions
+    assert len(regions) == 2
+    # Unset: the API appends its records where it reads.
+    assert all(t.audit_dsn is None for t in resolve_targets(plain).values())
+    data["database"]["audit_urls"] = {regions[0]: "postgresql://groundwork_reader@primary.example/gw"}
+    one = resolve_targets(load_config(write_config(tmp_path / "one.yaml", data)))
+    assert one[regions[0]].audit_dsn == "postgresql://groundwork_reader@primary.example/gw"
+    assert all(one[r].audit_dsn is None for r in regions[1:])
+    monkeypatch.setenv("GROUNDWORK_DATABASE_AUDIT_URL", "postgresql://groundwork_reader@other.example/gw")
+    env = load_config(write_config(tmp_path / "env.yaml", data))
+    assert not env.database.audit_urls  # the environment replaces the file's per-region URLs
+    assert {t.audit_dsn for t in resolve_targets(env).values()} == {
+        "postgresql://groundwork_reader@other.example/gw"
+    }

