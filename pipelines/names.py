@@ -152,6 +152,13 @@ def is_label(name: str, batch_text: str) -> bool:
     return " " not in name and f"{name}:" in batch_text
 
 
+def drop_unlikely_names(units: list[Unit], everything: str) -> None:
+    """Drop the PERSON spans of ``units`` that the batch's own text shows are words, not names
+    (:func:`drop_common_words`, :func:`drop_lower_case_terms`)."""
+    drop_common_words(units, everything)
+    drop_lower_case_terms(units, everything)
+
+
 def drop_common_words(units: list[Unit], everything: str) -> None:
     """Drop one-word PERSON spans whose word the batch mostly uses otherwise.
 
@@ -188,6 +195,41 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
     if doomed:
         for unit in units:
             unit.spans[:] = [sp for sp in unit.spans if id(sp) not in doomed]
+
+
+#: A word written in lower case, standing alone: not part of an e-mail address, a host or a path
+#: ("john.smith@", "/home/anna"), where a person's name is written in lower case too.
+_LOWER_WORD = re.compile(r"(?<![\w@./\\])[^\W\d_A-Z]+(?![\w@/\\]|[.][^\W\d_])")
+
+
+def drop_lower_case_terms(units: list[Unit], everything: str) -> None:
+    """Drop PERSON spans only spaCy saw (no tagger name overlaps them) whose every word the batch
+    also writes in lower case, standing alone.
+
+    A person's name is written with capitals, but a product, command or heading ("Emacs" beside
+    ``emacs``, "Manual Page" beside "page" and "manual") is often written in lower case elsewhere in
+    the same text. A name the tagger also read is kept whatever the batch writes.
+    """
+    lower = {m.group() for m in _LOWER_WORD.finditer(everything)}
+    if not lower:
+        return
+    for unit in units:
+        tagged = [t for t in unit.spans if t.entity == PERSON and t.source == SpanSource.TAGGER]
+        unit.spans[:] = [
+            sp
+            for sp in unit.spans
+            if not (
+                sp.entity == PERSON
+                and sp.source == SpanSource.SPACY
+                and not any(t.start < sp.end and sp.start < t.end for t in tagged)
+                and _written_in_lower_case(unit.text[sp.start : sp.end], lower)
+            )
+        ]
+
+
+def _written_in_lower_case(name: str, lower: set[str]) -> bool:
+    words = [w for w in re.split(r"[^\w]+", name) if w]
+    return bool(words) and all(w.lower() in lower and not w.islower() for w in words)
 
 
 def spreadable(names: set[str], units: list[Unit], everything: str) -> set[str]:

@@ -20,7 +20,7 @@ from groundwork.settings import RedactionConfig
 from pipelines.detectors import PERSON, Detector
 from pipelines.names import (
     confirmed_names,
-    drop_common_words,
+    drop_unlikely_names,
     is_label,
     name_forms,
     spreadable,
@@ -182,7 +182,7 @@ class Redactor:
         for i, found in zip(singles, detected[len(groups) :], strict=True):
             units[i].spans.extend(found)
         everything = "\n".join(u.text for u in units)
-        drop_common_words(units, everything)
+        drop_unlikely_names(units, everything)
         for unit in units:
             names.update(
                 form

@@ -68,6 +68,9 @@ NOT_PERSONAL = [
     "Figure 3 Short Circuit Evaluation is in Chapter 4 Event Loop.",
     "Grant the role alice SELECT, then let mallory try: getpwnam fails for mallory and memset too.",
     "The callback was called 2500000 times before the last call returned.",
+    # A product spaCy alone reads as a person, which the same text writes in lower case as a command.
+    "Start Emacs and open the file. If you prefer a terminal, run emacs -nw instead; emacs reads "
+    "~/.emacs at start-up.",
 ]
 
 
@@ -196,6 +199,38 @@ def test_a_word_the_batch_mostly_uses_otherwise_is_not_a_person() -> None:
     unit.spans += [Span(i, i + 5, "PERSON", 0.9, SpanSource.TAGGER) for i in marta[:2]]
     drop_common_words([unit], text)
     assert [text[s.start : s.end] for s in unit.spans] == ["Marta", "Marta"]
+
+
+def test_a_capitalised_term_the_batch_also_writes_in_lower_case_is_not_a_person() -> None:
+    from pipelines.names import drop_lower_case_terms
+    from pipelines.spans import Span, SpanSource, Unit
+
+    text = (
+        "Fontconfig reads its files at start-up; install fontconfig first. See the Manual Page: "
+        "each page of the manual says so. Ask Mark, who will mark it. Ask Priya Raman. "
+        "Mail priya@example.org or see /home/raman."
+    )
+
+    def span(words: str, source: SpanSource) -> Span:
+        start = text.index(words)
+        return Span(start, start + len(words), "PERSON", 0.85, source)
+
+    unit = Unit(
+        text,
+        [
+            span("Fontconfig", SpanSource.SPACY),  # "fontconfig" stands alone: a term
+            span("Manual Page", SpanSource.SPACY),  # "manual" and "page" both do
+            span("Mark", SpanSource.SPACY),  # "mark" does, but the tagger read a name
+            span("Mark", SpanSource.TAGGER),
+            span("Priya Raman", SpanSource.SPACY),  # only in an e-mail address and a path: kept
+        ],
+    )
+    drop_lower_case_terms([unit], text)
+    assert [(text[s.start : s.end], s.source) for s in unit.spans] == [
+        ("Mark", SpanSource.SPACY),
+        ("Mark", SpanSource.TAGGER),
+        ("Priya Raman", SpanSource.SPACY),
+    ]
 
 
 def test_a_name_part_seen_far_more_often_than_detected_is_not_spread(redactor: Redactor) -> None:
