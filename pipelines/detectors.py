@@ -58,6 +58,7 @@ _ADDRESS_GAP = re.compile(r"[\s,]*(?:[^\W\d_][\w'.-]*[ \t]*){0,4}[\s,]*")
 _MAX_ADDRESS_GAP = 40
 _GLUED_BEFORE = re.compile(r"[^\W\d_]-?$")
 _GLUED_AFTER = re.compile(r"-?[^\W\d_]")
+_POSTCODE_LABEL = re.compile(r"(?i)\b(?:zip|post(?:al)?[ ]?code|plz|code postal|postleitzahl)\b")
 _TOWN_AFTER_POSTCODE = re.compile(r",?[ ][A-Z][^\W\d_]+(?:[ -][A-Z][^\W\d_]+){0,2}(?![\w-])")
 _TRAILING_TOWN = re.compile(
     r"[ ,]*(?:\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}"
@@ -321,13 +322,21 @@ def _digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
         return False
     if any(c.isalpha() for c in text[span.start : span.end]):
         return False
+    near = 3
     if span.entity == "POSTCODE":
-        return bool(_GLUED_BEFORE.search(text, 0, span.start)) or bool(_GLUED_AFTER.match(text, span.end))
+        if _GLUED_BEFORE.search(text, 0, span.start) or _GLUED_AFTER.match(text, span.end):
+            return True
+        # Digits in groups ("96 80 18") may be a phone's; one run needs an address or a label near it.
+        if not text[span.start : span.end].strip().isdigit() or _POSTCODE_LABEL.search(
+            text, max(0, span.start - 40), span.start
+        ):
+            return False
+        near = 40
     return not any(
         o is not span
         and o.entity in _ADDRESS_PARTS
         and any(c.isalpha() for c in text[o.start : o.end])
-        and (abs(o.start - span.end) <= 3 or abs(span.start - o.end) <= 3)
+        and (abs(o.start - span.end) <= near or abs(span.start - o.end) <= near)
         for o in spans
     )
 

@@ -53,6 +53,8 @@ IN_CONTEXT = [
     ("My mobile 9900.6663 is the one on file.", ["9900.6663", "6663"]),
     # The last word piece of a postcode at the very end of a document ("210" "##6") is part of it.
     ("David Brown\n276 Roberts Range Road\nFlat 31\nWhangarua\nNZ 2106", ["2106", "6"]),
+    # A postcode of digits alone is one after its label.
+    ("My zip code is 62704.", ["62704"]),
 ]
 
 #: PII-free technical text that looks like PII to a naive detector.
@@ -74,6 +76,9 @@ NOT_PERSONAL = [
     # A UUID is an identifier of a thing: no part of it is a national id, a phone number or a postcode.
     "Mount it by its UUID: add UUID=fe3e1db5-6454-46d6-a14c-071208ebe4b1 /home ext4 defaults 0 2.",
     "The file system's UUID is fe3e1db5-6454-46d6-a14c-071208ebe4b1; blkid prints it.",
+    # Numbers with no address, and no postcode label, near them are not postcodes.
+    "Position values can range from 1 to 16383; larger numbers are silently set to 16383.",
+    "kmail | V:31, I:81 | 23817 | X GUI program (KDE)",
 ]
 
 
