@@ -53,6 +53,10 @@ IN_CONTEXT = [
     ("My mobile 9900.6663 is the one on file.", ["9900.6663", "6663"]),
     # The last word piece of a postcode at the very end of a document ("210" "##6") is part of it.
     ("David Brown\n276 Roberts Range Road\nFlat 31\nWhangarua\nNZ 2106", ["2106", "6"]),
+    # A local number with its label after it, as a signature gives it; a floor on the line before
+    # its street.
+    ("Paige Forbes\n369 Taumanawa Point\nTangirohetapu 8096\n6849058 mobile\n", ["6849058"]),
+    ("Please return to Level 8\n1 Stephanie Court\nMatawhero 9701 in case of an issue.", ["Level 8"]),
     # A postcode of digits alone is one after its label.
     ("My zip code is 62704.", ["62704"]),
 ]
@@ -79,6 +83,8 @@ NOT_PERSONAL = [
     # Numbers with no address, and no postcode label, near them are not postcodes.
     "Position values can range from 1 to 16383; larger numbers are silently set to 16383.",
     "kmail | V:31, I:81 | 23817 | X GUI program (KDE)",
+    # A number before a word that labels a phone number elsewhere, not at the end of its line.
+    "Raise work_mem from 4194304 (work) memory units when sorts spill.",
 ]
 
 
