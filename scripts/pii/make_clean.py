@@ -12,11 +12,14 @@ Sources (Debian bookworm packages, none written by us):
                        fresh held-out set of 2026-11-29: 20 pages, all in heldout/)
   golang-1.19-doc      /usr/share/doc/golang-1.19-doc/html/    (the Go specification, memory model and
                        assembler guide, split at their h2 headings; fresh held-out set of 2026-11-29)
+  apache2-doc          /usr/share/doc/apache2-doc/manual/en/   (the Apache HTTP Server manual: guides,
+                       how-tos and module pages, each page's content without its navigation; fresh
+                       held-out set of the fourth round, 2026-11-29: 20 pages, all in heldout/)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).
 
-    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
     /work/main/.venv/bin/python scripts/pii/make_clean.py --only bash-doc   # one source; others kept
 
@@ -67,7 +70,12 @@ BASHREF = Path("/usr/share/doc/bash/bashref.html")
 ZSH_DIR = Path("/usr/share/doc/zsh-common/html")
 GO_DIR = Path("/usr/share/doc/golang-1.19-doc/html")
 GO_PAGES = ("go_spec.html", "go_mem.html", "asm.html")
-HELDOUT_ONLY = {"bash-doc": 20, "zsh-doc": 20, "golang-doc": 20}
+APACHE_DIR = Path("/usr/share/doc/apache2-doc/manual/en")
+#: The manual's folders of prose (the developer notes, FAQ and platform pages are left out).
+APACHE_FOLDERS = ("", "howto", "ssl", "vhosts", "rewrite", "mod")
+#: Indexes, lists, the licence and the glossary: not prose.
+EXCLUDE_APACHE = {"index", "sitemap", "license", "glossary", "quickreference", "directives", "overrides"}
+HELDOUT_ONLY = {"bash-doc": 20, "zsh-doc": 20, "golang-doc": 20, "apache2-doc": 20}
 # Zsh manual nodes about its authors or availability, the indexes and the table of contents; the FAQ
 # pages (FAQ01-FAQ06) are left out whole, since they credit people by name throughout.
 EXCLUDE_ZSH = {"Author", "Availability", "index", "The-Z-Shell-Manual", "Overview"}
@@ -389,6 +397,23 @@ def go_docs() -> list[dict]:
     return docs
 
 
+def apache_docs() -> list[dict]:
+    """The Apache HTTP Server manual, one document per page: its ``page-content`` only (no header,
+    navigation, language list or footer)."""
+    docs = []
+    for folder in APACHE_FOLDERS:
+        for path in _pages(APACHE_DIR / folder, EXCLUDE_APACHE):
+            root = _clean_tree(lxml_html.parse(str(path)).getroot())
+            content = root.xpath("//div[@id='page-content']")
+            if not content:
+                continue
+            for nav in content[0].xpath(".//div[@class='toplang' or @class='bottomlang' or @class='top']"):
+                nav.getparent().remove(nav)
+            name = f"{folder}-{path.stem}" if folder else path.stem
+            docs.append(section_doc("apache2-doc", name, str(path), content[0]))
+    return docs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
@@ -414,6 +439,7 @@ def main() -> int:
         "bash-doc": (BASHREF, "bash-doc", bashref_docs),
         "zsh-doc": (ZSH_DIR, "zsh-doc", zsh_docs),
         "golang-doc": (GO_DIR, "golang-1.19-doc", go_docs),
+        "apache2-doc": (APACHE_DIR, "apache2-doc", apache_docs),
     }
     wanted = args.only or list(makers)
     unknown = set(wanted) - set(makers)

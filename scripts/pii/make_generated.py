@@ -130,6 +130,14 @@ SETS = [
     ("en_GB-seed404", "en_GB", 404, "native", "heldout"),
     ("en_IE-seed405", "en_IE", 405, "native", "heldout"),
     ("en_US-seed406", "en_US", 406, "native", "heldout"),
+    # Fourth held-out round (2026-11-29, later): new seeds, made before that round's changes were
+    # scored on them, the held-out template pool. Never tune on these.
+    ("en_AU-seed501", "en_AU", 501, "native", "heldout"),
+    ("en_CA-seed502", "en_CA", 502, "native", "heldout"),
+    ("en_NZ-seed503", "en_NZ", 503, "native", "heldout"),
+    ("en_GB-seed504", "en_GB", 504, "native", "heldout"),
+    ("en_IE-seed505", "en_IE", 505, "native", "heldout"),
+    ("en_US-seed506", "en_US", 506, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
