@@ -57,6 +57,8 @@ IN_CONTEXT = [
     # its street.
     ("Paige Forbes\n369 Taumanawa Point\nTangirohetapu 8096\n6849058 mobile\n", ["6849058"]),
     ("Please return to Level 8\n1 Stephanie Court\nMatawhero 9701 in case of an issue.", ["Level 8"]),
+    # Local numbers after their labels at the start of a signature's lines.
+    ("Ronald Miller\nMobile: 04-587-2823\nDesk: 752-5858\nFax: 733-7824\n", ["752-5858", "733-7824"]),
     # A postcode of digits alone is one after its label.
     ("My zip code is 62704.", ["62704"]),
 ]
@@ -85,6 +87,8 @@ NOT_PERSONAL = [
     "kmail | V:31, I:81 | 23817 | X GUI program (KDE)",
     # A number before a word that labels a phone number elsewhere, not at the end of its line.
     "Raise work_mem from 4194304 (work) memory units when sorts spill.",
+    # A label and a number inside a line is not a signature's phone line.
+    "Raise the limit (office: 4194 entries, home: 8096) before the import.",
 ]
 
 
