@@ -2,8 +2,8 @@
 
 Each region has a DSN per duty: the owner's (migrations), the writer's (ingest) and the reader's
 (the API), and where the API appends its records (the audit and the agents' ledger, as the reader
-role: the reader's own DSN unless the reader's is a read-only replica). A process is given only the duty it needs, and a config may leave out the DSNs of the
-duties it does not serve. Pools open on first use and are counted, so a caller's request opens only
+role: the reader's own DSN unless the reader's is a read-only replica). A process is given only the
+duty it needs, and a config may leave out the DSNs of the duties it does not serve. Pools open on first use and are counted, so a caller's request opens only
 the regions it may read.
 """
 
@@ -80,9 +80,17 @@ def embedded_data_dir(config: GroundworkConfig) -> Path:
 def uses_embedded(config: GroundworkConfig) -> bool:
     """True when no database URL is configured for any duty, so the embedded server holds the indexes."""
     db = config.database
-    return not (
-        db.url or db.urls or db.reader_url or db.writer_url or db.reader_urls or db.writer_urls
-    ) and not (db.audit_url or db.audit_urls)
+    urls = (
+        db.url,
+        db.urls,
+        db.reader_url,
+        db.writer_url,
+        db.reader_urls,
+        db.writer_urls,
+        db.audit_url,
+        db.audit_urls,
+    )
+    return not any(urls)
 
 
 def resolve_targets(config: GroundworkConfig, *, create: bool = True) -> dict[str, RegionTarget]:
