@@ -59,6 +59,8 @@ IN_CONTEXT = [
     ("Please return to Level 8\n1 Stephanie Court\nMatawhero 9701 in case of an issue.", ["Level 8"]),
     # Local numbers after their labels at the start of a signature's lines.
     ("Ronald Miller\nMobile: 04-587-2823\nDesk: 752-5858\nFax: 733-7824\n", ["752-5858", "733-7824"]),
+    # An Eircode written without its space, at the end of an address block.
+    ("}}Theresa Gray\n}}62 Rattigan Street\n}}Flat 8\n}}Jordon Ville\n}}iran T7356CC", ["T7356CC"]),
     # A postcode of digits alone is one after its label.
     ("My zip code is 62704.", ["62704"]),
 ]
