@@ -31,17 +31,15 @@ class RunLock:
         self.targets = targets
         self.dsns = dsns
         self.shared = shared
-        self._held: list[psycopg.Connection] = []
+        self._held: list[tuple[psycopg.Connection, str]] = []
 
     def acquire(self) -> None:
         """Take every region's lock, or none: :class:`IngestBusy` when another run holds one."""
         function = "pg_try_advisory_lock_shared" if self.shared else "pg_try_advisory_lock"
         for region in sorted(self.targets):
+            key = run_lock_key(self.targets[region].schema)
             conn = psycopg.connect(self.dsns[region], autocommit=True)
-            row = conn.execute(
-                f"SELECT {function}(hashtext(%s))",
-                (run_lock_key(self.targets[region].schema),),
-            ).fetchone()
+            row = conn.execute(f"SELECT {function}(hashtext(%s))", (key,)).fetchone()
             if not (row and row[0]):
                 conn.close()
                 self.release()
@@ -49,13 +47,20 @@ class RunLock:
                     f"another ingest run is writing region {region!r}; this run stopped before changing "
                     "anything: let that run finish, then run again"
                 )
-            self._held.append(conn)
+            self._held.append((conn, key))
         logger.debug("ingest run lock taken on %d region(s)", len(self._held))
 
     def release(self) -> None:
-        """Release every lock this run holds (closing the connection releases it)."""
-        for conn in self._held:
-            conn.close()
+        """Release every lock this run holds, explicitly: a closed connection's server process lets its
+        locks go only as it exits, a moment later, so the next run could find them still held."""
+        function = "pg_advisory_unlock_shared" if self.shared else "pg_advisory_unlock"
+        for conn, key in self._held:
+            try:
+                conn.execute(f"SELECT {function}(hashtext(%s))", (key,))
+            except psycopg.Error:
+                pass  # a broken connection: its server process's exit releases the lock
+            finally:
+                conn.close()
         self._held.clear()
 
     def __enter__(self) -> RunLock:

@@ -51,3 +51,16 @@ def test_backfill_steps_share_the_lock_but_exclude_an_ingest(demo_services: Serv
         catalog.run_lock().acquire()
     with catalog.run_lock(), pytest.raises(IngestBusy):
         catalog.run_lock(shared=True).acquire()
+
+
+def test_a_released_lock_can_be_taken_again_at_once(demo_services: Services) -> None:
+    # Released by closing its connection, a lock stayed held until the server process exited: a run
+    # right after another (a test, a schedule) could stop as busy. Released explicitly, it never does.
+    # (The race shows under load, as in a full CI run; on an idle machine the old release passed too.)
+    demo_services.migrate()
+    catalog = demo_services.catalog
+    for _ in range(40):
+        with catalog.run_lock():
+            pass
+        with catalog.run_lock(shared=True):
+            pass
