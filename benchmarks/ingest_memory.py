@@ -301,10 +301,15 @@ def run_sampled(
     return sampler, proc.returncode, time.monotonic() - start, timed_out
 
 
-def groundwork(args: list[str], dest: Path) -> subprocess.CompletedProcess[str]:
-    """A ``groundwork`` command (the script's entry point) with the run's environment."""
+def groundwork(
+    args: list[str], dest: Path, *, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A ``groundwork`` command (the script's entry point) with the run's environment, its output
+    captured; ``timeout``: seconds before it is killed (``subprocess.TimeoutExpired``)."""
     cmd = [sys.executable, "-m", "cli.main", *args]
-    return subprocess.run(cmd, cwd=PROJECT, env=child_env(dest), capture_output=True, text=True, check=False)
+    return subprocess.run(
+        cmd, cwd=PROJECT, env=child_env(dest), capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def _postgres_pid(dest: Path) -> int | None:

@@ -15,7 +15,6 @@ peak RSS <= 1.5 GiB; no document over its time limit; no text from outside the r
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from benchmarks.ingest_memory import child_env, run_sampled
+from benchmarks.ingest_memory import groundwork, run_sampled
 from tests.fuzz.corpus import BAD, GOOD, SECRET_MARKER, SPECIAL, Entry, Manifest, build_corpus, remove_corpus
 from tests.fuzz.timing import Timings, read_timings
 
@@ -217,19 +216,6 @@ class _TreeSampler(threading.Thread):
             self.peak_rss = max(self.peak_rss, rss)
             self.samples += 1
             self.stop.wait(self.every_s)
-
-
-def groundwork(args: list[str], dest: Path, *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run a ``groundwork`` command (the same entry point as the script) and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=PROJECT,
-        env=child_env(dest),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def run_ingest(config: Path, dest: Path, timings: Path | None, *, timeout: float) -> RunResult:
@@ -670,14 +656,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     timings_path = None if args.plain else dest / "timings.jsonl"
     try:
-        started = groundwork(["db", "start", "--config", str(config_path)], dest)
+        started = groundwork(["db", "start", "--config", str(config_path)], dest, timeout=600)
         if started.returncode != 0:
             print(started.stdout + started.stderr, file=sys.stderr)
             return 2
         run = run_ingest(config_path, dest, timings_path, timeout=args.timeout)
         print(run.output[-4000:])
         observed = observe_config(config_path)
-        failures_cli = groundwork(["failures", "--config", str(config_path)], dest)
+        failures_cli = groundwork(["failures", "--config", str(config_path)], dest, timeout=600)
         (dest / "failures.txt").write_text(failures_cli.stdout + failures_cli.stderr)
         ids = {e.source_id for e in manifest.entries}
         timings = read_timings(timings_path, ids) if timings_path else Timings()
@@ -685,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = evaluate(manifest, acc, observed, timings, limits, run)
         print(report(manifest, acc, observed, targets, timings, limits, run, build_s))
     finally:
-        groundwork(["db", "stop", "--config", str(config_path)], dest)
+        groundwork(["db", "stop", "--config", str(config_path)], dest, timeout=600)
         if args.keep:
             manifest.unlock()
             print(f"kept in {dest} (manifest.json, ingest.log, failures.txt, timings.jsonl)")
