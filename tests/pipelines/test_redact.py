@@ -357,3 +357,14 @@ def test_postcodes_of_a_text_without_capitals_are_found_by_their_patterns() -> N
     out, _ = patterns_only.redact(text)
     assert "r3c 4t3" not in out and "sw1a 2aa" not in out, out
     assert "90210" in out, out
+
+
+def test_texts_detected_in_one_batch_are_redacted_as_each_alone(redactor: Redactor) -> None:
+    """spaCy reads a call's texts in batches (``nlp.pipe``): no text's result may depend on its
+    batch-mates, their order or the batch's size (more texts than one spaCy batch)."""
+    texts = [text for text, _ in IN_CONTEXT] + [text for _, text, _ in CASES]
+    texts = (texts * 3)[:40]
+    alone = [redactor.redact(text) for text in texts]
+    assert redactor.redact_many(texts) == alone
+    assert redactor.redact_many(texts[::-1]) == alone[::-1]
+    assert any(counts for _, counts in alone)

@@ -1,0 +1,114 @@
+"""Rules that read the parts of a postal address together: nearby parts joined into one span with
+the town between or after them, postcode digits before a town, cities and states next to an address,
+and a number the tagger took for an address part left alone when nothing of an address is near it.
+
+Used by :mod:`pipelines.detectors` on each text's detected spans.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from pipelines.spans import Span, SpanSource
+
+#: How far a city or state may sit from an address or postcode to go with it (alone, it is not personal).
+_PLACE_GAP = re.compile(r"[\s,]{0,3}")
+#: Address parts, and what may lie between two of them for the gap to be part of the address: a few
+#: words (a town, a county), commas and line breaks, no sentence end.
+_ADDRESS_PARTS = frozenset({"STREET_ADDRESS", "POSTCODE", "UK_POSTCODE"})
+_ADDRESS_GAP = re.compile(r"[\s,]*(?:[^\W\d_][\w'.-]*[ \t]*){0,4}[\s,]*")
+_MAX_ADDRESS_GAP = 40
+_GLUED_BEFORE = re.compile(r"[^\W\d_]-?$")
+_GLUED_AFTER = re.compile(r"-?[^\W\d_]")
+_POSTCODE_LABEL = re.compile(r"(?i)\b(?:zip|post(?:al)?[ ]?code|plz|code postal|postleitzahl)\b")
+_TOWN_AFTER_POSTCODE = re.compile(r",?[ ][A-Z][^\W\d_]+(?:[ -][A-Z][^\W\d_]+){0,2}(?![\w-])")
+_TRAILING_TOWN = re.compile(
+    r"[ ,]*(?:\d{4,5}(?:[ ][A-ZÄÖÜ][\w'.-]+){1,3}"
+    # a Dutch postcode ("2523DF, Oosterland") or an Eircode ("D07 X2K4") after a street, its town optional
+    r"|[1-9]\d{3}[ ]?[A-Z]{2}(?:,?[ ][A-Z][\w'.-]+){0,3}|(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ ]?[AC-FHKNPRTV-Y0-9]{4})(?!\w)"
+)
+#: Digits of a postcode before a town in an address ("77403 Martel"), a Dutch postcode's letters ("2515 GU").
+_POSTCODE_BEFORE = re.compile(r"(?<![\w.,:/-])\d{4,5}[ ]$")
+_NL_LETTERS = re.compile(r"[ ]?[A-Z]{2}(?!\w)")
+
+
+def digits_only_address(text: str, span: Span, spans: list[Span]) -> bool:
+    """A tagger address part of digits and dots alone ("127.0.0.1", "5432") with no street, town or
+    postcode beside it, or a postcode of digits glued to a word ("Zanzibar-7731"): a number."""
+    if span.entity not in ("STREET_ADDRESS", "POSTCODE") or span.source != SpanSource.TAGGER:
+        return False
+    if any(c.isalpha() for c in text[span.start : span.end]):
+        return False
+    near = 3
+    if span.entity == "POSTCODE":
+        if _GLUED_BEFORE.search(text, 0, span.start) or _GLUED_AFTER.match(text, span.end):
+            return True
+        # Digits in groups ("96 80 18") may be a phone's; one run needs an address or a label near it.
+        if not text[span.start : span.end].strip().isdigit() or _POSTCODE_LABEL.search(
+            text, max(0, span.start - 40), span.start
+        ):
+            return False
+        near = 40
+    return not any(
+        o is not span
+        and o.entity in _ADDRESS_PARTS
+        and any(c.isalpha() for c in text[o.start : o.end])
+        and (abs(o.start - span.end) <= near or abs(span.start - o.end) <= near)
+        for o in spans
+    )
+
+
+def address_gaps(text: str, spans: list[Span]) -> list[Span]:
+    """Nearby parts of one address joined into one span with what lies between and after them (a town
+    between a street and a postcode, the town after a postcode, a line of an address over several
+    lines), so that an address becomes one placeholder."""
+    parts = sorted((s for s in spans if s.entity in _ADDRESS_PARTS), key=lambda s: s.start)
+    joined = []
+    for a, b in itertools.pairwise(parts):
+        gap = text[a.end : b.start]
+        if 0 < len(gap) <= _MAX_ADDRESS_GAP and _ADDRESS_GAP.fullmatch(gap):
+            joined.append(
+                Span(a.start, b.end, "STREET_ADDRESS", min(a.score, b.score), SpanSource.ADDRESS_GAP)
+            )
+    for part in parts:
+        # "Pieperweg 240, 50397 Eichstätt": the postcode and town after a street; "Lizelaan 5, 6641 PS,
+        # Grou": the town after a postcode that follows a street.
+        town = _TRAILING_TOWN.match(text, part.end)
+        if not town and part.entity != "STREET_ADDRESS" and any(j.end == part.end for j in joined):
+            town = _TOWN_AFTER_POSTCODE.match(text, part.end)
+        if town and town.end() > part.end:
+            joined.append(Span(part.start, town.end(), "STREET_ADDRESS", part.score, SpanSource.ADDRESS_GAP))
+    return joined
+
+
+def postcode_digits(text: str, spans: list[Span]) -> list[Span]:
+    """The postcode digits before a town of an address, and the letters after a Dutch postcode's digits."""
+    out = []
+    for s in spans:
+        value = text[s.start : s.end]
+        if s.entity not in _ADDRESS_PARTS:
+            continue
+        before = _POSTCODE_BEFORE.search(text, max(0, s.start - 7), s.start)
+        if before and value[:1].isupper():
+            out.append(Span(before.start(), s.end, "STREET_ADDRESS", s.score, SpanSource.ADDRESS_GAP))
+        letters = _NL_LETTERS.match(text, s.end) if len(value) == 4 and value.isdigit() else None
+        if letters:
+            out.append(Span(s.start, letters.end(), s.entity, s.score, s.source))
+    return out
+
+
+def places_in_addresses(text: str, tagged: list[Any], kept: list[Any]) -> list[Span]:
+    """Cities and states the tagger found next to a kept address or postcode: part of the address."""
+    anchors = [t for t in kept if t.label in ("STREET_ADDRESS", "POSTCODE")]
+    places = []
+    for t in tagged:
+        if t.label != "LOCATION":
+            continue
+        for a in anchors:
+            gap = text[a.end : t.start] if a.end <= t.start else text[t.end : a.start]
+            if _PLACE_GAP.fullmatch(gap):
+                places.append(Span(t.start, t.end, "STREET_ADDRESS", t.score, SpanSource.TAGGER))
+                break
+    return places
