@@ -138,6 +138,14 @@ SETS = [
     ("en_GB-seed504", "en_GB", 504, "native", "heldout"),
     ("en_IE-seed505", "en_IE", 505, "native", "heldout"),
     ("en_US-seed506", "en_US", 506, "native", "heldout"),
+    # Fifth held-out round (2026-11-29, evening): new seeds, made before that round's changes, the
+    # held-out template pool. Never tune on these.
+    ("en_AU-seed601", "en_AU", 601, "native", "heldout"),
+    ("en_CA-seed602", "en_CA", 602, "native", "heldout"),
+    ("en_NZ-seed603", "en_NZ", 603, "native", "heldout"),
+    ("en_GB-seed604", "en_GB", 604, "native", "heldout"),
+    ("en_IE-seed605", "en_IE", 605, "native", "heldout"),
+    ("en_US-seed606", "en_US", 606, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
