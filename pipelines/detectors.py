@@ -72,7 +72,15 @@ def policy_version(config: RedactionConfig) -> str:
     h.update(json.dumps(settings, sort_keys=True).encode())
     for path in sorted(Path(__file__).parent.glob("*.yaml")):
         h.update(path.read_bytes())
-    for module in ("detectors.py", "redact.py", "names.py", "spans.py", "pii_tagger.py"):
+    for module in (
+        "detectors.py",
+        "redact.py",
+        "names.py",
+        "spans.py",
+        "addresses.py",
+        "identifiers.py",
+        "pii_tagger.py",
+    ):
         h.update((Path(__file__).parent / module).read_bytes())
     for package in (*_DETECTOR_PACKAGES, config.spacy_model.replace("_", "-")):
         try:
@@ -112,6 +120,8 @@ class Detector:
             UkPostcodeRecognizer,
         )
 
+        from pipelines.identifiers import checked_id_recognizers
+
         nlp = NlpEngineProvider(
             nlp_configuration={
                 "nlp_engine_name": "spacy",
@@ -140,6 +150,8 @@ class Detector:
         registry.add_recognizer(UkNinoRecognizer())
         registry.add_recognizer(UkPostcodeRecognizer())
         registry.add_recognizers_from_yaml(RECOGNIZERS_YAML)
+        for checked in checked_id_recognizers():
+            registry.add_recognizer(checked)
         # Presidio registers its EU national-id recognizers for their own languages; documents here
         # are read in English, so they are added for English (which ones apply is a residency matter).
         for recognizer_class in _EU_ID_RECOGNIZERS:

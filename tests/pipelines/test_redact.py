@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 
 from groundwork.settings import RedactionConfig
+from pipelines.identifiers import au_tfn_valid, checked_id_recognizers, luhn_valid, nz_ird_valid
 from pipelines.redact import Redactor
 
 CASES = [
@@ -63,6 +65,12 @@ IN_CONTEXT = [
     ("}}Theresa Gray\n}}62 Rattigan Street\n}}Flat 8\n}}Jordon Ville\n}}iran T7356CC", ["T7356CC"]),
     # A postcode of digits alone is one after its label.
     ("My zip code is 62704.", ["62704"]),
+    # National identifiers read by their check digit: an IRD number, a SIN and a tax file number
+    # written with their separators, and bare ones after a context word.
+    ("His social security number is 74-674-607, hers 14 722 629.", ["74-674-607", "14 722 629"]),
+    ("My SIN is 130 692 544; the old card said 130692544.", ["130 692 544", "130692544"]),
+    ("Quote your TFN 123 456 782 on the form.", ["123 456 782"]),
+    ("Inland Revenue has my IRD number as 136410132.", ["136410132"]),
 ]
 
 #: PII-free technical text that looks like PII to a naive detector.
@@ -91,6 +99,9 @@ NOT_PERSONAL = [
     "Raise work_mem from 4194304 (work) memory units when sorts spill.",
     # A label and a number inside a line is not a signature's phone line.
     "Raise the limit (office: 4194 entries, home: 8096) before the import.",
+    # Nine digits that pass a tax file number's check, bare and with no context word: a size.
+    "The block size is 123456782 bytes.",
+    "The cache holds 136410132 entries.",
 ]
 
 
@@ -368,3 +379,40 @@ def test_texts_detected_in_one_batch_are_redacted_as_each_alone(redactor: Redact
     assert redactor.redact_many(texts) == alone
     assert redactor.redact_many(texts[::-1]) == alone[::-1]
     assert any(counts for _, counts in alone)
+
+
+@pytest.mark.parametrize(
+    ("check", "valid", "invalid"),
+    [
+        # Inland Revenue's published examples (the last needs the second weight set).
+        (
+            nz_ird_valid,
+            ["49091850", "35901981", "49098576", "136410132"],
+            ["136410133", "12345678", "9125568"],
+        ),
+        (au_tfn_valid, ["123456782"], ["123456789", "12345678"]),
+        (luhn_valid, ["046454286", "130692544"], ["130692545"]),
+    ],
+)
+def test_check_digits_of_national_identifiers(
+    check: Callable[[str], bool], valid: list[str], invalid: list[str]
+) -> None:
+    assert all(check(v) for v in valid)
+    assert not any(check(v) for v in invalid)
+
+
+def test_the_check_digit_decides_what_the_identifier_recognizers_claim() -> None:
+    """Written with separators, a valid number gets full confidence and an invalid one nothing; bare
+    digits that pass keep a score under the threshold, which only a context word lifts."""
+    recognizers = {r.name: r for r in checked_id_recognizers()}
+
+    def scores(name: str, text: str) -> list[float]:
+        return [x.score for x in recognizers[name].analyze(text, ["NATIONAL_ID"], None)]
+
+    assert scores("NzIrdNumberRecognizer", "ref 74-674-607") == [1.0]
+    assert scores("NzIrdNumberRecognizer", "ref 74-674-608") == []
+    assert scores("CaSocialInsuranceNumberRecognizer", "ref 130 692 544") == [1.0]
+    assert scores("CaSocialInsuranceNumberRecognizer", "ref 130 692 545") == []
+    assert scores("AuTaxFileNumberRecognizer", "ref 123 456 782") == [1.0]
+    bare = scores("AuTaxFileNumberRecognizer", "size 123456782 bytes")
+    assert bare and max(bare) < RedactionConfig().score_threshold
