@@ -15,11 +15,13 @@ Sources (Debian bookworm packages, none written by us):
   apache2-doc          /usr/share/doc/apache2-doc/manual/en/   (the Apache HTTP Server manual: guides,
                        how-tos and module pages, each page's content without its navigation; fresh
                        held-out set of the fourth round, 2026-11-29: 20 pages, all in heldout/)
+  postfix-doc          /usr/share/doc/postfix/html/*_README.html (the Postfix mail server's guides;
+                       fresh held-out set of the fifth round, 2026-11-29: 20 pages, all in heldout/)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).
 
-    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc postfix-doc
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
     /work/main/.venv/bin/python scripts/pii/make_clean.py --only bash-doc   # one source; others kept
 
@@ -75,7 +77,8 @@ APACHE_DIR = Path("/usr/share/doc/apache2-doc/manual/en")
 APACHE_FOLDERS = ("", "howto", "ssl", "vhosts", "rewrite", "mod")
 #: Indexes, lists, the licence and the glossary: not prose.
 EXCLUDE_APACHE = {"index", "sitemap", "license", "glossary", "quickreference", "directives", "overrides"}
-HELDOUT_ONLY = {"bash-doc": 20, "zsh-doc": 20, "golang-doc": 20, "apache2-doc": 20}
+POSTFIX_DIR = Path("/usr/share/doc/postfix/html")
+HELDOUT_ONLY = {"bash-doc": 20, "zsh-doc": 20, "golang-doc": 20, "apache2-doc": 20, "postfix-doc": 20}
 # Zsh manual nodes about its authors or availability, the indexes and the table of contents; the FAQ
 # pages (FAQ01-FAQ06) are left out whole, since they credit people by name throughout.
 EXCLUDE_ZSH = {"Author", "Availability", "index", "The-Z-Shell-Manual", "Overview"}
@@ -143,7 +146,7 @@ CREDIT = re.compile(
 NAMED_PEOPLE = re.compile(
     r"\b(?:Stallman|Torvalds|Hamano|Moolenaar|Tom Lord|Knuth|Lamport|Loeliger|Kimball|"
     r"Martin Porter|Murdock|Perens|Ian Jackson|Akkerman|Ben Collins|Garbee|Michlmayr|"
-    r"John Doe|Alice Doe|Jane Doe|Osamu Aoki|Chet Ramey|Brian Fox|Stephen Bourne|David Korn)\b"
+    r"John Doe|Alice Doe|Jane Doe|Osamu Aoki|Chet Ramey|Brian Fox|Stephen Bourne|David Korn|Wietse|Venema|Bennett Todd|Duchovni|Tokarev|Dean Strik|Bernstein)\b"
 )
 # Sections built around a list of real people (the DPL awk example).
 EXCLUDE_DEBREF = {"ch01-unix_like_text_processing"}
@@ -440,6 +443,11 @@ def main() -> int:
         "zsh-doc": (ZSH_DIR, "zsh-doc", zsh_docs),
         "golang-doc": (GO_DIR, "golang-1.19-doc", go_docs),
         "apache2-doc": (APACHE_DIR, "apache2-doc", apache_docs),
+        "postfix-doc": (
+            POSTFIX_DIR,
+            "postfix-doc",
+            lambda: page_docs(sorted(POSTFIX_DIR.glob("*_README.html")), "postfix-doc"),
+        ),
     }
     wanted = args.only or list(makers)
     unknown = set(wanted) - set(makers)
