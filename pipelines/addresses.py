@@ -16,9 +16,10 @@ from pipelines.spans import Span, SpanSource
 #: How far a city or state may sit from an address or postcode to go with it (alone, it is not personal).
 _PLACE_GAP = re.compile(r"[\s,]{0,3}")
 #: Address parts, and what may lie between two of them for the gap to be part of the address: a few
-#: words (a town, a county), commas and line breaks, no sentence end.
+#: words (a town, a county) or short numbers (the 2 of a rural delivery's "RD 2", a box number),
+#: commas and line breaks, no sentence end.
 _ADDRESS_PARTS = frozenset({"STREET_ADDRESS", "POSTCODE", "UK_POSTCODE"})
-_ADDRESS_GAP = re.compile(r"[\s,]*(?:[^\W\d_][\w'.-]*[ \t]*){0,4}[\s,]*")
+_ADDRESS_GAP = re.compile(r"[\s,]*(?:(?:[^\W\d_][\w'.-]*|\d{1,4})[ \t]*){0,4}[\s,]*")
 _MAX_ADDRESS_GAP = 40
 _GLUED_BEFORE = re.compile(r"[^\W\d_]-?$")
 _GLUED_AFTER = re.compile(r"-?[^\W\d_]")

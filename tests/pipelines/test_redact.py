@@ -304,6 +304,17 @@ def test_an_address_over_several_parts_becomes_one_placeholder(redactor: Redacto
     assert counts == {"STREET_ADDRESS": 1}
 
 
+def test_a_rural_delivery_number_between_street_and_town_is_part_of_the_address(redactor: Redactor) -> None:
+    """New Zealand's "RD 2": the models read the street and the town, and the number between them
+    joins them (a development file's sentence, where the " 2, " had been left)."""
+    text = (
+        "card number 180024732933736 is lost, can you please send a new one to 69 Mitchell Street, "
+        "RD 2, Wakakoro 6272? I am in Mokowakahope for a business trip"
+    )
+    [(elements, _)] = redactor.redact_documents([[_paragraph(text)]])
+    assert "send a new one to <STREET_ADDRESS>? I am" in elements[0].text
+
+
 def test_a_long_single_line_is_read_in_windows_and_nothing_on_a_boundary_survives(redactor: Redactor) -> None:
     from pipelines.redact import _WINDOW_CHARS, windows
 
