@@ -6,15 +6,15 @@ eight or nine digits passes a check digit about one time in ten, so a number wri
 ("249787045") needs a context word as well ("SIN", "tax file number", "IRD"), while one written with
 its usual separators ("249 787 045", "49-091-850") is taken on its check digit alone.
 
-Imported by :class:`pipelines.detectors.Detector` when it loads Presidio.
+Imported by :class:`pipelines.detectors.Detector` when it loads Presidio; importing this module is
+cheap (Presidio is imported by :func:`checked_id_recognizers`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-
-from presidio_analyzer import Pattern, PatternRecognizer
+from typing import Any
 
 _NOT_DIGIT = re.compile(r"\D")
 
@@ -51,33 +51,34 @@ def nz_ird_valid(digits: str) -> bool:
     return False
 
 
-class CheckedIdRecognizer(PatternRecognizer):
-    """A national identifier whose check digit decides: written with separators and valid, it is
-    found with full confidence; written bare and valid, it keeps a low score that only a context
-    word lifts over the threshold; invalid, it is dropped."""
+def checked_id_recognizers() -> list[Any]:
+    """The recognizers of this module, for English text (Presidio ``PatternRecognizer`` objects)."""
+    from presidio_analyzer import Pattern, PatternRecognizer
 
-    def __init__(
-        self, name: str, *, written: str, bare: str, context: list[str], check: Callable[[str], bool]
-    ) -> None:
-        super().__init__(
-            supported_entity="NATIONAL_ID",
-            name=name,
-            supported_language="en",
-            patterns=[Pattern(f"{name} written", written, 0.5), Pattern(f"{name} bare", bare, 0.05)],
-            context=context,
-        )
-        self._check = check
+    class CheckedIdRecognizer(PatternRecognizer):
+        """A national identifier whose check digit decides: written with separators and valid, it is
+        found with full confidence; written bare and valid, it keeps a low score that only a context
+        word lifts over the threshold; invalid, it is dropped."""
 
-    def validate_result(self, pattern_text: str) -> bool | None:
-        """True (full score) for a valid written number, None (score unchanged) for a valid bare one,
-        False for an invalid one."""
-        if not self._check(_NOT_DIGIT.sub("", pattern_text)):
-            return False
-        return None if pattern_text.isdigit() else True
+        def __init__(
+            self, name: str, *, written: str, bare: str, context: list[str], check: Callable[[str], bool]
+        ) -> None:
+            super().__init__(
+                supported_entity="NATIONAL_ID",
+                name=name,
+                supported_language="en",
+                patterns=[Pattern(f"{name} written", written, 0.5), Pattern(f"{name} bare", bare, 0.05)],
+                context=context,
+            )
+            self._check = check
 
+        def validate_result(self, pattern_text: str) -> bool | None:
+            """True (full score) for a valid written number, None (score unchanged) for a valid bare one,
+            False for an invalid one."""
+            if not self._check(_NOT_DIGIT.sub("", pattern_text)):
+                return False
+            return None if pattern_text.isdigit() else True
 
-def checked_id_recognizers() -> list[PatternRecognizer]:
-    """The recognizers of this module, for English text."""
     return [
         CheckedIdRecognizer(
             "AuTaxFileNumberRecognizer",
