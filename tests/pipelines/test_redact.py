@@ -451,3 +451,22 @@ def test_every_module_redaction_imports_is_part_of_the_policy_version() -> None:
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipelines."):
                 todo.append(node.module.split(".")[1])  # type: ignore[union-attr]
     assert seen - {"log_safety"} == set(POLICY_MODULES)
+
+
+def test_spacy_runs_only_its_entity_recognizer_and_finds_what_the_whole_model_finds(
+    redactor: Redactor,
+) -> None:
+    """Redaction runs spaCy's entity recognizer alone (lemmas are the lower-cased words): the same
+    entities as the model's whole pipeline, and context words still read from the lemmas."""
+    import spacy
+
+    lean = redactor.detector._batch.analyzer_engine.nlp_engine.nlp["en"]
+    assert [name for name, _ in lean.pipeline] == ["ner", "groundwork_text_lemmas"]
+    whole = spacy.load(RedactionConfig().spacy_model)
+    texts = [text for text, _ in IN_CONTEXT] + [text for _, text, _ in CASES]
+    texts.append("Mikkel Sørensen and Florian Weber met Dr Ana Souza in Lisbon on 3 May.")
+    entities = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in lean.pipe(texts)]
+    assert entities == [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in whole.pipe(texts)]
+    assert any(entities)
+    doc = lean("Phones: Call")
+    assert [t.lemma_ for t in doc] == ["phones", ":", "call"]
