@@ -111,9 +111,9 @@ def _lean_spacy(pipeline: Any) -> None:
 
     if "parser" in pipeline.pipe_names:
         pipeline.disable_pipe("parser")
-    if "ner" not in pipeline.pipe_names or "ner" not in pipeline.config["components"]:
-        return
-    if "Listener" in str(pipeline.config["components"]["ner"]["model"]["tok2vec"].get("@architectures")):
+    ner = pipeline.config["components"].get("ner", {}) if "ner" in pipeline.pipe_names else {}
+    tok2vec = ner.get("model", {}).get("tok2vec", {})
+    if not tok2vec or "Listener" in str(tok2vec.get("@architectures")):
         return
     for name in _UNUSED_PIPES:
         if name in pipeline.pipe_names:
