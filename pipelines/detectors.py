@@ -53,7 +53,9 @@ _EU_ID_RECOGNIZERS = (
 )
 #: Recognizers of ``recognizers.yaml`` whose patterns tell capitals from lower case ("12 Acacia Road",
 #: "2515 GU", "75008 Paris"); their keywords that may be lower case are marked ``(?i:...)``.
-_CASE_SENSITIVE = frozenset({"StreetLineRecognizer", "PostcodeRecognizer", "InitialledNameRecognizer"})
+_CASE_SENSITIVE = frozenset(
+    {"StreetLineRecognizer", "PostcodeRecognizer", "InitialledNameRecognizer", "SpeakerNameRecognizer"}
+)
 #: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
 _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
 _DECIMAL = re.compile(r"\d+\.\d+")

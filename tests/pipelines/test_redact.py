@@ -72,10 +72,20 @@ IN_CONTEXT = [
     ("My SIN is 130 692 544; the old card said 130692544.", ["130 692 544", "130692544"]),
     ("Quote your TFN 123 456 782 on the form.", ["123 456 782"]),
     ("Inland Revenue has my IRD number as 136410132.", ["136410132"]),
+    # A transcript's speaker named after their role, on every line they speak, though the models see
+    # the name on few of them (a one-word name is not spread into the lines' text).
+    (
+        "[19:03:55] Agent (Marcus): Hello, you're through to Card Services.\n"
+        "[19:04:20] Customer: hi\n[19:04:31] Agent (Marcus): Thanks. Your date of birth?\n"
+        "[19:05:02] Agent (Marcus): Thank you.\n[19:06:12] Agent (Marcus): That does not match.\n"
+        "[19:07:30] Agent (Marcus): Found you.\n",
+        ["Marcus"],
+    ),
 ]
 
 #: PII-free technical text that looks like PII to a naive detector.
 NOT_PERSONAL = [
+    "Example (Linux): run the script.\nWindows (PowerShell): run it the same way.",
     "9.15.1.1. xmlcomment",
     "Returns\nThe number of rows affected.",
     "The mean was 25565.855387 ms over 10 runs.",
