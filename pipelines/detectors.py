@@ -105,9 +105,10 @@ def _lean_spacy(pipeline: Any) -> None:
 
     Presidio reads spaCy's entities, tokens and lemmas, and matches a recognizer's context words as
     substrings of the lemmas near a match ("phone" in "phones"), so spaCy's part-of-speech tagger and
-    rule lemmatizer buy almost nothing (irregular forms aside: "sent" is not "send"): measured on 1,600 generated records, the recognizer alone (it has its own
-    token vectors) finds the same entities on 6,860 texts, in 0.59 of the time. A model whose
-    recognizer listens to a shared ``tok2vec`` keeps everything but the parser.
+    rule lemmatizer buy almost nothing (irregular forms aside: "sent" is not "send"). Measured on
+    1,600 generated records, the recognizer alone (it has its own token vectors) finds the same
+    entities on 6,860 texts, in 0.59 of the time. A model whose recognizer listens to a shared
+    ``tok2vec`` keeps everything but the parser.
     """
     from spacy.language import Language
 
