@@ -47,6 +47,7 @@ MODELS = (
     ("dense", "margin", "match_mean"),
     ("dense", "margin", "coverage", "match_mean"),
 )
+_SPECIAL = ("[CLS]", "[SEP]")
 
 
 class TokenVectors:
@@ -80,23 +81,29 @@ def _content(tokens: list[str]) -> list[int]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     words = [
-        i
-        for i, t in enumerate(tokens)
-        if t.isalnum() and t.lower() not in STOP_WORDS and t not in ("[CLS]", "[SEP]")
+        i for i, t in enumerate(tokens) if t.isalnum() and t.lower() not in STOP_WORDS and t not in _SPECIAL
     ]
-    return words or [i for i, t in enumerate(tokens) if t not in ("[CLS]", "[SEP]")]
+    return words or [i for i, t in enumerate(tokens) if t not in _SPECIAL]
 
 
-def features(mined: Path, vectors: TokenVectors) -> dict[str, list[dict[str, Any]]]:
+def load(mined: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per set, the evaluation candidates that :mod:`scripts.reranker.mine_pairs` wrote."""
+    return {
+        name: json.loads((mined / f"{name}.json").read_text(encoding="utf-8"))["candidates"] for name in SETS
+    }
+
+
+def features(
+    candidates_by_set: dict[str, list[dict[str, Any]]], vectors: TokenVectors
+) -> dict[str, list[dict[str, Any]]]:
     """Per set, per query: ``answerable`` and the features of the module docstring."""
     rows: dict[str, list[dict[str, Any]]] = {}
-    for name in SETS:
-        candidates = json.loads((mined / f"{name}.json").read_text(encoding="utf-8"))["candidates"]
+    for name, candidates in candidates_by_set.items():
         queries = vectors([c["query"] for c in candidates])
         passages = vectors([c["passages"][0] for c in candidates])
         rows[name] = []
         for c, (q_tokens, q), (p_tokens, p) in zip(candidates, queries, passages, strict=True):
-            body = [i for i, t in enumerate(p_tokens) if t not in ("[CLS]", "[SEP]")]
+            body = [i for i, t in enumerate(p_tokens) if t not in _SPECIAL]
             best = (q[_content(q_tokens)] @ p[body].T).max(axis=1)
             rows[name].append(
                 {
@@ -156,11 +163,10 @@ def leave_one_out(rows: dict[str, list[dict[str, Any]]], keys: tuple[str, ...]) 
     return lines
 
 
-def cost(mined: Path, vectors: TokenVectors, n: int = 40) -> float:
+def cost(candidates: list[dict[str, Any]], vectors: TokenVectors, n: int = 40) -> float:
     """Median seconds to encode one best passage over the median to embed one query, one at a time."""
-    candidates = json.loads((mined / f"{SETS[0]}.json").read_text(encoding="utf-8"))["candidates"][:n]
     timings: dict[str, list[float]] = {"query": [], "passage": []}
-    for c in candidates:
+    for c in candidates[:n]:
         for kind, text in (("query", c["query"]), ("passage", c["passages"][0])):
             started = time.perf_counter()
             vectors([text])
@@ -174,7 +180,8 @@ def main() -> None:
     ap.add_argument("--mined", type=Path, default=WORK / "mined")
     args = ap.parse_args()
     vectors = TokenVectors()
-    rows = features(args.mined, vectors)
+    candidates = load(args.mined)
+    rows = features(candidates, vectors)
     print("| set (queries, unanswerable) | " + " | ".join(f"AUC {f}" for f in FEATURES) + " |")
     print("|---" * (len(FEATURES) + 1) + "|")
     for name in SETS:
@@ -189,7 +196,7 @@ def main() -> None:
         print("|---|---|---|---|")
         print("\n".join(leave_one_out(rows, keys)))
     print(
-        f"\ncost: one best passage's tokens / one query's embedding, median: {cost(args.mined, vectors):.1f}x"
+        f"\ncost: one best passage's tokens / one query's embedding, median: {cost(candidates[SETS[0]], vectors):.1f}x"
     )
 
 
