@@ -40,9 +40,12 @@ _WORD = r"[A-ZÀ-ÖØ-Þ][^\W\d_A-Z]+(?:[-'’][A-ZÀ-ÖØ-Þ][^\W\d_A-Z]+)*"
 _INITIAL_AFTER = re.compile(rf"[ ]+{_INITIAL}[ ]+(?:{_PARTICLES}[ ]+)*{_WORD}(?!\w)")
 _INITIAL_BEFORE = re.compile(rf"(?<![\w.])(?:{_WORD}[ ]+){_INITIAL}[ ]+(?:{_PARTICLES}[ ]+)*$")
 _PARTICLES_BEFORE = re.compile(rf"(?<![\w.])(?:{_SURNAME_PARTICLES}[ ]+)+$")
+#: A name found up to its middle initial ("Clive I" of "Clive I Perry"): the initial needs its surname.
+_ENDS_WITH_INITIAL = re.compile(rf"\S[ ]+{_INITIAL}$")
+_SURNAME_AFTER = re.compile(rf"[ ]+(?:{_PARTICLES}[ ]+)*{_WORD}(?!\w)")
 #: A capitalised word right after or before a one-word name: its surname or first name ("Damian"
 #: found, "Damian Parsons" meant), unless it is a greeting, a title, a label or a function word.
-_WORD_AFTER = re.compile(rf"[ ]({_WORD})(?![\w'’-])")
+_WORD_AFTER = re.compile(rf"[ ]({_WORD})(?!\w|-|['’](?!s\b))")  # "Boyd's": Boyd
 _WORD_BEFORE = re.compile(rf"(?<![\w'’.-])({_WORD})[ ]$")
 _NOT_NAME_WORDS = frozenset(
     (  # noqa: SIM905  (a list of words reads better as words)
@@ -68,6 +71,8 @@ def join_name_parts(text: str, spans: list[Span]) -> list[Span]:
         if "\n" in text[s.start : s.end]:
             continue
         after = _INITIAL_AFTER.match(text, s.end)
+        if after is None and _ENDS_WITH_INITIAL.search(text, s.start, s.end):
+            after = _SURNAME_AFTER.match(text, s.end)
         before = _INITIAL_BEFORE.search(text, max(0, s.start - 60), s.start) or _PARTICLES_BEFORE.search(
             text, max(0, s.start - 30), s.start
         )

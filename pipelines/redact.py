@@ -22,6 +22,7 @@ from pipelines.names import (
     confirmed_names,
     drop_unlikely_names,
     is_label,
+    join_name_parts,
     name_forms,
     spreadable,
     words_pattern,
@@ -193,10 +194,12 @@ class Redactor:
         if names:
             pattern = words_pattern(names)
             for unit in units:
-                unit.spans.extend(
+                spread = [
                     Span(m.start(), m.end(), PERSON, 1.0, SpanSource.PROPAGATION)
                     for m in pattern.finditer(unit.text)
-                )
+                ]
+                # a name spread here may be part of a longer one ("Damian" found, "Damian Parsons" here)
+                unit.spans.extend(spread + join_name_parts(unit.text, spread) if spread else ())
         return layout, units, over
 
     def redact_batch(

@@ -197,6 +197,54 @@ def test_a_name_found_in_one_document_is_redacted_in_all(redactor: Redactor) -> 
     assert c2["PERSON"] == 2
 
 
+def test_a_name_spread_from_another_document_takes_the_rest_of_the_name_beside_it(redactor: Redactor) -> None:
+    """ "Damian" found in one document and spread to another, where neither model read "Damian
+    Parsons" (a development file's sentence): the surname beside the spread name goes with it."""
+    missed = (
+        "Damian Parsons of The Long-Term Care ETF is the CEO of the year. ABC Business considered several"
+        " other influential CEOs for this year's honor, including Barry Lewis of Roth Ch Acquisition V Co.,"
+        " Sera Prognostics Inc.'s Kimberley Webb, Carolyn Connor of Berkshire Hathaway's, Matthew McDonald"
+        " of KEIWA Incorporated, and Rite Aid Corporation's Aimee Webster."
+    )
+    docs = [[_paragraph("The grievance hearing for Damian Kowalski is on Tuesday.")], [_paragraph(missed)]]
+    _, (second, counts) = redactor.redact_documents(docs)
+    assert "Damian" not in second[0].text and "Parsons" not in second[0].text, second[0].text
+    assert second[0].text.startswith("<PERSON> of The Long-Term Care ETF")
+    assert counts["PERSON"] == 6
+
+
+def test_a_name_found_up_to_its_middle_initial_takes_its_surname() -> None:
+    from pipelines.names import join_name_parts
+    from pipelines.spans import Span, SpanSource, apply
+
+    # The tagger read "Clive I" of "Clive I Perry" (a development file's chat line).
+    text = "Bot: What's the name on the account? User: Clive I Perry"
+    found = [Span(text.index("Clive"), text.index(" Perry"), "PERSON", 0.84, SpanSource.TAGGER)]
+    out, counts = apply(text, found + join_name_parts(text, found))
+    assert out == "Bot: What's the name on the account? User: <PERSON>" and counts == {"PERSON": 1}
+    # The pronoun after a name is no initial: a lower-case word after it is not taken.
+    text = "Thanks Clive I will call back."
+    found = [Span(text.index("Clive"), text.index(" will"), "PERSON", 0.84, SpanSource.TAGGER)]
+    assert apply(text, found + join_name_parts(text, found))[0] == "Thanks <PERSON> will call back."
+
+
+def test_a_one_word_name_takes_a_possessive_surname_beside_it() -> None:
+    from pipelines.names import join_name_parts
+    from pipelines.spans import Span, SpanSource, apply
+
+    text = "They sang the verses from Isla Boyd's Cautionary Tales."
+    found = [Span(text.index("Isla"), text.index(" Boyd"), "PERSON", 0.54, SpanSource.TAGGER)]
+    assert apply(text, found + join_name_parts(text, found))[0] == (
+        "They sang the verses from <PERSON>'s Cautionary Tales."
+    )
+    # A hyphenated word or an apostrophe that is not a possessive stays outside the name.
+    text = "Ask Isla Boyd-like questions. Ask Isla Boyd'ye."
+    found = [Span(m, m + 4, "PERSON", 0.54, SpanSource.TAGGER) for m in (4, text.index("Isla", 10))]
+    assert apply(text, found + join_name_parts(text, found))[0] == (
+        "Ask <PERSON> Boyd-like questions. Ask <PERSON> Boyd'ye."
+    )
+
+
 @pytest.mark.parametrize(("text", "values"), IN_CONTEXT)
 def test_values_personal_in_context_are_redacted(redactor: Redactor, text: str, values: list[str]) -> None:
     [out] = [
