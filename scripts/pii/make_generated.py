@@ -146,6 +146,14 @@ SETS = [
     ("en_GB-seed604", "en_GB", 604, "native", "heldout"),
     ("en_IE-seed605", "en_IE", 605, "native", "heldout"),
     ("en_US-seed606", "en_US", 606, "native", "heldout"),
+    # Sixth held-out round (2026-11-29, night): new seeds, made before that round's changes were
+    # scored on them, the held-out template pool. Never tune on these.
+    ("en_AU-seed701", "en_AU", 701, "native", "heldout"),
+    ("en_CA-seed702", "en_CA", 702, "native", "heldout"),
+    ("en_NZ-seed703", "en_NZ", 703, "native", "heldout"),
+    ("en_GB-seed704", "en_GB", 704, "native", "heldout"),
+    ("en_IE-seed705", "en_IE", 705, "native", "heldout"),
+    ("en_US-seed706", "en_US", 706, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
