@@ -73,7 +73,7 @@ eval: install
 
 # Redaction on the fresh held-out sets (never used for tuning; see examples/pii/README.md). The earlier
 # held-out sets (en_GB-seed201, en_IE-seed202, en_US-stock-seed203, clean/*/heldout) have been studied.
-PII_HELD_OUT := $(foreach s,en_AU-seed601 en_CA-seed602 en_NZ-seed603 en_GB-seed604 en_IE-seed605 en_US-seed606,\
+PII_HELD_OUT := $(foreach s,en_AU-seed701 en_CA-seed702 en_NZ-seed703 en_GB-seed704 en_IE-seed705 en_US-seed706,\
 	examples/pii/generated/$(s).json) examples/pii/clean/apache2-doc/heldout \
 	examples/pii/clean/postfix-doc/heldout
 eval-pii: install
