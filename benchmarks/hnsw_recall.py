@@ -12,7 +12,9 @@ role: row-level security, the access filter, ``retrieval.ef_search``, iterative 
 top 10 is compared with the exact top 10 (the owner, the same filter, index scans off). Variants:
 - exact: the product path with index scans off (the latency baseline; its recall must be 1.0);
 - planned: the product path as the planner chooses (at 1% it may skip HNSW for an exact scan);
-- hnsw: the product path with the planner made to use the HNSW index (what "HNSW recall" means);
+- hnsw: the product path with the planner made to use the HNSW index (what "HNSW recall" means),
+  for each ``retrieval.hnsw_candidates`` of ``--candidates`` (how many readable chunks the index is
+  asked for before the best 10 are kept; 10 is no over-fetch);
 - hnsw+wide: as hnsw, with a larger iterative-scan budget (``hnsw.max_scan_tuples``,
   ``hnsw.scan_mem_multiplier``).
 Planner settings are given to the reader role (``ALTER ROLE ... IN DATABASE``), so the product code
@@ -91,6 +93,7 @@ class Outcome:
 
     name: str
     ef_search: int
+    candidates: int
     recall: float
     recall_near: float
     recall_far: float
@@ -278,13 +281,17 @@ class Bench:
         queries: Vectors,
         truth: list[list[str]],
         grants: list[str] | None = None,
+        candidates: int | None = None,
     ) -> Outcome:
-        """Run every query through the product's search path with ``settings`` for the reader role."""
+        """Run every query through the product's search path with ``settings`` for the reader role
+        (``retrieval.ef_search`` = ``ef``; ``retrieval.hnsw_candidates`` = ``candidates`` if given)."""
         grants = grants or [GROUP]
         self._reader_settings(settings)
         before = self._hnsw_scans()
         retriever: Retriever = build_retriever(self.config)
-        retriever.settings = retriever.settings.model_copy(update={"ef_search": ef})
+        update = {"ef_search": ef} | ({"hnsw_candidates": candidates} if candidates is not None else {})
+        retriever.settings = retriever.settings.model_copy(update=update)
+        candidates = retriever.settings.hnsw_candidates
         recalls, times, short = [], [], 0
         try:
             for q in queries[: min(20, len(queries))]:  # warm the caches and the pool
@@ -303,7 +310,17 @@ class Bench:
         half = len(queries) // 2
         near, far = statistics.fmean(recalls[:half] or [1.0]), statistics.fmean(recalls[half:] or [1.0])
         return Outcome(
-            name, ef, statistics.fmean(recalls), near, far, ms(times, 50), ms(times, 95), scans, short, total
+            name,
+            ef,
+            candidates,
+            statistics.fmean(recalls),
+            near,
+            far,
+            ms(times, 50),
+            ms(times, 95),
+            scans,
+            short,
+            total,
         )
 
 
@@ -340,23 +357,26 @@ def run_size(server: EmbeddedServer, workdir: Path, args: argparse.Namespace, ro
     default_ef = bench.config.retrieval.ef_search
     everyone = [GROUP, OTHERS]
     truth_all = bench.exact(queries, everyone) if args.unfiltered else []
-    plan: list[tuple[str, dict[str, str], int, list[str]]] = [("exact", EXACT, default_ef, [GROUP])]
-    plan += [("planned", {}, ef, [GROUP]) for ef in args.ef]
-    plan += [("hnsw", FORCE_HNSW, ef, [GROUP]) for ef in args.ef]
-    plan += [("hnsw+wide", FORCE_HNSW | WIDE, default_ef, [GROUP])]
+    default_n = bench.config.retrieval.hnsw_candidates
+    plan: list[tuple[str, dict[str, str], int, int, list[str]]] = [
+        ("exact", EXACT, default_ef, default_n, [GROUP])
+    ]
+    plan += [("planned", {}, ef, default_n, [GROUP]) for ef in args.ef]
+    plan += [("hnsw", FORCE_HNSW, ef, n, [GROUP]) for n in args.candidates for ef in args.ef]
+    plan += [("hnsw+wide", FORCE_HNSW | WIDE, default_ef, default_n, [GROUP])]
     # The index's own recall with no filter: what the filter costs on top of it.
-    plan += [("no filter", {}, ef, everyone) for ef in args.ef if args.unfiltered]
+    plan += [("no filter", {}, ef, default_n, everyone) for ef in args.ef if args.unfiltered]
     outcomes = []
     print(
-        f"  {'variant':<10} {'ef_search':>9} {'recall@10':>9} {'near':>6} {'far':>6} {'p50 ms':>8} {'p95 ms':>8} {'x exact':>7} {'HNSW used':>10} {'<k':>4}"
+        f"  {'variant':<10} {'ef_search':>9} {'fetched':>7} {'recall@10':>9} {'near':>6} {'far':>6} {'p50 ms':>8} {'p95 ms':>8} {'x exact':>7} {'HNSW used':>10} {'<k':>4}"
     )
-    for name, settings, ef, grants in plan:
-        o = bench.variant(name, settings, ef, queries, truth if grants == [GROUP] else truth_all, grants)
+    for name, settings, ef, n, grants in plan:
+        o = bench.variant(name, settings, ef, queries, truth if grants == [GROUP] else truth_all, grants, n)
         outcomes.append(o)
         base = outcomes[0].p50_ms
-        mark = " (default)" if ef == default_ef else ""
+        mark = " (default)" if ef == default_ef and n == default_n else ""
         print(
-            f"  {o.name:<10} {o.ef_search:>9} {o.recall:>9.4f} {o.recall_near:>6.3f} {o.recall_far:>6.3f} {o.p50_ms:>8.2f} {o.p95_ms:>8.2f}"
+            f"  {o.name:<10} {o.ef_search:>9} {o.candidates:>7} {o.recall:>9.4f} {o.recall_near:>6.3f} {o.recall_far:>6.3f} {o.p50_ms:>8.2f} {o.p95_ms:>8.2f}"
             f" {o.p50_ms / base:>7.2f} {o.hnsw_scans:>5}/{o.queries:<4} {o.short:>4}{mark}",
             flush=True,
         )
@@ -377,12 +397,18 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--share", type=float, default=0.01, help="share of chunks the principal may read")
     parser.add_argument("--ef", default="40,100,200,400", help="ef_search values to try, comma-separated")
+    parser.add_argument(
+        "--candidates",
+        default="10,40",
+        help="retrieval.hnsw_candidates values to try with the forced index, comma-separated (10: no over-fetch)",
+    )
     parser.add_argument("--maintenance-work-mem", default="6GB", help="for the index build")
     parser.add_argument("--workers", type=int, default=1, help="max_parallel_maintenance_workers")
     parser.add_argument("--unfiltered", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--data-dir", type=Path, help="embedded server folder (default: a temporary one)")
     args = parser.parse_args()
     args.ef = [int(x) for x in args.ef.split(",")]
+    args.candidates = [int(x) for x in args.candidates.split(",")]
     configure_offline()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="gw-hnsw-") as tmp:

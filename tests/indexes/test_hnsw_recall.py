@@ -71,3 +71,29 @@ def test_exact_path_finds_all_and_forced_hnsw_uses_the_index(bench: Bench) -> No
     assert hnsw.short == 0  # iterative scans: k readable results despite the 1% filter
     assert 0.8 <= hnsw.recall <= 1.0
     assert 0.0 <= hnsw.recall_near <= 1.0 and 0.0 <= hnsw.recall_far <= 1.0
+
+
+@pytest.fixture(scope="module")
+def wide_bench(pg_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
+    """The same corpus size with 10% readable: a filter the planner hands to the index."""
+    b = Bench(pg_server, tmp_path_factory.mktemp("hnsw-wide"), Corpus(ROWS, 0.1), "256MB")
+    b.load()
+    b.build(workers=0)
+    yield b
+    b.catalog.close()
+
+
+def test_fetching_more_candidates_finds_more_of_the_true_nearest_through_the_index(wide_bench: Bench) -> None:
+    """``retrieval.hnsw_candidates``: the index is asked for that many readable chunks (the iterative
+    scan goes on until it has them) and the best k of them are kept. With every readable chunk
+    fetched the index's answer is the exact one, however narrow its search list (``ef_search`` 10)."""
+    bench = wide_bench
+    queries = bench.corpus.queries(QUERIES)
+    truth = bench.exact(queries)
+    readable = len(bench.corpus.target_docs) * CHUNKS_PER_DOC
+    narrow = bench.variant("hnsw", FORCE_HNSW, 10, queries, truth, candidates=K)
+    wider = bench.variant("hnsw", FORCE_HNSW, 10, queries, truth, candidates=4 * K)
+    everything = bench.variant("hnsw", FORCE_HNSW, 10, queries, truth, candidates=readable)
+    for outcome in (narrow, wider, everything):
+        assert outcome.hnsw_scans == outcome.queries and outcome.short == 0  # through the index
+    assert narrow.recall < wider.recall <= everything.recall == 1.0
