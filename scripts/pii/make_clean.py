@@ -17,11 +17,15 @@ Sources (Debian bookworm packages, none written by us):
                        held-out set of the fourth round, 2026-11-29: 20 pages, all in heldout/)
   postfix-doc          /usr/share/doc/postfix/html/*_README.html (the Postfix mail server's guides;
                        fresh held-out set of the fifth round, 2026-11-29: 20 pages, all in heldout/)
+  rsyslog-doc          /usr/share/doc/rsyslog-doc/html/          (the rsyslog manual: concepts,
+                       configuration, its modules, RainerScript, tutorials and troubleshooting, each
+                       page's main text without its author table and "See also" boxes; fresh held-out
+                       set of the sixth round, 2026-11-29: 20 pages, all in heldout/)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).
 
-    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc postfix-doc
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc postfix-doc rsyslog-doc
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
     /work/main/.venv/bin/python scripts/pii/make_clean.py --only bash-doc   # one source; others kept
 
@@ -78,7 +82,24 @@ APACHE_FOLDERS = ("", "howto", "ssl", "vhosts", "rewrite", "mod")
 #: Indexes, lists, the licence and the glossary: not prose.
 EXCLUDE_APACHE = {"index", "sitemap", "license", "glossary", "quickreference", "directives", "overrides"}
 POSTFIX_DIR = Path("/usr/share/doc/postfix/html")
-HELDOUT_ONLY = {"bash-doc": 20, "zsh-doc": 20, "golang-doc": 20, "apache2-doc": 20, "postfix-doc": 20}
+RSYSLOG_DIR = Path("/usr/share/doc/rsyslog-doc/html")
+#: The manual's folders of prose (history, proposals, development notes and whitepapers left out).
+RSYSLOG_FOLDERS = (
+    "concepts",
+    "configuration",
+    "configuration/modules",
+    "rainerscript",
+    "tutorials",
+    "troubleshooting",
+)
+HELDOUT_ONLY = {
+    "bash-doc": 20,
+    "zsh-doc": 20,
+    "golang-doc": 20,
+    "apache2-doc": 20,
+    "postfix-doc": 20,
+    "rsyslog-doc": 20,
+}
 # Zsh manual nodes about its authors or availability, the indexes and the table of contents; the FAQ
 # pages (FAQ01-FAQ06) are left out whole, since they credit people by name throughout.
 EXCLUDE_ZSH = {"Author", "Availability", "index", "The-Z-Shell-Manual", "Overview"}
@@ -146,7 +167,8 @@ CREDIT = re.compile(
 NAMED_PEOPLE = re.compile(
     r"\b(?:Stallman|Torvalds|Hamano|Moolenaar|Tom Lord|Knuth|Lamport|Loeliger|Kimball|"
     r"Martin Porter|Murdock|Perens|Ian Jackson|Akkerman|Ben Collins|Garbee|Michlmayr|"
-    r"John Doe|Alice Doe|Jane Doe|Osamu Aoki|Chet Ramey|Brian Fox|Stephen Bourne|David Korn|Wietse|Venema|Bennett Todd|Duchovni|Tokarev|Dean Strik|Bernstein)\b"
+    r"John Doe|Alice Doe|Jane Doe|Osamu Aoki|Chet Ramey|Brian Fox|Stephen Bourne|David Korn|Wietse|Venema|Bennett Todd|Duchovni|Tokarev|Dean Strik|Bernstein|"
+    r"Rainer|Gerhards|Lorbach|David Lang|Withopf|Riedl|Duberga)\b"
 )
 # Sections built around a list of real people (the DPL awk example).
 EXCLUDE_DEBREF = {"ch01-unix_like_text_processing"}
@@ -417,6 +439,26 @@ def apache_docs() -> list[dict]:
     return docs
 
 
+def rsyslog_docs() -> list[dict]:
+    """The rsyslog manual, one document per page: its main text without the module's author table
+    and the "See also" boxes (help and contribution links)."""
+    docs = []
+    for folder in RSYSLOG_FOLDERS:
+        for path in _pages(RSYSLOG_DIR / folder, {"index"}):
+            root = _clean_tree(lxml_html.parse(str(path)).getroot())
+            content = root.xpath("//div[@role='main']")
+            if not content:
+                continue
+            for bad in content[0].xpath(
+                ".//table[.//strong[starts-with(normalize-space(.), 'Author')]]"
+                "|.//div[contains(concat(' ', @class, ' '), ' seealso ')]"
+            ):
+                bad.getparent().remove(bad)
+            name = f"{folder.replace('/', '-')}-{path.stem}"
+            docs.append(section_doc("rsyslog-doc", name, str(path), content[0]))
+    return docs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
@@ -448,6 +490,7 @@ def main() -> int:
             "postfix-doc",
             lambda: page_docs(sorted(POSTFIX_DIR.glob("*_README.html")), "postfix-doc"),
         ),
+        "rsyslog-doc": (RSYSLOG_DIR, "rsyslog-doc", rsyslog_docs),
     }
     wanted = args.only or list(makers)
     unknown = set(wanted) - set(makers)
