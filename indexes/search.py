@@ -286,22 +286,15 @@ class Retriever:
         """The ``k`` closest chunks in one region that ``grants`` may read (no audit, no decision)."""
         index = self.catalog.index(region)
         query = sql.SQL(
-            # The nearest `n` (at least k) by the index, then the best k of them by their exact distance:
-            # an iterative HNSW scan returns rows only roughly in order, and under a selective filter
-            # asking it for more rows widens its search (column 4 is the score, 1 the chunk id).
+            # The nearest n >= k by the index (an iterative scan asked for more searches wider under a
+            # filter, and returns rows only roughly in order), then the best k by score (column 4), id.
             "SELECT * FROM (SELECT {cols}, NULL::real FROM {s}.chunks c WHERE {where}"
             " ORDER BY c.embedding <=> %(v)s LIMIT %(n)s) AS nearest ORDER BY 4 DESC, 1 LIMIT %(k)s"
         ).format(
             cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)
         )
-        params = {
-            "v": vector,
-            "grants": grants,
-            "region": region,
-            "k": k,
-            "n": max(k, self.settings.hnsw_candidates),
-            **_filter_params(filters),
-        }
+        params = {"v": vector, "grants": grants, "region": region, "k": k, **_filter_params(filters)}
+        params["n"] = max(k, self.settings.hnsw_candidates)
         return self._run(region, query, params, grants, regions, hnsw=True)
 
     def lexical_region(
@@ -327,14 +320,8 @@ class Retriever:
         ).format(
             cols=_COLUMNS, where=_WHERE.format(s=sql.Identifier(index.schema)), s=sql.Identifier(index.schema)
         )
-        params = {
-            "q": text,
-            "v": vector,
-            "grants": grants,
-            "region": region,
-            "k": k,
-            **_filter_params(filters),
-        }
+        params = {"q": text, "v": vector, "grants": grants, "region": region, "k": k}
+        params.update(_filter_params(filters))
         return self._run(region, query, params, grants, regions, hnsw=False)
 
     def _run(

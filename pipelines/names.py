@@ -258,6 +258,20 @@ def spreadable(names: set[str], units: list[Unit], everything: str) -> set[str]:
     }
 
 
+def spread_names(names: set[str], units: list[Unit]) -> None:
+    """Add a PERSON span at every occurrence of ``names`` in ``units``; a name spread as one word takes
+    the rest of the name beside it ("Damian" found elsewhere, "Damian Parsons" here)."""
+    if not names:
+        return
+    pattern = words_pattern(names)
+    for unit in units:
+        spread = [
+            Span(m.start(), m.end(), PERSON, 1.0, SpanSource.PROPAGATION) for m in pattern.finditer(unit.text)
+        ]
+        if spread:
+            unit.spans.extend(spread + join_name_parts(unit.text, spread))
+
+
 def confirmed_names(spans: list[Span]) -> list[Span]:
     """Names sure enough to be looked for everywhere else: found by the tagger, or by spaCy where the
     tagger also saw a name. A product or command name that spaCy alone takes for a person is not

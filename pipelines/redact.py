@@ -22,10 +22,9 @@ from pipelines.names import (
     confirmed_names,
     drop_unlikely_names,
     is_label,
-    join_name_parts,
     name_forms,
+    spread_names,
     spreadable,
-    words_pattern,
 )
 from pipelines.spans import Span, SpanSource, Unit, apply
 
@@ -190,16 +189,7 @@ class Redactor:
                 for sp in confirmed_names(unit.spans)
                 for form in name_forms(unit.text[sp.start : sp.end])
             )
-        names = spreadable({n for n in names if not is_label(n, everything)}, units, everything)
-        if names:
-            pattern = words_pattern(names)
-            for unit in units:
-                spread = [
-                    Span(m.start(), m.end(), PERSON, 1.0, SpanSource.PROPAGATION)
-                    for m in pattern.finditer(unit.text)
-                ]
-                # a name spread here may be part of a longer one ("Damian" found, "Damian Parsons" here)
-                unit.spans.extend(spread + join_name_parts(unit.text, spread) if spread else ())
+        spread_names(spreadable({n for n in names if not is_label(n, everything)}, units, everything), units)
         return layout, units, over
 
     def redact_batch(
