@@ -110,6 +110,8 @@ class _Model:
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Threads that spin between batches take CPU from Presidio and spaCy, which run beside the tagger.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session: Any = onnxruntime.InferenceSession(
             str(model_dir.joinpath(*MODEL_FILE)), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -245,6 +245,15 @@ def test_a_one_word_name_takes_a_possessive_surname_beside_it() -> None:
     )
 
 
+def test_the_taggers_threads_sleep_between_batches(redactor: Redactor) -> None:
+    """onnxruntime's threads spin after each batch by default; beside Presidio and spaCy, which run in
+    the calling thread at the same time, spinning threads take the CPU they need."""
+    tagger = redactor.detector._tagger
+    assert tagger is not None
+    options = tagger.model.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 @pytest.mark.parametrize(("text", "values"), IN_CONTEXT)
 def test_values_personal_in_context_are_redacted(redactor: Redactor, text: str, values: list[str]) -> None:
     [out] = [
