@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,13 +23,17 @@ ROWS = 5_000
 QUERIES = 20
 
 
-@pytest.fixture(scope="module")
-def bench(pg_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
-    b = Bench(pg_server, tmp_path_factory.mktemp("hnsw"), Corpus(ROWS, 0.01), "256MB")
+def _built(server: EmbeddedServer, folder: Path, share: float) -> Iterator[Bench]:
+    b = Bench(server, folder, Corpus(ROWS, share), "256MB")
     b.load()
     b.build(workers=0)
     yield b
     b.catalog.close()
+
+
+@pytest.fixture(scope="module")
+def bench(pg_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
+    yield from _built(pg_server, tmp_path_factory.mktemp("hnsw"), 0.01)
 
 
 def test_recall_at_k_counts_the_exact_answers_found() -> None:
@@ -76,11 +81,7 @@ def test_exact_path_finds_all_and_forced_hnsw_uses_the_index(bench: Bench) -> No
 @pytest.fixture(scope="module")
 def wide_bench(pg_server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     """The same corpus size with 10% readable: a filter the planner hands to the index."""
-    b = Bench(pg_server, tmp_path_factory.mktemp("hnsw-wide"), Corpus(ROWS, 0.1), "256MB")
-    b.load()
-    b.build(workers=0)
-    yield b
-    b.catalog.close()
+    yield from _built(pg_server, tmp_path_factory.mktemp("hnsw-wide"), 0.1)
 
 
 def test_fetching_more_candidates_finds_more_of_the_true_nearest_through_the_index(wide_bench: Bench) -> None:
