@@ -422,41 +422,51 @@ def go_docs() -> list[dict]:
     return docs
 
 
+def manual_docs(
+    source: str, root_dir: Path, folders: tuple[str, ...], exclude: set[str], content: str, drop: str
+) -> list[dict]:
+    """One document per HTML page of a manual's ``folders``: the element ``content`` selects (pages
+    without it are skipped), without the elements ``drop`` selects inside it. A page's name is its
+    folder (slashes as dashes) and its stem."""
+    docs = []
+    for folder in folders:
+        for path in _pages(root_dir / folder, exclude):
+            root = _clean_tree(lxml_html.parse(str(path)).getroot())
+            found = root.xpath(content)
+            if not found:
+                continue
+            for bad in found[0].xpath(drop):
+                bad.getparent().remove(bad)
+            name = f"{folder.replace('/', '-')}-{path.stem}" if folder else path.stem
+            docs.append(section_doc(source, name, str(path), found[0]))
+    return docs
+
+
 def apache_docs() -> list[dict]:
     """The Apache HTTP Server manual, one document per page: its ``page-content`` only (no header,
     navigation, language list or footer)."""
-    docs = []
-    for folder in APACHE_FOLDERS:
-        for path in _pages(APACHE_DIR / folder, EXCLUDE_APACHE):
-            root = _clean_tree(lxml_html.parse(str(path)).getroot())
-            content = root.xpath("//div[@id='page-content']")
-            if not content:
-                continue
-            for nav in content[0].xpath(".//div[@class='toplang' or @class='bottomlang' or @class='top']"):
-                nav.getparent().remove(nav)
-            name = f"{folder}-{path.stem}" if folder else path.stem
-            docs.append(section_doc("apache2-doc", name, str(path), content[0]))
-    return docs
+    return manual_docs(
+        "apache2-doc",
+        APACHE_DIR,
+        APACHE_FOLDERS,
+        EXCLUDE_APACHE,
+        "//div[@id='page-content']",
+        ".//div[@class='toplang' or @class='bottomlang' or @class='top']",
+    )
 
 
 def rsyslog_docs() -> list[dict]:
     """The rsyslog manual, one document per page: its main text without the module's author table
     and the "See also" boxes (help and contribution links)."""
-    docs = []
-    for folder in RSYSLOG_FOLDERS:
-        for path in _pages(RSYSLOG_DIR / folder, {"index"}):
-            root = _clean_tree(lxml_html.parse(str(path)).getroot())
-            content = root.xpath("//div[@role='main']")
-            if not content:
-                continue
-            for bad in content[0].xpath(
-                ".//table[.//strong[starts-with(normalize-space(.), 'Author')]]"
-                "|.//div[contains(concat(' ', @class, ' '), ' seealso ')]"
-            ):
-                bad.getparent().remove(bad)
-            name = f"{folder.replace('/', '-')}-{path.stem}"
-            docs.append(section_doc("rsyslog-doc", name, str(path), content[0]))
-    return docs
+    return manual_docs(
+        "rsyslog-doc",
+        RSYSLOG_DIR,
+        RSYSLOG_FOLDERS,
+        {"index"},
+        "//div[@role='main']",
+        ".//table[.//strong[starts-with(normalize-space(.), 'Author')]]"
+        "|.//div[contains(concat(' ', @class, ' '), ' seealso ')]",
+    )
 
 
 def main() -> int:
