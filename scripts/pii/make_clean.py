@@ -21,11 +21,14 @@ Sources (Debian bookworm packages, none written by us):
                        configuration, its modules, RainerScript, tutorials and troubleshooting, each
                        page's main text without its author table and "See also" boxes; fresh held-out
                        set of the sixth round, 2026-11-29: 20 pages, all in heldout/)
+  exim4-doc            /usr/share/doc/exim4-doc-html/spec_html/ (the Exim mail server's specification,
+                       one chapter per page, without its introduction, credits and indexes; fresh
+                       held-out set of the seventh round, 2026-11-30: 20 chapters, all in heldout/)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).
 
-    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc postfix-doc rsyslog-doc
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc postfix-doc rsyslog-doc exim4-doc-html
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
     /work/main/.venv/bin/python scripts/pii/make_clean.py --only bash-doc   # one source; others kept
 
@@ -92,6 +95,15 @@ RSYSLOG_FOLDERS = (
     "tutorials",
     "troubleshooting",
 )
+EXIM_DIR = Path("/usr/share/doc/exim4-doc-html/spec_html")
+#: Its introduction (history and credits), the code it incorporates (credits) and the indexes.
+EXCLUDE_EXIM = {
+    "ch-introduction",
+    "ch-incorporated_code",
+    "ch-concept_index",
+    "ch-option_index",
+    "ch-variable_index",
+}
 HELDOUT_ONLY = {
     "bash-doc": 20,
     "zsh-doc": 20,
@@ -99,6 +111,7 @@ HELDOUT_ONLY = {
     "apache2-doc": 20,
     "postfix-doc": 20,
     "rsyslog-doc": 20,
+    "exim4-doc": 20,
 }
 # Zsh manual nodes about its authors or availability, the indexes and the table of contents; the FAQ
 # pages (FAQ01-FAQ06) are left out whole, since they credit people by name throughout.
@@ -168,7 +181,8 @@ NAMED_PEOPLE = re.compile(
     r"\b(?:Stallman|Torvalds|Hamano|Moolenaar|Tom Lord|Knuth|Lamport|Loeliger|Kimball|"
     r"Martin Porter|Murdock|Perens|Ian Jackson|Akkerman|Ben Collins|Garbee|Michlmayr|"
     r"John Doe|Alice Doe|Jane Doe|Osamu Aoki|Chet Ramey|Brian Fox|Stephen Bourne|David Korn|Wietse|Venema|Bennett Todd|Duchovni|Tokarev|Dean Strik|Bernstein|"
-    r"Rainer|Gerhards|Lorbach|David Lang|Withopf|Riedl|Duberga)\b"
+    r"Rainer|Gerhards|Lorbach|David Lang|Withopf|Riedl|Duberga|"
+    r"Kistner|Steve Campbell|Jetmore|Thelmen|Friedl|David Saez|Alex Miller|Hubbard)\b"
 )
 # Sections built around a list of real people (the DPL awk example).
 EXCLUDE_DEBREF = {"ch01-unix_like_text_processing"}
@@ -469,6 +483,15 @@ def rsyslog_docs() -> list[dict]:
     )
 
 
+def exim_docs() -> list[dict]:
+    """The Exim specification, one document per chapter page (``ch-<title>.html``; the numbered
+    ``chNN.html`` copies are skipped): the chapter's text only."""
+    numbered = {p.stem for p in EXIM_DIR.glob("*.html") if not p.stem.startswith("ch-")}
+    return manual_docs(
+        "exim4-doc", EXIM_DIR, ("",), EXCLUDE_EXIM | numbered, "//div[@id='chapter']", ".//script"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
@@ -501,6 +524,7 @@ def main() -> int:
             lambda: page_docs(sorted(POSTFIX_DIR.glob("*_README.html")), "postfix-doc"),
         ),
         "rsyslog-doc": (RSYSLOG_DIR, "rsyslog-doc", rsyslog_docs),
+        "exim4-doc": (EXIM_DIR, "exim4-doc-html", exim_docs),
     }
     wanted = args.only or list(makers)
     unknown = set(wanted) - set(makers)

@@ -154,6 +154,14 @@ SETS = [
     ("en_GB-seed704", "en_GB", 704, "native", "heldout"),
     ("en_IE-seed705", "en_IE", 705, "native", "heldout"),
     ("en_US-seed706", "en_US", 706, "native", "heldout"),
+    # Seventh held-out round (2026-11-30): new seeds, made before that round's change was scored on
+    # them, the held-out template pool. Never tune on these.
+    ("en_AU-seed801", "en_AU", 801, "native", "heldout"),
+    ("en_CA-seed802", "en_CA", 802, "native", "heldout"),
+    ("en_NZ-seed803", "en_NZ", 803, "native", "heldout"),
+    ("en_GB-seed804", "en_GB", 804, "native", "heldout"),
+    ("en_IE-seed805", "en_IE", 805, "native", "heldout"),
+    ("en_US-seed806", "en_US", 806, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
