@@ -21,7 +21,14 @@ from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
 from pipelines import addresses, names
 from pipelines.log_safety import withhold_values
-from pipelines.names import PERSON, join_name_parts, lines_of, looks_like_a_name, shaped_like_a_name
+from pipelines.names import (
+    PERSON,
+    join_name_parts,
+    lines_of,
+    looks_like_a_name,
+    shaped_like_a_name,
+    without_lower_case_tail,
+)
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
 from pipelines.spans import Span, SpanSource, in_a_uuid, number_parts
@@ -299,7 +306,9 @@ class Detector:
         return [
             [*plausible, *join_name_parts(text, plausible), *number_parts(text, plausible)]
             for spans, text in zip(found, texts, strict=True)
-            for plausible in [[s for s in spans if _plausible(text, s)]]
+            for plausible in [
+                [t for s in spans for t in [without_lower_case_tail(text, s)] if _plausible(text, t)]
+            ]
         ]
 
     def _postcodes_in_lower_case(self, texts: list[str], results: list[Any]) -> None:

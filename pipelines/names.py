@@ -26,6 +26,11 @@ _NAME_PART = re.compile(r"[^\W\d_](?:[^\W\d_]|['’.-](?=[^\W\d_]|$))*\.?")
 #: share of them, or when it occurs at most ``_ALWAYS_SPREAD`` times (chosen on the development sets).
 _MIN_DETECTED_SHARE = 0.25
 _ALWAYS_SPREAD = 3
+#: A one-word name the batch mentions this often must have been found in ``_MIN_FREQUENT_SHARE`` of its
+#: mentions: the models find a person's name in most of its mentions, while a product named as the
+#: subject of a sentence ("Exim sends ...") is read as a person in a minority of them.
+_FREQUENT = 20
+_MIN_FREQUENT_SHARE = 0.5
 
 
 #: What may stand between two parts of one name: a middle initial ("Janice A Richards", "D. Leleu") and
@@ -123,6 +128,25 @@ def looks_like_a_name(text: str, span: Span) -> bool:
     return True
 
 
+def without_lower_case_tail(text: str, span: Span) -> Span:
+    """A PERSON span without the lower-case words it ends with ("Exim behaves": "Exim"), unless
+    they are surname particles ("Zoë West, van") or the text is written without capitals. Names are
+    written with capitals; a verb after a product name read as a person is not part of it."""
+    if span.entity != PERSON or written_without_capitals(text):
+        return span
+    value = text[span.start : span.end]
+    words = value.split(" ")
+    keep = len(words)
+    while keep > 1 and words[keep - 1].isalpha() and words[keep - 1].islower():
+        keep -= 1
+    if keep == len(words) or all(_PARTICLE.fullmatch(w) for w in words[keep:]):
+        return span
+    return Span(span.start, span.start + len(" ".join(words[:keep])), span.entity, span.score, span.source)
+
+
+_PARTICLE = re.compile(_PARTICLES)
+
+
 #: Digits or code punctuation: an identifier ("gitignore(5)", "get_id"), not a name.
 _CODE_MARKS = re.compile(r"[\d_()/\\=<>{}\[\]@#$%&*+|~`]")
 #: What may come before a capital inside a name ("McDonald", "MacArthur", "DeShawn", "FitzGerald").
@@ -164,11 +188,19 @@ def drop_unlikely_names(units: list[Unit], everything: str) -> None:
     drop_lower_case_terms(units, everything)
 
 
+def _strip(text: str, span: Span) -> tuple[int, int, str]:
+    """Where a span's value starts and ends without its surrounding blanks, and the value."""
+    value = text[span.start : span.end]
+    start = span.start + len(value) - len(value.lstrip())
+    return start, start + len(value.strip()), value.strip()
+
+
 def drop_common_words(units: list[Unit], everything: str) -> None:
     """Drop one-word PERSON spans whose word the batch mostly uses otherwise.
 
     A one-word name is kept when a detector found it in at least ``_MIN_DETECTED_SHARE`` of the word's
-    occurrences in the batch, whatever their case, or when it occurs at most ``_ALWAYS_SPREAD`` times.
+    occurrences in the batch, whatever their case (``_MIN_FREQUENT_SHARE`` of them for a word with at
+    least ``_FREQUENT``), or when it occurs at most ``_ALWAYS_SPREAD`` times.
     "Git" beside hundreds of "git" commands, or "daemon", is a word of the text, not a person.
     """
     single = [
@@ -183,11 +215,15 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
     if not words:
         return
     occurrences = Counter(m.group().lower() for m in words_pattern(words, re.IGNORECASE).finditer(everything))
-    detected = Counter(unit.text[sp.start : sp.end].strip().lower() for unit, sp in single)
+    # an occurrence two detectors found counts once
+    found_at = {(_strip(unit.text, sp), id(unit)) for unit, sp in single}
+    detected = Counter(value.lower() for (_, _, value), _ in found_at)
     dropped = {
         w
         for w in words
-        if occurrences[w] > _ALWAYS_SPREAD and detected[w] < _MIN_DETECTED_SHARE * occurrences[w]
+        if occurrences[w] > _ALWAYS_SPREAD
+        and detected[w]
+        < (_MIN_FREQUENT_SHARE if occurrences[w] >= _FREQUENT else _MIN_DETECTED_SHARE) * occurrences[w]
     }
     doomed = {id(sp) for unit, sp in single if unit.text[sp.start : sp.end].strip().lower() in dropped}
     # a name joined from parts is dropped with the word it was built on
@@ -246,11 +282,14 @@ def spreadable(names: set[str], units: list[Unit], everything: str) -> set[str]:
         return names
     pattern = words_pattern(names)
     occurrences = Counter(m.group() for m in pattern.finditer(everything))
-    detected: Counter[str] = Counter()
-    for unit in units:
-        for sp in unit.spans:
-            if sp.entity == PERSON and sp.source != SpanSource.PERSON_COLUMN:
-                detected.update({m.group() for m in pattern.finditer(unit.text, sp.start, sp.end)})
+    found_at = {  # an occurrence two detectors found counts once
+        (m.start(), m.group(), id(unit))
+        for unit in units
+        for sp in unit.spans
+        if sp.entity == PERSON and sp.source != SpanSource.PERSON_COLUMN
+        for m in pattern.finditer(unit.text, sp.start, sp.end)
+    }
+    detected = Counter(name for _, name, _ in found_at)
     return {
         n
         for n in names
