@@ -162,6 +162,14 @@ SETS = [
     ("en_GB-seed804", "en_GB", 804, "native", "heldout"),
     ("en_IE-seed805", "en_IE", 805, "native", "heldout"),
     ("en_US-seed806", "en_US", 806, "native", "heldout"),
+    # Eighth held-out round (2026-11-30): new seeds, made before that round's change was scored on
+    # them, the held-out template pool. Never tune on these.
+    ("en_AU-seed901", "en_AU", 901, "native", "heldout"),
+    ("en_CA-seed902", "en_CA", 902, "native", "heldout"),
+    ("en_NZ-seed903", "en_NZ", 903, "native", "heldout"),
+    ("en_GB-seed904", "en_GB", 904, "native", "heldout"),
+    ("en_IE-seed905", "en_IE", 905, "native", "heldout"),
+    ("en_US-seed906", "en_US", 906, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
