@@ -1,5 +1,5 @@
 """Rules that read the parts of a postal address together: nearby parts joined into one span with
-the town between or after them, postcode digits before a town, cities and states next to an address,
+the town between or after them (or before a state and postcode), postcode digits before a town, cities and states next to an address,
 and a number the tagger took for an address part left alone when nothing of an address is near it.
 
 Used by :mod:`pipelines.detectors` on each text's detected spans.
@@ -82,6 +82,37 @@ def address_gaps(text: str, spans: list[Span]) -> list[Span]:
         if town and town.end() > part.end:
             joined.append(Span(part.start, town.end(), "STREET_ADDRESS", part.score, SpanSource.ADDRESS_GAP))
     return joined
+
+
+#: A town before a state or province and its postcode: "East Tonya, QLD, 2920", "Lake Joshua, NC 28401",
+#: "Port Kevin, VIC 3550" (Australian states, US states, Canadian provinces).
+_REGION = (
+    r"(?:NSW|VIC|Vic|QLD|Qld|SA|WA|TAS|Tas|NT|ACT"
+    r"|A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]"
+    r"|W[AIVY]|AB|BC|MB|NB|NL|NS|NU|ON|PE|QC|SK|YT)"
+)
+_TOWN_BEFORE_REGION = re.compile(
+    rf"(?<![\w'-])(?:[A-Z][^\W\d_]+[ ]){{0,2}}[A-Z][^\W\d_]+,?[ ](?:{_REGION},?[ ])?$"
+)
+_STARTS_WITH_REGION = re.compile(rf"{_REGION}\b")
+
+
+def town_before_region(text: str, spans: list[Span]) -> list[Span]:
+    """An address or postcode that is, or follows, a state and postcode ("QLD, 2920", "NC 28401")
+    joined with the town before it: "East Tonya, QLD, 2920" is one address line."""
+    out = []
+    for s in spans:
+        if s.entity not in _ADDRESS_PARTS or not any(c.isdigit() for c in text[s.start : s.end]):
+            continue
+        town = _TOWN_BEFORE_REGION.search(text, max(0, s.start - 60), s.start)
+        if town is None:
+            continue
+        has_region = _STARTS_WITH_REGION.match(text, s.start) or _STARTS_WITH_REGION.search(
+            text, town.start(), s.start
+        )
+        if has_region:
+            out.append(Span(town.start(), s.end, "STREET_ADDRESS", s.score, SpanSource.ADDRESS_GAP))
+    return out
 
 
 def postcode_digits(text: str, spans: list[Span]) -> list[Span]:

@@ -303,6 +303,7 @@ class Detector:
             if "STREET_ADDRESS" in wanted:
                 spans.extend(addresses.postcode_digits(text, spans))
                 spans.extend(addresses.address_gaps(text, spans))
+                spans.extend(addresses.town_before_region(text, spans))
         return [
             [*plausible, *join_name_parts(text, plausible), *number_parts(text, plausible)]
             for spans, text in zip(found, texts, strict=True)

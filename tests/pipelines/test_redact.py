@@ -432,6 +432,32 @@ def test_a_rural_delivery_number_between_street_and_town_is_part_of_the_address(
     assert "send a new one to <STREET_ADDRESS>? I am" in elements[0].text
 
 
+def test_the_town_before_a_state_and_postcode_is_part_of_the_address() -> None:
+    from pipelines.addresses import town_before_region
+    from pipelines.spans import Span, SpanSource, apply
+
+    text = (
+        "I am in East Tonya, QLD, 2920 now. We moved to Lake Joshua, NC 28401 in May. "
+        "The shop is in New Jamesberg, ON K1A 0B1. Ask Support, 2920 times. Version 2, 2920."
+    )
+
+    def span(value: str, entity: str) -> Span:
+        start = text.index(value)
+        return Span(start, start + len(value), entity, 0.9, SpanSource.TAGGER)
+
+    spans = [
+        span("QLD, 2920", "STREET_ADDRESS"),
+        span("NC 28401", "STREET_ADDRESS"),
+        span("K1A 0B1", "POSTCODE"),
+    ]
+    spans += [span("2920 times", "STREET_ADDRESS"), span("2920.", "POSTCODE")]
+    assert apply(text, spans + town_before_region(text, spans))[0] == (
+        "I am in <STREET_ADDRESS> now. We moved to <STREET_ADDRESS> in May. The shop is in <STREET_ADDRESS>. "
+        # no state or province between the capitalised words and the number: not a town
+        "Ask Support, <STREET_ADDRESS>. Version 2, <POSTCODE>"
+    )
+
+
 def test_a_long_single_line_is_read_in_windows_and_nothing_on_a_boundary_survives(redactor: Redactor) -> None:
     from pipelines.redact import _WINDOW_CHARS, windows
 
