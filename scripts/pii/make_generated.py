@@ -170,6 +170,14 @@ SETS = [
     ("en_GB-seed904", "en_GB", 904, "native", "heldout"),
     ("en_IE-seed905", "en_IE", 905, "native", "heldout"),
     ("en_US-seed906", "en_US", 906, "native", "heldout"),
+    # Ninth held-out round (2026-11-30): new seeds, made before that round's change was scored on
+    # them, the held-out template pool. Never tune on these.
+    ("en_AU-seed1001", "en_AU", 1001, "native", "heldout"),
+    ("en_CA-seed1002", "en_CA", 1002, "native", "heldout"),
+    ("en_NZ-seed1003", "en_NZ", 1003, "native", "heldout"),
+    ("en_GB-seed1004", "en_GB", 1004, "native", "heldout"),
+    ("en_IE-seed1005", "en_IE", 1005, "native", "heldout"),
+    ("en_US-seed1006", "en_US", 1006, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
