@@ -1,6 +1,7 @@
 """Rules that read the parts of a postal address together: nearby parts joined into one span with
-the town between or after them (or before a state and postcode), postcode digits before a town, cities and states next to an address,
-and a number the tagger took for an address part left alone when nothing of an address is near it.
+the town between or after them, the town before a state and postcode, postcode digits before a town,
+cities and states next to an address, and a number the tagger took for an address part left alone
+when nothing of an address is near it.
 
 Used by :mod:`pipelines.detectors` on each text's detected spans.
 """
@@ -84,12 +85,12 @@ def address_gaps(text: str, spans: list[Span]) -> list[Span]:
     return joined
 
 
-#: A town before a state or province and its postcode: "East Tonya, QLD, 2920", "Lake Joshua, NC 28401",
-#: "Port Kevin, VIC 3550" (Australian states, US states, Canadian provinces).
+#: A town before a state or province and its postcode: "East Tonya, QLD, 2920", "Lake Joshua, NC
+#: 28401", "Port Kevin, VIC 3550" (Australian states, US states, Canadian provinces).
 _REGION = (
     r"(?:NSW|VIC|Vic|QLD|Qld|SA|WA|TAS|Tas|NT|ACT"
-    r"|A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]"
-    r"|W[AIVY]|AB|BC|MB|NB|NL|NS|NU|ON|PE|QC|SK|YT)"
+    r"|A[LKZR]|C[AOT]|D[EC]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]"
+    r"|UT|V[AT]|W[AIVY]|AB|BC|MB|NB|NL|NS|NU|ON|PE|QC|SK|YT)"
 )
 _TOWN_BEFORE_REGION = re.compile(
     rf"(?<![\w'-])(?:[A-Z][^\W\d_]+[ ]){{0,2}}[A-Z][^\W\d_]+,?[ ](?:{_REGION},?[ ])?$"

@@ -128,6 +128,9 @@ def looks_like_a_name(text: str, span: Span) -> bool:
     return True
 
 
+_PARTICLE = re.compile(_PARTICLES)
+
+
 def without_lower_case_tail(text: str, span: Span) -> Span:
     """A PERSON span without the lower-case words it ends with ("Exim behaves": "Exim"), unless
     they are surname particles ("Zoë West, van") or the text is written without capitals. Names are
@@ -142,9 +145,6 @@ def without_lower_case_tail(text: str, span: Span) -> Span:
     if keep == len(words) or all(_PARTICLE.fullmatch(w) for w in words[keep:]):
         return span
     return Span(span.start, span.start + len(" ".join(words[:keep])), span.entity, span.score, span.source)
-
-
-_PARTICLE = re.compile(_PARTICLES)
 
 
 #: Digits or code punctuation: an identifier ("gitignore(5)", "get_id"), not a name.
