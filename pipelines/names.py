@@ -188,13 +188,6 @@ def drop_unlikely_names(units: list[Unit], everything: str) -> None:
     drop_lower_case_terms(units, everything)
 
 
-def _strip(text: str, span: Span) -> tuple[int, int, str]:
-    """Where a span's value starts and ends without its surrounding blanks, and the value."""
-    value = text[span.start : span.end]
-    start = span.start + len(value) - len(value.lstrip())
-    return start, start + len(value.strip()), value.strip()
-
-
 def drop_common_words(units: list[Unit], everything: str) -> None:
     """Drop one-word PERSON spans whose word the batch mostly uses otherwise.
 
@@ -203,21 +196,19 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
     least ``_FREQUENT``), or when it occurs at most ``_ALWAYS_SPREAD`` times.
     "Git" beside hundreds of "git" commands, or "daemon", is a word of the text, not a person.
     """
-    single = [
-        (unit, sp)
-        for unit in units
-        for sp in unit.spans
-        if sp.entity == PERSON
-        and sp.source != SpanSource.PERSON_COLUMN
-        and " " not in unit.text[sp.start : sp.end].strip()
-    ]
-    words = {unit.text[sp.start : sp.end].strip().lower() for unit, sp in single} - {""}
+    single = []  # (unit, span, where its word starts, the word in lower case)
+    for unit in units:
+        for sp in unit.spans:
+            value = unit.text[sp.start : sp.end]
+            word = value.strip()
+            if sp.entity == PERSON and sp.source != SpanSource.PERSON_COLUMN and word and " " not in word:
+                single.append((unit, sp, sp.start + len(value) - len(value.lstrip()), word.lower()))
+    words = {word for *_, word in single}
     if not words:
         return
     occurrences = Counter(m.group().lower() for m in words_pattern(words, re.IGNORECASE).finditer(everything))
     # an occurrence two detectors found counts once
-    found_at = {(_strip(unit.text, sp), id(unit)) for unit, sp in single}
-    detected = Counter(value.lower() for (_, _, value), _ in found_at)
+    detected = Counter(word for _, _, word in {(id(unit), start, word) for unit, _, start, word in single})
     dropped = {
         w
         for w in words
@@ -225,7 +216,7 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
         and detected[w]
         < (_MIN_FREQUENT_SHARE if occurrences[w] >= _FREQUENT else _MIN_DETECTED_SHARE) * occurrences[w]
     }
-    doomed = {id(sp) for unit, sp in single if unit.text[sp.start : sp.end].strip().lower() in dropped}
+    doomed = {id(sp) for _, sp, _, word in single if word in dropped}
     # a name joined from parts is dropped with the word it was built on
     doomed |= {
         id(sp)
