@@ -197,6 +197,9 @@ class RedactionConfig(Strict):
     #: The Rampart token classifier beside Presidio (names, addresses, postcodes, ids in context).
     tagger: bool = True
     tagger_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Read common given names that are not English words as names wherever they are written
+    #: capitalised ("Darragh", "Siobhan"), beside the models (``pipelines/given_names.txt``).
+    given_names: bool = True
     #: Which detector's PERSON spans count: spaCy's NER, the tagger's, or both.
     person_detectors: list[PersonDetector] = Field(
         default_factory=lambda: list(_PERSON_DETECTORS), min_length=1

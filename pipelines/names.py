@@ -234,9 +234,13 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
 _LOWER_WORD = re.compile(r"(?<![\w@./\\])[^\W\d_A-Z]+(?![\w@/\\]|[.][^\W\d_])")
 
 
+#: Name sources that read no context of their own: spaCy's NER alone, and the given-name list.
+_UNSURE = frozenset({SpanSource.SPACY, SpanSource.GIVEN_NAME})
+
+
 def drop_lower_case_terms(units: list[Unit], everything: str) -> None:
-    """Drop PERSON spans only spaCy saw (no tagger name overlaps them) whose every word the batch
-    also writes in lower case, standing alone.
+    """Drop PERSON spans only spaCy or the given-name list saw (no tagger name overlaps them) whose
+    every word the batch also writes in lower case, standing alone.
 
     A person's name is written with capitals, but a product, command or heading ("Emacs" beside
     ``emacs``, "Manual Page" beside "page" and "manual") is often written in lower case elsewhere in
@@ -252,7 +256,7 @@ def drop_lower_case_terms(units: list[Unit], everything: str) -> None:
             for sp in unit.spans
             if not (
                 sp.entity == PERSON
-                and sp.source == SpanSource.SPACY
+                and sp.source in _UNSURE
                 and not any(t.start < sp.end and sp.start < t.end for t in tagged)
                 and _written_in_lower_case(unit.text[sp.start : sp.end], lower)
             )

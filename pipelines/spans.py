@@ -28,6 +28,7 @@ class SpanSource(StrEnum):
     PERSON_COLUMN = "person_column"
     NAME_PARTS = "name_parts"  # detected parts of a name joined with what lies between them
     NUMBER_PARTS = "number_parts"  # a number's country code, extension or separated groups
+    GIVEN_NAME = "given_name"  # a listed given name (pipelines.given_names)
 
 
 @dataclass(frozen=True, slots=True)

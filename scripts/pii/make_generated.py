@@ -122,6 +122,9 @@ SETS = [
     ("en_AU-seed111", "en_AU", 111, "native", "dev"),
     ("en_CA-seed112", "en_CA", 112, "native", "dev"),
     ("en_NZ-seed113", "en_NZ", 113, "native", "dev"),
+    # A development file for Ireland (dev template pool, new seed, 2026-11-30): Irish files were
+    # only ever held out, and Irish names and Eircodes were the weakest held-out figures.
+    ("en_IE-seed114", "en_IE", 114, "native", "dev"),
     # Third held-out round (2026-11-29): new seeds, made before that round's changes, the held-out
     # template pool. Never tune on these.
     ("en_AU-seed401", "en_AU", 401, "native", "heldout"),

@@ -36,6 +36,9 @@ IN_CONTEXT = [
     ("Mailing address: 1600 Main St Apt 4B, Springfield, IL 62704.", ["1600 Main St", "62704"]),
     ("Call me on +49(0)1893 829291 after six.", ["+49(0)1893 829291"]),
     ("Thanks Oluwaseun, I will tell Siobhán tomorrow.", ["Oluwaseun", "Siobhán"]),
+    # Given names the models do not know, alone in a plain sentence, are in the given-name list.
+    ("Darragh had given Darragh his address on the form.", ["Darragh"]),
+    ("Why is Caoimhin so quiet today?", ["Caoimhin"]),
     # A first name, a middle initial and a surname, which neither model may find whole.
     ("The claim was signed by Frank R Hodge on Monday.", ["Frank", "Hodge", " R "]),
     # An Eircode written with its space needs no context word; a Dutch postcode after a street is read
@@ -349,6 +352,19 @@ def test_a_name_does_not_end_in_a_lower_case_word() -> None:
     assert trimmed("ask sarah hudson about it", "sarah hudson") == "sarah hudson"
 
 
+def test_only_listed_given_names_written_as_names_are_found() -> None:
+    from pipelines.given_names import given_name_spans, given_names
+
+    text = (
+        "Darragh met Siobhan and Uwe. Will Mark Grant it in May? darragh DARRAGH Darraghs "
+        "darragh@example.org /home/Darragh <Darragh> O'Darragh Jean-Darragh"
+    )
+    found = [text[s.start : s.end] for s in given_name_spans(text)]
+    assert found == ["Darragh", "Siobhan", "Uwe"]
+    # English words are not in the list, though people are named so
+    assert not {"Will", "Mark", "Grant", "May", "Chose"} & given_names()
+
+
 def test_a_capitalised_term_the_batch_also_writes_in_lower_case_is_not_a_person() -> None:
     from pipelines.names import drop_lower_case_terms
     from pipelines.spans import Span, SpanSource, Unit
@@ -356,7 +372,7 @@ def test_a_capitalised_term_the_batch_also_writes_in_lower_case_is_not_a_person(
     text = (
         "Fontconfig reads its files at start-up; install fontconfig first. See the Manual Page: "
         "each page of the manual says so. Ask Mark, who will mark it. Ask Priya Raman. "
-        "Mail priya@example.org or see /home/raman."
+        "Mail priya@example.org or see /home/raman. The Wiki has more; edit the wiki."
     )
 
     def span(words: str, source: SpanSource) -> Span:
@@ -371,6 +387,7 @@ def test_a_capitalised_term_the_batch_also_writes_in_lower_case_is_not_a_person(
             span("Mark", SpanSource.SPACY),  # "mark" does, but the tagger read a name
             span("Mark", SpanSource.TAGGER),
             span("Priya Raman", SpanSource.SPACY),  # only in an e-mail address and a path: kept
+            span("Wiki", SpanSource.GIVEN_NAME),  # a listed given name the text writes in lower case
         ],
     )
     drop_lower_case_terms([unit], text)
