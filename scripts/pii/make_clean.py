@@ -24,11 +24,15 @@ Sources (Debian bookworm packages, none written by us):
   exim4-doc            /usr/share/doc/exim4-doc-html/spec_html/ (the Exim mail server's specification,
                        one chapter per page, without its introduction, credits and indexes; fresh
                        held-out set of the seventh round, 2026-11-30: 20 chapters, all in heldout/)
+  haproxy-doc          /usr/share/doc/haproxy-doc/html/{intro,management,configuration}.html (the
+                       HAProxy starter guide, management guide and configuration manual, split at
+                       their chapters and sections; fresh held-out set of the tenth round,
+                       2026-11-30: 20 sections, all in heldout/)
 
 Python's own documentation is deliberately NOT used (kept aside for acceptance
 checks elsewhere).
 
-    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc postfix-doc rsyslog-doc exim4-doc-html
+    apt-get update && apt-get install -y git-doc debian-reference-en postgresql-doc-15 bash-doc zsh-doc golang-1.19-doc apache2-doc postfix-doc rsyslog-doc exim4-doc-html haproxy-doc
     /work/main/.venv/bin/python scripts/pii/make_clean.py      # needs only lxml
     /work/main/.venv/bin/python scripts/pii/make_clean.py --only bash-doc   # one source; others kept
 
@@ -97,6 +101,10 @@ RSYSLOG_FOLDERS = (
 )
 EXIM_DIR = Path("/usr/share/doc/exim4-doc-html/spec_html")
 #: Its introduction (history and credits), the code it incorporates (credits) and the indexes.
+HAPROXY_DIR = Path("/usr/share/doc/haproxy-doc/html")
+HAPROXY_PAGES = ("intro", "management", "configuration")
+#: A HAProxy section starts at an anchor named by its number, one or two levels deep ("3", "3.1").
+HAPROXY_SECTION = re.compile(r"\d+(?:\.\d+)?")
 EXCLUDE_EXIM = {
     "ch-introduction",
     "ch-incorporated_code",
@@ -112,6 +120,7 @@ HELDOUT_ONLY = {
     "postfix-doc": 20,
     "rsyslog-doc": 20,
     "exim4-doc": 20,
+    "haproxy-doc": 20,
 }
 # Zsh manual nodes about its authors or availability, the indexes and the table of contents; the FAQ
 # pages (FAQ01-FAQ06) are left out whole, since they credit people by name throughout.
@@ -492,6 +501,28 @@ def exim_docs() -> list[dict]:
     )
 
 
+def haproxy_docs() -> list[dict]:
+    """The HAProxy guides and configuration manual, one document per chapter or section (two levels
+    deep; a section's subsections stay in it): the text between its anchor and the next one."""
+    docs = []
+    for page in HAPROXY_PAGES:
+        path = HAPROXY_DIR / f"{page}.html"
+        root = _clean_tree(lxml_html.parse(str(path)).getroot())
+        body = root.xpath("//div[contains(concat(' ', @class, ' '), ' col-lg-12 ')]")[0]
+        sections: list[tuple[str, Any]] = []
+        for child in list(body):
+            anchor = child.get("id", "") if child.tag == "a" and child.get("class") == "anchor" else ""
+            if HAPROXY_SECTION.fullmatch(anchor):
+                sections.append((anchor, lxml_html.Element("div")))
+            elif anchor:
+                continue  # a deeper subsection's anchor: its text stays in its section
+            elif sections:
+                sections[-1][1].append(child)
+        for anchor, section in sections:
+            docs.append(section_doc("haproxy-doc", f"{page}-{anchor}", f"{path}#{anchor}", section))
+    return docs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR)
@@ -525,6 +556,7 @@ def main() -> int:
         ),
         "rsyslog-doc": (RSYSLOG_DIR, "rsyslog-doc", rsyslog_docs),
         "exim4-doc": (EXIM_DIR, "exim4-doc-html", exim_docs),
+        "haproxy-doc": (HAPROXY_DIR, "haproxy-doc", haproxy_docs),
     }
     wanted = args.only or list(makers)
     unknown = set(wanted) - set(makers)

@@ -181,6 +181,15 @@ SETS = [
     ("en_GB-seed1004", "en_GB", 1004, "native", "heldout"),
     ("en_IE-seed1005", "en_IE", 1005, "native", "heldout"),
     ("en_US-seed1006", "en_US", 1006, "native", "heldout"),
+    # Tenth held-out round (2026-11-30): new seeds, made after the given-name list was studied on
+    # the development files and before it was scored on these, the held-out template pool. Never
+    # tune on these.
+    ("en_AU-seed1101", "en_AU", 1101, "native", "heldout"),
+    ("en_CA-seed1102", "en_CA", 1102, "native", "heldout"),
+    ("en_NZ-seed1103", "en_NZ", 1103, "native", "heldout"),
+    ("en_GB-seed1104", "en_GB", 1104, "native", "heldout"),
+    ("en_IE-seed1105", "en_IE", 1105, "native", "heldout"),
+    ("en_US-seed1106", "en_US", 1106, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
