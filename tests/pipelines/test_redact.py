@@ -29,6 +29,7 @@ CASES = [
 IN_CONTEXT = [
     ("Pay it to sort code 20-32-06, account 63029188 please.", ["20-32-06", "63029188"]),
     ("My old debit card 4462 0300 1234 5670 was cancelled.", ["4462 0300 1234 5670"]),
+    ("What was billed to cc 4758393384861046011 last month?", ["4758393384861046011"]),
     ("Your National Insurance number is QQ 12 34 56 C.", ["QQ 12 34 56 C"]),
     ("PPS 1234567FA is on the form.", ["1234567FA"]),
     ("Send it to Flat 3, 27 Brook Lane, Leeds LS6 2AB by Friday.", ["Flat 3", "27 Brook Lane", "LS6 2AB"]),
