@@ -169,6 +169,7 @@ class PiiTagger:
         self.overlap_tokens = overlap_tokens
         self.min_score = min_score
         self.labels: dict[str, str | None] = dict(LABELS if labels is None else labels)
+        self._group_cache: dict[int, npt.NDArray[np.float32]] = {}
 
     @property
     def model(self) -> _Model:
@@ -205,18 +206,18 @@ class PiiTagger:
         for first in range(0, len(windows), self.batch_size):
             batch = windows[first : first + self.batch_size]
             probs = self._run(model, [ids[w.text_index][w.start : w.end] for w in batch])
+            decided, mass = self._decide(model, probs)
             for row, window in enumerate(batch):
                 n = window.end - window.start
-                p = probs[row, 1 : n + 1]
                 position = np.arange(n)
                 centrality = np.minimum(position, n - 1 - position)
                 span = slice(window.start, window.end)
                 better = centrality > margin[window.text_index][span]
                 labels[window.text_index][span] = np.where(
-                    better, p.argmax(axis=-1), labels[window.text_index][span]
+                    better, decided[row, 1 : n + 1], labels[window.text_index][span]
                 )
                 scores[window.text_index][span] = np.where(
-                    better, p.max(axis=-1), scores[window.text_index][span]
+                    better, mass[row, 1 : n + 1], scores[window.text_index][span]
                 )
                 margin[window.text_index][span] = np.where(
                     better, centrality, margin[window.text_index][span]
@@ -225,6 +226,42 @@ class PiiTagger:
             self._spans(text, encoding, lab.tolist(), sc.tolist(), model.id2label)
             for text, encoding, lab, sc in zip(texts, encodings, labels, scores, strict=True)
         ]
+
+    def _decide(
+        self, model: _Model, probs: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Each token's label and its probability, read by target type: the type whose model labels
+        together are likeliest wins (a name read as half given name, half surname is a name), and
+        the token takes that type's likeliest label. Returns label ids and the winning type's mass."""
+        import numpy as np
+
+        groups = self._groups(model)
+        mass = probs @ groups  # (batch, tokens, types)
+        winner = mass.argmax(axis=-1)
+        in_winner = groups.T[winner] > 0  # (batch, tokens, labels): the labels of the winning type
+        decided = np.where(in_winner, probs, -1.0).argmax(axis=-1)
+        return decided, np.take_along_axis(mass, winner[..., None], axis=-1)[..., 0]
+
+    def _groups(self, model: _Model) -> npt.NDArray[np.float32]:
+        """A (labels, types) 0/1 matrix: which target type each model label counts toward ("O" and a
+        label of no target type are types of their own)."""
+        import numpy as np
+
+        cached = self._group_cache.get(id(model))
+        if cached is not None:
+            return cached
+        if sorted(model.id2label) != list(range(len(model.id2label))):
+            raise ValueError("the model's label ids are not 0..n-1")
+        kinds = [
+            label[2:] if label[:2] in ("B-", "I-") else label for _, label in sorted(model.id2label.items())
+        ]
+        types = [self.labels.get(kind) or kind for kind in kinds]
+        names = sorted(set(types))
+        groups = np.zeros((len(types), len(names)), dtype=np.float32)
+        for row, name in enumerate(types):
+            groups[row, names.index(name)] = 1.0
+        self._group_cache[id(model)] = groups
+        return groups
 
     def _run(self, model: _Model, sequences: list[list[int]]) -> npt.NDArray[np.float32]:
         """Softmax label probabilities, shape (batch, 2 + longest sequence, labels), for token sequences."""
