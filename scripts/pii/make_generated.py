@@ -190,6 +190,15 @@ SETS = [
     ("en_GB-seed1104", "en_GB", 1104, "native", "heldout"),
     ("en_IE-seed1105", "en_IE", 1105, "native", "heldout"),
     ("en_US-seed1106", "en_US", 1106, "native", "heldout"),
+    # Eleventh held-out round (2026-11-30): new seeds, made after that round's changes (the "cc" card
+    # context, the tagger's decoding by target type) were studied on the development files and
+    # before they were scored on these, the held-out template pool. Never tune on these.
+    ("en_AU-seed1201", "en_AU", 1201, "native", "heldout"),
+    ("en_CA-seed1202", "en_CA", 1202, "native", "heldout"),
+    ("en_NZ-seed1203", "en_NZ", 1203, "native", "heldout"),
+    ("en_GB-seed1204", "en_GB", 1204, "native", "heldout"),
+    ("en_IE-seed1205", "en_IE", 1205, "native", "heldout"),
+    ("en_US-seed1206", "en_US", 1206, "native", "heldout"),
 ]
 SAMPLES_PER_FILE = 200
 N_RECORDS = 600  # fake people per native file
