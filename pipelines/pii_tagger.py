@@ -197,7 +197,7 @@ class PiiTagger:
             for i, encoding in enumerate(encodings)
             for start, end in _plan_windows(encoding.word_ids, budget, overlap)
         ]
-        # Per text and token: the best label id, its probability, and how central the token was in the
+        # Per text and token: the decided label id, its type's probability, and how central the token was in the
         # window that decided it (a token seen by two windows takes the one with more context around it).
         labels = [np.zeros(len(x), dtype=np.int64) for x in ids]
         scores = [np.zeros(len(x), dtype=np.float32) for x in ids]
