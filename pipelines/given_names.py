@@ -6,7 +6,7 @@ Irish/European given name in a plain sentence ("Darragh had given ...", "Why is 
 goes unseen by both. ``given_names.txt`` lists the top thousand given names of each country of the
 UK, Ireland, the US, Canada and the EU/EEA (``names-dataset``; built by
 ``scripts/pii/make_given_names.py``) less every English word, so "Will", "Mark" or "Grant" are not
-in it. The batch rules of :mod:`pipelines.names` still drop a listed word the text writes in lower
+in it, and less the stop words of those countries' languages ("Isto", "Haben"). The batch rules of :mod:`pipelines.names` still drop a listed word the text writes in lower
 case elsewhere ("Wiki" beside "wiki").
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 from pipelines.spans import Span, SpanSource
 
 LIST_FILE = Path(__file__).with_name("given_names.txt")
-#: The score of a listed name: above the score threshold, below the models' sure reads.
+#: The score of a listed name, below the models' sure reads (no score threshold applies to the list:
+#: ``redaction.given_names`` turns it off).
 SCORE = 0.6
 #: A word written as a name: a capital, then lower-case letters (not the end of a hyphenated or
 #: apostrophised word, nor inside a placeholder, an e-mail address or a path).

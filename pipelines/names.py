@@ -234,7 +234,8 @@ def drop_common_words(units: list[Unit], everything: str) -> None:
 _LOWER_WORD = re.compile(r"(?<![\w@./\\])[^\W\d_A-Z]+(?![\w@/\\]|[.][^\W\d_])")
 
 
-#: Name sources that read no context of their own: spaCy's NER alone, and the given-name list.
+#: Name sources a batch's lower-case words may overrule, unless the tagger read a name there too:
+#: spaCy's NER and the given-name list.
 _UNSURE = frozenset({SpanSource.SPACY, SpanSource.GIVEN_NAME})
 
 
