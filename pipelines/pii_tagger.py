@@ -65,6 +65,8 @@ _JOINABLE_GAP: dict[str, re.Pattern[str]] = {
     "PHONE_NUMBER": re.compile(r"[\s().\-/]*"),
 }
 _WHITESPACE_GAP = re.compile(r"\s*")
+#: Target types whose model labels are read together when a token's label is decided: a name's.
+_READ_TOGETHER = frozenset({"PERSON"})
 
 
 class TaggedSpan(NamedTuple):
@@ -230,9 +232,10 @@ class PiiTagger:
     def _decide(
         self, model: _Model, probs: npt.NDArray[np.float32]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Each token's label and its probability, read by target type: the type whose model labels
-        together are likeliest wins (a name read as half given name, half surname is a name), and
-        the token takes that type's likeliest label. Returns label ids and the winning type's mass."""
+        """Each token's label and its probability, a name's labels read together: a token whose
+        given-name and surname labels together are likelier than any other label is a name (a name
+        read as half given name, half surname), under the likelier of them; otherwise the likeliest
+        label wins. Returns label ids and the winning group's probability."""
         import numpy as np
 
         groups = self._groups(model)
@@ -243,8 +246,10 @@ class PiiTagger:
         return decided, np.take_along_axis(mass, winner[..., None], axis=-1)[..., 0]
 
     def _groups(self, model: _Model) -> npt.NDArray[np.float32]:
-        """A (labels, types) 0/1 matrix: which target type each model label counts toward ("O" and a
-        label of no target type are types of their own)."""
+        """A (labels, groups) 0/1 matrix: the labels of a name (given name, surname, beginning or
+        inside) count together; every other label is a group of its own. A name's parts are positions
+        in one value. Read together, the address labels claimed IBANs and NI numbers as addresses,
+        and the identifier labels (alternatives for what a number is) bare sizes and counts as ids."""
         import numpy as np
 
         cached = self._group_cache.get(id(model))
@@ -255,7 +260,10 @@ class PiiTagger:
         kinds = [
             label[2:] if label[:2] in ("B-", "I-") else label for _, label in sorted(model.id2label.items())
         ]
-        types = [self.labels.get(kind) or kind for kind in kinds]
+        types = [
+            target if (target := self.labels.get(kind)) in _READ_TOGETHER else label
+            for kind, (_, label) in zip(kinds, sorted(model.id2label.items()), strict=True)
+        ]
         names = sorted(set(types))
         groups = np.zeros((len(types), len(names)), dtype=np.float32)
         for row, name in enumerate(types):

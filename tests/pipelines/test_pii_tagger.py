@@ -9,7 +9,17 @@ import numpy as np
 
 from pipelines.pii_tagger import PiiTagger
 
-LABELS = ["O", "B-GIVEN_NAME", "I-GIVEN_NAME", "B-SURNAME", "I-SURNAME", "B-URL", "B-CITY"]
+LABELS = [
+    "O",
+    "B-GIVEN_NAME",
+    "I-GIVEN_NAME",
+    "B-SURNAME",
+    "I-SURNAME",
+    "B-URL",
+    "B-CITY",
+    "B-TAX_ID",
+    "B-PASSPORT",
+]
 
 
 def _decide(probs: list[list[float]]) -> tuple[list[str], list[float]]:
@@ -18,18 +28,20 @@ def _decide(probs: list[list[float]]) -> tuple[list[str], list[float]]:
     return [LABELS[i] for i in decided[0]], [round(float(m), 3) for m in mass[0]]
 
 
-def test_a_token_takes_the_target_type_its_labels_make_likeliest() -> None:
+def test_a_token_is_a_name_when_its_name_labels_together_are_likeliest() -> None:
     labels, mass = _decide(
         [
             # half given name, half surname: a name, though "O" is the likeliest single label
-            [0.45, 0.30, 0.0, 0.25, 0.0, 0.0, 0.0],
+            [0.45, 0.30, 0.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0],
             # "O" against names split the other way: still a name, under its likeliest label
-            [0.40, 0.10, 0.0, 0.0, 0.50, 0.0, 0.0],
-            # a label of no target type (URL) is a type of its own, not part of a name
-            [0.30, 0.20, 0.0, 0.0, 0.0, 0.35, 0.15],
+            [0.40, 0.10, 0.0, 0.0, 0.50, 0.0, 0.0, 0.0, 0.0],
+            # a label of no target type (URL) stands alone, not part of a name
+            [0.30, 0.20, 0.0, 0.0, 0.0, 0.35, 0.15, 0.0, 0.0],
             # "O" likelier than every type together
-            [0.60, 0.20, 0.0, 0.20, 0.0, 0.0, 0.0],
+            [0.60, 0.20, 0.0, 0.20, 0.0, 0.0, 0.0, 0.0, 0.0],
+            # identifier labels are alternatives, not parts: a number no one of them claims is left
+            [0.40, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.30, 0.30],
         ]
     )
-    assert labels == ["B-GIVEN_NAME", "I-SURNAME", "B-URL", "O"]
-    assert mass == [0.55, 0.6, 0.35, 0.6]
+    assert labels == ["B-GIVEN_NAME", "I-SURNAME", "B-URL", "O", "O"]
+    assert mass == [0.55, 0.6, 0.35, 0.6, 0.4]
