@@ -125,6 +125,9 @@ SETS = [
     # A development file for Ireland (dev template pool, new seed, 2026-11-30): Irish files were
     # only ever held out, and Irish names and Eircodes were the weakest held-out figures.
     ("en_IE-seed114", "en_IE", 114, "native", "dev"),
+    # A second Canadian development file (2026-11-30): Canadian phone numbers were the weakest type on
+    # three held-out rounds, and the first Canadian dev file missed none.
+    ("en_CA-seed115", "en_CA", 115, "native", "dev"),
     # Third held-out round (2026-11-29): new seeds, made before that round's changes, the held-out
     # template pool. Never tune on these.
     ("en_AU-seed401", "en_AU", 401, "native", "heldout"),

@@ -50,6 +50,8 @@ IN_CONTEXT = [
     # detectors found apart; a floor before a street line, an Australian street type and a postcode
     # after a state.
     ("You can call +1 (604) 555-0182 x390 after nine.", ["+1", "0182", "x390"]),
+    # A North American number with its trunk prefix, though no real number has this exchange.
+    ("My number is 1-222-138-7837.", ["1-222-138-7837", "7837"]),
     ("Here's my IRD number: 29-849-927", ["29-849-927", "849", "927"]),
     ("Please post it to Level 1, 58 Casey Esplanade, Southport QLD 4215.", ["Level 1", "58 Casey", "4215"]),
     # Australian and New Zealand numbers in their national formats; a local number with no area code
