@@ -2,12 +2,13 @@
 words, read as names wherever they are written as one.
 
 The tagger and spaCy read a name from its context and from names they have seen; a rare or
-Irish/European given name in a plain sentence ("Darragh had given ...", "Why is Tonicha so ...")
+Irish/European given name in a plain sentence ("Darragh had given ...", "Why is Caoimhin so ...")
 goes unseen by both. ``given_names.txt`` lists the top thousand given names of each country of the
 UK, Ireland, the US, Canada and the EU/EEA (``names-dataset``; built by
 ``scripts/pii/make_given_names.py``) less every English word, so "Will", "Mark" or "Grant" are not
-in it, and less the stop words of those countries' languages ("Isto", "Haben"). The batch rules of :mod:`pipelines.names` still drop a listed word the text writes in lower
-case elsewhere ("Wiki" beside "wiki").
+in it, and less the stop words of the EU/EEA languages ("Isto", "Haben"). The batch rules of
+:mod:`pipelines.names` still drop a listed word the text writes in lower case elsewhere ("Wiki"
+beside "wiki").
 """
 
 from __future__ import annotations

@@ -199,8 +199,9 @@ class PiiTagger:
             for i, encoding in enumerate(encodings)
             for start, end in _plan_windows(encoding.word_ids, budget, overlap)
         ]
-        # Per text and token: the decided label id, its type's probability, and how central the token was in the
-        # window that decided it (a token seen by two windows takes the one with more context around it).
+        # Per text and token: the decided label id, its probability (a name's: its name labels'), and how
+        # central the token was in the window that decided it (a token seen by two windows takes the one
+        # with more context around it).
         labels = [np.zeros(len(x), dtype=np.int64) for x in ids]
         scores = [np.zeros(len(x), dtype=np.float32) for x in ids]
         margin = [np.full(len(x), -1, dtype=np.int64) for x in ids]

