@@ -240,9 +240,9 @@ class PiiTagger:
         import numpy as np
 
         groups = self._groups(model)
-        mass = probs @ groups  # (batch, tokens, types)
+        mass = probs @ groups  # (batch, tokens, groups)
         winner = mass.argmax(axis=-1)
-        in_winner = groups.T[winner] > 0  # (batch, tokens, labels): the labels of the winning type
+        in_winner = groups.T[winner] > 0  # (batch, tokens, labels): the labels of the winning group
         decided = np.where(in_winner, probs, -1.0).argmax(axis=-1)
         return decided, np.take_along_axis(mass, winner[..., None], axis=-1)[..., 0]
 
@@ -258,16 +258,13 @@ class PiiTagger:
             return cached
         if sorted(model.id2label) != list(range(len(model.id2label))):
             raise ValueError("the model's label ids are not 0..n-1")
-        kinds = [
-            label[2:] if label[:2] in ("B-", "I-") else label for _, label in sorted(model.id2label.items())
-        ]
-        types = [
-            target if (target := self.labels.get(kind)) in _READ_TOGETHER else label
-            for kind, (_, label) in zip(kinds, sorted(model.id2label.items()), strict=True)
-        ]
-        names = sorted(set(types))
-        groups = np.zeros((len(types), len(names)), dtype=np.float32)
-        for row, name in enumerate(types):
+        group_of = []  # per label id: its target type if read together, else the label itself
+        for _, label in sorted(model.id2label.items()):
+            target = self.labels.get(label[2:] if label[:2] in ("B-", "I-") else label)
+            group_of.append(target if target in _READ_TOGETHER else label)
+        names = sorted(set(group_of))
+        groups = np.zeros((len(group_of), len(names)), dtype=np.float32)
+        for row, name in enumerate(group_of):
             groups[row, names.index(name)] = 1.0
         self._group_cache[id(model)] = groups
         return groups
