@@ -244,7 +244,7 @@ class PiiTagger:
         winner = mass.argmax(axis=-1)
         in_winner = groups.T[winner] > 0  # (batch, tokens, labels): the labels of the winning group
         decided = np.where(in_winner, probs, -1.0).argmax(axis=-1)
-        return decided, np.take_along_axis(mass, winner[..., None], axis=-1)[..., 0]
+        return decided, mass.max(axis=-1)
 
     def _groups(self, model: _Model) -> npt.NDArray[np.float32]:
         """A (labels, groups) 0/1 matrix: the labels of a name (given name, surname, beginning or
