@@ -17,6 +17,7 @@ import functools
 import re
 from pathlib import Path
 
+from pipelines.names import PERSON
 from pipelines.spans import Span, SpanSource
 
 LIST_FILE = Path(__file__).with_name("given_names.txt")
@@ -39,7 +40,7 @@ def given_name_spans(text: str) -> list[Span]:
     """A PERSON span at every listed given name in ``text``."""
     names = given_names()
     return [
-        Span(m.start(), m.end(), "PERSON", SCORE, SpanSource.GIVEN_NAME)
+        Span(m.start(), m.end(), PERSON, SCORE, SpanSource.GIVEN_NAME)
         for m in _CAPITALISED.finditer(text)
         if m.group() in names
     ]

@@ -101,10 +101,6 @@ RSYSLOG_FOLDERS = (
 )
 EXIM_DIR = Path("/usr/share/doc/exim4-doc-html/spec_html")
 #: Its introduction (history and credits), the code it incorporates (credits) and the indexes.
-HAPROXY_DIR = Path("/usr/share/doc/haproxy-doc/html")
-HAPROXY_PAGES = ("intro", "management", "configuration")
-#: A HAProxy section starts at an anchor named by its number, one or two levels deep ("3", "3.1").
-HAPROXY_SECTION = re.compile(r"\d+(?:\.\d+)?")
 EXCLUDE_EXIM = {
     "ch-introduction",
     "ch-incorporated_code",
@@ -112,6 +108,10 @@ EXCLUDE_EXIM = {
     "ch-option_index",
     "ch-variable_index",
 }
+HAPROXY_DIR = Path("/usr/share/doc/haproxy-doc/html")
+HAPROXY_PAGES = ("intro", "management", "configuration")
+#: A HAProxy section starts at an anchor named by its number, one or two levels deep ("3", "3.1").
+HAPROXY_SECTION = re.compile(r"\d+(?:\.\d+)?")
 HELDOUT_ONLY = {
     "bash-doc": 20,
     "zsh-doc": 20,
