@@ -77,8 +77,9 @@ _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"
 _DECIMAL = re.compile(r"\d+\.\d+")
 #: A word of ASCII letters and digits ("x3v6b3", "d07", "2aa"): a postcode's part, not a state's name.
 _MIXED_WORD = re.compile(r"\b(?=[a-z]*\d)(?=\d*[a-z])[a-z\d]+\b")
-#: "06.03.2025", "02/03 21", "2025-031877": dates, times and references that phone parsing accepts.
-_DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|\d{4}-\d{3,8}")
+#: "06.03.2025", "02/03 21", "2025-031877": dates, times and references (a year, then a number) that
+#: phone parsing accepts; "4913-9775" is an Australian local number.
+_DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|(?:1[89]|20)\d{2}-\d{3,8}")
 
 
 def policy_version(config: RedactionConfig) -> str:

@@ -44,6 +44,8 @@ class Span:
 
 #: A country calling code before a phone number the recognizer found without it ("+1 (322) 928-6459").
 _CALLING_CODE = re.compile(r"\+\d{1,3}[ .-]?(?:\(0\)[ ]?)?$")
+#: A North American trunk prefix before an area code in brackets ("1 (604) 555-0182").
+_TRUNK_ONE = re.compile(r"(?<![\w.+-])1[ .-]?$")
 #: An extension after a phone number: "x390", "ext. 12", "extension 4471".
 _EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extn\.?|extension)[ ]?\d{1,6}\b", re.IGNORECASE)
 #: Types whose detected pieces, separated by one hyphen or space, are one number ("29-849", "927").
@@ -59,6 +61,8 @@ def number_parts(text: str, spans: Sequence[Span]) -> list[Span]:
         if span.entity != "PHONE_NUMBER":
             continue
         code = _CALLING_CODE.search(text, max(0, span.start - 9), span.start)
+        if not code and text.startswith("(", span.start):
+            code = _TRUNK_ONE.search(text, max(0, span.start - 2), span.start)
         extension = _EXTENSION.match(text, span.end)
         if code or extension:
             start = code.start() if code else span.start

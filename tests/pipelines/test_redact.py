@@ -60,6 +60,15 @@ IN_CONTEXT = [
     ("Text me on 021 684 9058 when you land in Auckland.", ["021 684 9058", "684 9058"]),
     ("How can we reach you? You can call 25644170 any day.", ["25644170"]),
     ("My mobile 9900.6663 is the one on file.", ["9900.6663", "6663"]),
+    # ... after "my number is" or "reach me on"; four digits, a hyphen and four are no year's reference.
+    ("My number is 859 3401, thanks.", ["859 3401", "3401"]),
+    ("You can reach me on 3358840 most days.", ["3358840"]),
+    ("Please text 4913-9775 when you arrive.", ["4913-9775", "9775"]),
+    # ... and alone on its line under a sign-off and the sender's name.
+    ("Kind regards,\nKeith Vasquez\n1874 2244\n", ["1874 2244", "2244"]),
+    # North American numbers whose area codes no real number has, with a bare trunk prefix or an
+    # extension.
+    ("Her numbers are 1 (696) 472-7273 and 665-876-4293x54898.", ["are 1", "7273", "4293x54898", "665"]),
     # The last word piece of a postcode at the very end of a document ("210" "##6") is part of it.
     ("David Brown\n276 Roberts Range Road\nFlat 31\nWhangarua\nNZ 2106", ["2106", "6"]),
     # A local number with its label after it, as a signature gives it; a floor on the line before
@@ -119,6 +128,10 @@ NOT_PERSONAL = [
     # Nine digits that pass a tax file number's check, bare and with no context word: a size.
     "The block size is 123456782 bytes.",
     "The cache holds 136410132 entries.",
+    # A year and a number is a reference, not a phone number; a team's name under a sign-off is no
+    # sender's name with a number under it.
+    "Reference 2025-031877 was closed.",
+    "Regards,\nThe build team\n2024 results below",
 ]
 
 
