@@ -116,6 +116,83 @@ def town_before_region(text: str, spans: list[Span]) -> list[Span]:
     return out
 
 
+#: What may follow a street on its own line for the lines below to continue its address: a unit
+#: ("66 West Interchange 47/"), a comma.
+_STREET_LINE_REST = re.compile(r"[ \t,]*(?:\d{1,4}/?)?[ \t,/]*")
+#: A unit or floor on its own line below a street ("47/", "Level 2"), with any marks before it.
+_UNIT_LINE = re.compile(r"[^\w\n]*(?:\d{1,4}/|(?:Level|Floor|Unit|Suite|Flat|Apt\.?)[ ]\d{1,4})[ \t,]*")
+#: A town, a state or a country on its own line: one to four words.
+_PLACE_LINE = re.compile(r"[^\w\n]*[^\W\d_][\w'.-]*(?:[ ,]+[^\W\d_][\w'.-]*){0,3}[ \t,]*")
+#: The last line of an address block: up to three words (a town, a state, a country), then a postcode
+#: of four or five digits ("AUS 2619", "vietnam 2920", "2606").
+_POSTCODE_LINE = re.compile(r"[^\w\n]*(?:[^\W\d_][\w'.-]*[ ,]+){0,3}(\d{4,5})[ \t]*")
+#: How many lines below a street its address block may run, and how long such a line may be.
+_BLOCK_LINES, _BLOCK_LINE_CHARS = 5, 40
+
+
+def unit_slash(text: str, spans: list[Span]) -> list[Span]:
+    """An Australian unit number's slash after an address part that ends in its digits ("116/" before
+    a street on the next line, "Frontage 116/ North Kerri"): part of the address."""
+    return [
+        Span(s.start, s.end + 1, s.entity, s.score, s.source)
+        for s in spans
+        if s.entity == "STREET_ADDRESS"
+        and text[s.end - 1 : s.end].isdigit()
+        and text[s.end : s.end + 1] == "/"
+        and (s.end + 1 == len(text) or text[s.end + 1].isspace())
+    ]
+
+
+def address_block(text: str, spans: list[Span]) -> list[Span]:
+    """The lines of an address written one part to a line below its street: a unit or floor, the
+    town, state and country, and the postcode that ends the block, joined with the street into one
+    address ("16 Wilcox Corso / Level 2 / Nathanielstad / AUS 2619"). Without a postcode at its end,
+    only a unit or floor on the line right below the street is taken."""
+    out = []
+    for s in spans:
+        if s.entity != "STREET_ADDRESS" or not any(c.isalpha() for c in text[s.start : s.end]):
+            continue
+        eol = text.find("\n", s.end)
+        if eol == -1 or not _STREET_LINE_REST.fullmatch(text, s.end, eol):
+            continue
+        block = _block_end(text, eol)
+        if block is not None:
+            out.append(Span(s.start, block, "STREET_ADDRESS", s.score, SpanSource.ADDRESS_GAP))
+            continue
+        next_end = text.find("\n", eol + 1)
+        next_end = len(text) if next_end == -1 else next_end
+        if _UNIT_LINE.fullmatch(text, eol + 1, next_end):
+            out.append(Span(s.start, next_end, "STREET_ADDRESS", s.score, SpanSource.ADDRESS_GAP))
+    return out
+
+
+def _block_end(text: str, eol: int) -> int | None:
+    """Where the postcode ending the address block below a street line (ending at ``eol``) ends, if
+    the lines between are a unit or floor, places and at most one blank line at a time."""
+    end, blank = eol, 0
+    for n in range(_BLOCK_LINES):
+        start = end + 1
+        if start >= len(text):
+            return None
+        end = text.find("\n", start)
+        end = len(text) if end == -1 else end
+        line = text[start:end]
+        if not line.strip():
+            blank += 1
+            if blank > 1:
+                return None
+            continue
+        blank = 0
+        postcode = _POSTCODE_LINE.fullmatch(line)
+        if postcode:
+            return start + postcode.end(1)
+        if len(line) > _BLOCK_LINE_CHARS or not (
+            (n == 0 and _UNIT_LINE.fullmatch(line)) or _PLACE_LINE.fullmatch(line)
+        ):
+            return None
+    return None
+
+
 def postcode_digits(text: str, spans: list[Span]) -> list[Span]:
     """The postcode digits before a town of an address, and the letters after a Dutch postcode's digits."""
     out = []

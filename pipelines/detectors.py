@@ -317,6 +317,8 @@ class Detector:
                 spans.extend(addresses.postcode_digits(text, spans))
                 spans.extend(addresses.address_gaps(text, spans))
                 spans.extend(addresses.town_before_region(text, spans))
+                spans.extend(addresses.address_block(text, spans))
+                spans.extend(addresses.unit_slash(text, spans))
         return [
             [*plausible, *join_name_parts(text, plausible), *number_parts(text, plausible)]
             for spans, text in zip(found, texts, strict=True)

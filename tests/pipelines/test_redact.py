@@ -491,6 +491,45 @@ def test_the_town_before_a_state_and_postcode_is_part_of_the_address() -> None:
     )
 
 
+def test_the_lines_of_an_address_block_below_its_street_are_part_of_it() -> None:
+    from pipelines.addresses import address_block
+    from pipelines.spans import Span, SpanSource, apply
+
+    def redacted(text: str, street: str) -> str:
+        start = text.index(street)
+        spans = [Span(start, start + len(street), "STREET_ADDRESS", 0.9, SpanSource.TAGGER)]
+        return apply(text, spans + address_block(text, spans))[0]
+
+    # A unit, a town, a state and a blank line, then the postcode that ends the block.
+    assert redacted(
+        "Mia Chen\n12 Harbour Ridgeway 5/\nNorth Sydney\n\n NSW 2060\nThanks", "12 Harbour Ridgeway"
+    ) == ("Mia Chen\n<STREET_ADDRESS>\nThanks")
+    # No postcode ends the block: only a floor on the line right below the street goes with it.
+    assert redacted("12 Harbour Ridgeway\nLevel 3\nNorth Sydney\nThanks", "12 Harbour Ridgeway") == (
+        "<STREET_ADDRESS>\nNorth Sydney\nThanks"
+    )
+    # A sentence between the street and a number: no address block.
+    text = "12 Harbour Ridgeway\nThe totals for the whole of last year:\n2024"
+    assert (
+        redacted(text, "12 Harbour Ridgeway")
+        == "<STREET_ADDRESS>\nThe totals for the whole of last year:\n2024"
+    )
+
+
+def test_a_unit_numbers_slash_goes_with_its_address() -> None:
+    from pipelines.addresses import unit_slash
+    from pipelines.spans import Span, SpanSource, apply
+
+    text = "Send it to 460 Kenneth Frontage 116/ North Kerri; the 2016/17 figures"
+    spans = [
+        Span(text.index("460"), text.index("/"), "STREET_ADDRESS", 0.9, SpanSource.TAGGER),
+        Span(text.index("2016"), text.index("2016") + 4, "POSTCODE", 0.9, SpanSource.TAGGER),
+    ]
+    assert apply(text, spans + unit_slash(text, spans))[0] == (
+        "Send it to <STREET_ADDRESS> North Kerri; the <POSTCODE>/17 figures"
+    )
+
+
 def test_a_long_single_line_is_read_in_windows_and_nothing_on_a_boundary_survives(redactor: Redactor) -> None:
     from pipelines.redact import _WINDOW_CHARS, windows
 
