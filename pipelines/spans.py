@@ -98,9 +98,13 @@ _CONTEXTUAL = frozenset(SpanSource)
 
 def _join(group: list[Span]) -> Span:
     best = max(group, key=lambda s: (s.source not in _CONTEXTUAL, s.score, s.end - s.start))
-    # Address parts joined into one address (a street, a town and a postcode) are one street address.
-    entity = "STREET_ADDRESS" if any(s.source == SpanSource.ADDRESS_GAP for s in group) else best.entity
-    return Span(min(s.start for s in group), max(s.end for s in group), entity, best.score, best.source)
+    start, end = min(s.start for s in group), max(s.end for s in group)
+    # Address parts joined into one address (a street, a town and a postcode) are one street address,
+    # unless a pattern recognizer's value holds them all (pieces of an IBAN the tagger took for postcodes).
+    joined = any(s.source == SpanSource.ADDRESS_GAP for s in group)
+    whole = best.source not in _CONTEXTUAL and (best.start, best.end) == (start, end)
+    entity = "STREET_ADDRESS" if joined and not whole else best.entity
+    return Span(start, end, entity, best.score, best.source)
 
 
 def apply(text: str, spans: Sequence[Span]) -> tuple[str, Counter[str]]:

@@ -516,6 +516,28 @@ def test_the_lines_of_an_address_block_below_its_street_are_part_of_it() -> None
     )
 
 
+def test_address_parts_inside_a_pattern_recognizers_value_keep_its_type() -> None:
+    from pipelines.spans import Span, SpanSource, apply
+
+    text = "Pay to GB82 WEST 1234 5698 7654 32 please, at 12 Mill Lane, Leeds LS6 2AB."
+
+    def span(value: str, entity: str, source: str) -> Span:
+        start = text.index(value)
+        return Span(start, start + len(value), entity, 0.9, source)
+
+    spans = [
+        span("GB82 WEST 1234 5698 7654 32", "IBAN_CODE", "IbanRecognizer"),
+        # the tagger's postcodes inside the IBAN, joined as an address
+        span("GB82", "POSTCODE", SpanSource.TAGGER),
+        span("GB82 WEST 1234 5698 7654", "STREET_ADDRESS", SpanSource.ADDRESS_GAP),
+        # a street and a postcode joined as one address, though a pattern recognizer found the postcode
+        span("12 Mill Lane", "STREET_ADDRESS", SpanSource.TAGGER),
+        span("LS6 2AB", "UK_POSTCODE", "PostcodeRecognizer"),
+        span("12 Mill Lane, Leeds LS6 2AB", "STREET_ADDRESS", SpanSource.ADDRESS_GAP),
+    ]
+    assert apply(text, spans)[0] == "Pay to <IBAN_CODE> please, at <STREET_ADDRESS>."
+
+
 def test_a_unit_numbers_slash_goes_with_its_address() -> None:
     from pipelines.addresses import unit_slash
     from pipelines.spans import Span, SpanSource, apply
