@@ -198,7 +198,7 @@ class RedactionConfig(Strict):
     tagger: bool = True
     tagger_min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     #: The tagger's weights: ``int8``, made once from the shipped 4-bit model into the ONNX cache (redaction
-    #: 1.5-1.8 times as fast on 2 cores, recall within half a point), or ``q4``, the 4-bit model as shipped.
+    #: 1.1-1.7 times as fast on 2 cores, recall within half a point), or ``q4``, the 4-bit model as shipped.
     tagger_weights: Literal["int8", "q4"] = "int8"
     #: Read common given names that are not English words as names wherever they are written
     #: capitalised ("Darragh", "Siobhan"), beside the models (``pipelines/given_names.txt``).

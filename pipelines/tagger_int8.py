@@ -8,7 +8,7 @@ MatMul with a constant weight is then quantised to int8, one scale per output ch
 onnxruntime's dynamic quantisation, as the embedder's int8 export is (:mod:`pipelines.onnx_export`).
 Dynamic quantisation scales each activation over its whole batch, padding included, so the tagger
 runs this model one window at a time: a window's labels never depend on its batch-mates. So run, on 2
-cores, it reads a window about twice as fast as the 4-bit model does in batches of 16; its labels
+cores, it reads windows about 1.8 times as fast as the 4-bit model does in batches of 16; its labels
 agree with the 4-bit model's on 99.3% of word pieces of the development files (the README has the
 figures).
 
