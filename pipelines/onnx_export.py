@@ -180,8 +180,9 @@ def down_projections(fp32: Path) -> list[str]:
     ]
 
 
-def quantize_int8(fp32: Path, out: Path) -> None:
-    """Quantise ``fp32``'s weight matrices to int8, one scale per output channel, into ``out``.
+def quantize_int8(fp32: Path, out: Path, *, float_down_projections: bool = True) -> None:
+    """Quantise ``fp32``'s weight matrices to int8, one scale per output channel, into ``out``
+    (the feed-forward down-projections left in float32 unless ``float_down_projections`` is false).
 
     Every MatMul with a constant weight is quantised (30 of 48 in MiniLM-L6) but the feed-forward
     down-projections (6): their input, the GELU output, is long-tailed, and one dynamic uint8 scale
@@ -192,7 +193,7 @@ def quantize_int8(fp32: Path, out: Path) -> None:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    excluded = down_projections(fp32)
+    excluded = down_projections(fp32) if float_down_projections else []
     # The quantiser logs every tensor it visits to the root logger: silence it for the one export.
     before = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -238,10 +239,10 @@ def cached_int8(
     make_fp32: Callable[[Path], None],
     *,
     keep_fp32: bool = False,
-    quantize: Callable[[Path, Path], None] | None = None,
+    float_down_projections: bool = True,
 ) -> Path:
-    """The int8 quantisation of what ``make_fp32`` exports, cached under ``name`` and ``key``'s digest
-    (by ``quantize``, :func:`quantize_int8` unless given).
+    """The int8 quantisation (:func:`quantize_int8`) of what ``make_fp32`` exports, cached under
+    ``name`` and ``key``'s digest.
 
     Made once, under an exclusive file lock, in a temporary folder renamed into place: concurrent
     processes export once and never see a partial file.
@@ -260,7 +261,7 @@ def cached_int8(
         with tempfile.TemporaryDirectory(dir=entry, prefix=".export-") as tmp:
             fp32, int8 = Path(tmp) / "model.fp32.onnx", Path(tmp) / INT8_FILE
             make_fp32(fp32)
-            (quantize or quantize_int8)(fp32, int8)
+            quantize_int8(fp32, int8, float_down_projections=float_down_projections)
             manifest = {**key, "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}
             (Path(tmp) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             if keep_fp32:
