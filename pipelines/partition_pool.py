@@ -11,9 +11,14 @@ Each worker is a fresh interpreter (``spawn``) that imports unstructured's parti
 before its first task, so no document's time limit pays for loading the parser (a replacement is
 ready in a few seconds). It keeps torch out: nothing a parser runs needs it, but spaCy imports it
 when installed (about 180 MiB a process). After each document a worker hands the memory the parse
-freed back to the system, so one large document does not leave the worker at its peak, and after
-``TASKS_PER_WORKER`` documents it is replaced. (Workers forked from a preloaded server shared
-little: Python's reference counts soon copy the pages, and the server itself held about 590 MiB.)
+freed back to the system, so one large document does not leave the worker at its peak. A worker
+that still holds more than ``RETIRE_GROWTH_MB`` above its loaded size after that (what Python's
+allocator keeps after unusual parses: it cannot hand back a page with one live object on it) is
+replaced before its next document, as is any worker after ``TASKS_PER_WORKER`` documents. A
+replacement takes seconds to load, and parsing waits for it, so workers are replaced when their
+memory says so rather than after a fixed, small number of documents. (Workers forked from a
+preloaded server shared little: Python's reference counts soon copy the pages, and the server
+itself held about 590 MiB.)
 Raw text crosses from a worker to the ingest process through a pipe, never disk.
 """
 
@@ -23,13 +28,15 @@ import ctypes
 import ctypes.util
 import functools
 import importlib
+import itertools
 import multiprocessing
 import multiprocessing.util
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, TimeoutError
-from typing import Literal
+from typing import Any, Literal
 
 from groundwork.enums import FailureReason, Stage
 from groundwork.errors import DocumentError
@@ -54,9 +61,16 @@ LARGE_ALLOCATION_BYTES = 1024 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
-#: A worker is replaced after this many documents: what Python's allocator keeps after unusual
-#: parses (it cannot hand back a page with one live object on it) does not add up over a corpus.
-TASKS_PER_WORKER = 100
+#: A worker is replaced before its next document once its resident memory, after a document and after
+#: handing freed memory back, is this many MiB above its size once loaded.
+RETIRE_GROWTH_MB = 128
+
+#: A worker is replaced after this many documents whatever its memory.
+TASKS_PER_WORKER = 5000
+
+#: Set in a worker (see :func:`_warm_up`): its resident size once loaded, the growth that retires it,
+#: and whether it has retired (it takes no further task; the pool starts a replacement).
+_worker: dict[str, int | bool] = {"loaded_kb": 0, "retire_growth_kb": 0, "retired": False}
 
 _TOO_MUCH_MEMORY = (
     "the parser needed more memory than its limit (partitioning.memory_headroom_mb)",
@@ -65,10 +79,13 @@ _TOO_MUCH_MEMORY = (
 )
 
 
-def _warm_up(memory_headroom_mb: int = 0, preload: tuple[str, ...] = ()) -> None:
+def _warm_up(
+    memory_headroom_mb: int = 0, preload: tuple[str, ...] = (), retire_growth_mb: int = RETIRE_GROWTH_MB
+) -> None:
     """Runs in each new worker before its first task: the imports and the first parse (which loads
     tokenizers and data files) take seconds that must not count against a document's time limit.
-    Then the worker's memory is capped at its loaded size plus ``memory_headroom_mb`` (0: no cap)."""
+    Then the worker's memory is capped at its loaded size plus ``memory_headroom_mb`` (0: no cap), and
+    its loaded resident size is noted: past it by ``retire_growth_mb`` (0: never) it retires."""
     # None in sys.modules makes ``import torch`` fail, as if it were not installed: spaCy (thinc)
     # and transformers then go without it, and a parser never needs it.
     sys.modules.setdefault("torch", None)  # type: ignore[arg-type]  # the import system's "absent" mark
@@ -83,6 +100,47 @@ def _warm_up(memory_headroom_mb: int = 0, preload: tuple[str, ...] = ()) -> None
     release_free_memory()
     if memory_headroom_mb:
         cap_memory(memory_headroom_mb)
+    loaded = resident_kb()
+    if retire_growth_mb and loaded is not None:
+        _worker.update(loaded_kb=loaded, retire_growth_kb=retire_growth_mb * 1024)
+        _retire_between_tasks()
+
+
+def resident_kb() -> int | None:
+    """This process's resident memory in KiB (``VmRSS``), or None where it cannot be read (not Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def _note_growth() -> None:
+    """After a document (its freed memory handed back): retire this worker if it holds too much."""
+    limit = _worker["retire_growth_kb"]
+    now = resident_kb() if limit else None
+    if now is not None and now - int(_worker["loaded_kb"]) > int(limit):
+        _worker["retired"] = True
+
+
+def _retire_between_tasks() -> None:
+    """Make this worker's task loop (pebble's) end before the next task once the worker has retired.
+
+    pebble replaces a worker whose loop ends, as it does after ``max_tasks``; the loop asks for the
+    next task only after the last one's result was sent, so no task is lost. Where this pebble has no
+    such loop function, workers are replaced by count alone."""
+    from pebble.pool import process as pebble_process
+
+    fetch_task = getattr(pebble_process, "fetch_task", None)
+    if fetch_task is None or not hasattr(pebble_process, "worker_get_next_task"):
+        return
+
+    def tasks(channel: Any, max_tasks: int) -> Iterator[Any]:
+        done = itertools.count()
+        while not _worker["retired"] and (max_tasks == 0 or next(done) < max_tasks):
+            yield fetch_task(channel)
+
+    pebble_process.worker_get_next_task = tasks
 
 
 def release_free_memory() -> bool:
@@ -149,14 +207,23 @@ def _partition_in_worker(
         return None, _TOO_MUCH_MEMORY
     finally:
         release_free_memory()
+        _note_growth()
 
 
 class PartitionPool:
     """Worker processes that partition documents, each parse under a time limit; a worker is
-    replaced after ``tasks_per_worker`` documents (0: never)."""
+    replaced once it holds ``retire_growth_mb`` more than when loaded (0: never), or after
+    ``tasks_per_worker`` documents (0: never).
+
+    The workers start loading at once, so they get ready while the ingest process loads its models.
+    """
 
     def __init__(
-        self, workers: int, memory_headroom_mb: int = 0, tasks_per_worker: int = TASKS_PER_WORKER
+        self,
+        workers: int,
+        memory_headroom_mb: int = 0,
+        tasks_per_worker: int = TASKS_PER_WORKER,
+        retire_growth_mb: int = RETIRE_GROWTH_MB,
     ) -> None:
         from pebble import ProcessPool
 
@@ -165,9 +232,10 @@ class PartitionPool:
             max_workers=workers,
             max_tasks=tasks_per_worker,
             initializer=_warm_up,
-            initargs=(memory_headroom_mb, tuple(_PRELOAD)),
+            initargs=(memory_headroom_mb, tuple(_PRELOAD), retire_growth_mb),
             context=multiprocessing.get_context("spawn"),
         )
+        self._pool.schedule(resident_kb)  # starts the workers now; the answer is not needed
 
     def submit(
         self, ref: DocumentRef, data: bytes, *, pdf_strategy: Literal["fast", "ocr_only"], timeout_s: float

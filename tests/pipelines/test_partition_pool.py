@@ -1,5 +1,5 @@
 """Parser processes: every supported type parses in a worker that never loads torch, a worker is
-replaced after its quota of documents, and the heap memory a process freed goes back to the system."""
+replaced after its quota of documents or once it keeps too much memory, and the heap memory a process freed goes back to the system."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from groundwork.records import DocumentRef
 from pipelines.partition_pool import PartitionPool, outcome, release_free_memory
 from tests.conftest import DEMO, PROJECT
+from tests.pipelines import pool_helpers
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and glibc")
 
@@ -60,6 +61,25 @@ def test_a_worker_is_replaced_after_its_quota_and_parsing_goes_on() -> None:
     finally:
         pool.close()
     assert len(seen) >= 2, "five documents at two per worker need at least three workers"
+
+
+@linux_only
+def test_a_worker_that_keeps_memory_is_replaced_before_its_next_document_and_nothing_is_lost() -> None:
+    pool = PartitionPool(1, retire_growth_mb=64)
+    try:
+        first = pool._pool.schedule(pool_helpers.worker_pid).result(timeout=120)
+        # A little kept memory does not retire the worker.
+        assert pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(4,)).result(timeout=60) == first
+        assert pool._pool.schedule(pool_helpers.worker_pid).result(timeout=60) == first
+        # 96 MiB kept past the 64 MiB limit does; the next documents go to a fresh worker.
+        assert pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(96,)).result(timeout=60) == first
+        data = b"The office closes early on Friday."
+        ref = DocumentRef("notes", "note.txt", "note.txt", "1", len(data))
+        elements, _ = outcome(pool.submit(ref, data, pdf_strategy="fast", timeout_s=120), 120)
+        assert [e.text for e in elements] == [data.decode()]
+        assert pool._pool.schedule(pool_helpers.worker_pid).result(timeout=60) != first
+    finally:
+        pool.close()
 
 
 def _rss() -> int:
