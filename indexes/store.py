@@ -25,26 +25,23 @@ from indexes.state import IndexState
 logger = logging.getLogger(__name__)
 
 
-_CHUNK_COLUMNS = sql.SQL(
-    "chunk_id, document_id, seq, text, page_number, embedding, residency, access, source, source_uri,"
-    " version, redactions, source_access"
+#: The columns a chunk row is written with, in order.
+_CHUNK_COLUMN_NAMES = (
+    "chunk_id",
+    "document_id",
+    "seq",
+    "text",
+    "page_number",
+    "embedding",
+    "residency",
+    "access",
+    "source",
+    "source_uri",
+    "version",
+    "redactions",
+    "source_access",
 )
-#: The binary COPY types of :data:`_CHUNK_COLUMNS`, in order.
-_CHUNK_TYPES = [
-    "uuid",
-    "uuid",
-    "int4",
-    "text",
-    "int4",
-    "vector",
-    "text",
-    "text[]",
-    "text",
-    "text",
-    "text",
-    "jsonb",
-    "text[]",
-]
+_CHUNK_COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _CHUNK_COLUMN_NAMES))
 #: Columns the database computes (the full-text vector): never copied between indexes.
 _GENERATED_COLUMNS = {"tsv"}
 
@@ -74,7 +71,8 @@ class RegionIndex(IndexState):
         source_access = list(gov.source_access) if gov.source_access is not None else None
         doc_uuid = uuid.UUID(task.document_id)
         redactions = Jsonb(dict(sorted(red.redactions.items())))
-        with connection(self.pool) as conn, conn.transaction():
+        # Pipeline mode: the statements go out together and the transaction costs one round trip.
+        with connection(self.pool) as conn, conn.pipeline(), conn.transaction():
             conn.execute(self._q("DELETE FROM {d}.chunks WHERE document_id = %s"), (task.document_id,))
             conn.execute(
                 self._q(
@@ -114,25 +112,17 @@ class RegionIndex(IndexState):
                     source_access,
                 ),
             )
-            # COPY cannot load a table under row-level security, so rows go through a temporary
-            # staging table and then INSERT ... SELECT, where the writer's residency policy applies.
-            # It lives for one transaction: versions being built may differ in vector size.
-            conn.execute(
-                self._q("CREATE TEMP TABLE chunk_stage (LIKE {d}.chunks INCLUDING DEFAULTS) ON COMMIT DROP")
-            )
-            with (
-                conn.cursor() as cur,
-                cur.copy(
-                    sql.SQL(
-                        "COPY chunk_stage (chunk_id, document_id, seq, text, page_number, embedding, residency,"
-                        " access, source, source_uri, version, redactions, source_access)"
-                        " FROM STDIN WITH (FORMAT BINARY)"
-                    )
-                ) as copy,
-            ):
-                copy.set_types(_CHUNK_TYPES)
-                for chunk, vector in zip(chunked.chunks, doc.vectors, strict=True):
-                    copy.write_row(
+            # One INSERT per chunk, sent together (psycopg's pipeline mode: one round trip), so the
+            # writer's residency policy applies to each row (COPY cannot load a table under row-level
+            # security, and a staging table per document cost more than the rows on short documents).
+            with conn.cursor() as cur:
+                cur.executemany(
+                    sql.SQL("INSERT INTO {d}.chunks ({cols}) VALUES ({values})").format(
+                        d=sql.Identifier(self.target_schema),
+                        cols=_CHUNK_COLUMNS,
+                        values=sql.SQL(", ").join(sql.Placeholder() * len(_CHUNK_COLUMN_NAMES)),
+                    ),
+                    [
                         (
                             uuid.UUID(chunk.chunk_id),
                             doc_uuid,
@@ -148,12 +138,9 @@ class RegionIndex(IndexState):
                             Jsonb(chunk.redactions),
                             source_access,
                         )
-                    )
-            conn.execute(
-                sql.SQL("INSERT INTO {d}.chunks ({cols}) SELECT {cols} FROM chunk_stage").format(
-                    d=sql.Identifier(self.target_schema), cols=_CHUNK_COLUMNS
+                        for chunk, vector in zip(chunked.chunks, doc.vectors, strict=True)
+                    ],
                 )
-            )
             conn.execute(
                 self._q("DELETE FROM {s}.ingest_failures WHERE source = %s AND source_id = %s"),
                 (ref.source, ref.source_id),
