@@ -6,14 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from groundwork.settings import EmbeddingConfig
 from pipelines.onnx_export import default_cache_dir
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,20 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def token_counter(folder: Path) -> Tokenizer | None:
+    """A tokenizer that only counts tokens (no padding, no truncation), read from ``tokenizer.json``
+    in ``folder``; None without that file. It is never reconfigured, so threads may share it."""
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return None
+    counter = Tokenizer.from_file(str(path))
+    counter.no_padding()
+    counter.no_truncation()
+    return counter
 
 
 def _mean_pool_normalize(hidden: npt.NDArray[Any], mask: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
@@ -69,9 +87,10 @@ class OnnxEncoder:
         self._pad_id = int(padding["pad_id"]) if padding else 0
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
-        self._counter = Tokenizer.from_file(str(tokenizer_file))
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        counter = token_counter(folder)
+        if counter is None:  # checked above; the file went away
+            raise ValueError(f"the onnx_int8 backend needs a fast tokenizer file at {tokenizer_file}")
+        self._counter = counter
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or available_cpus()
@@ -150,6 +169,10 @@ class Embedder:
     def __init__(self, config: EmbeddingConfig) -> None:
         self.config = config
         self._model: Any = None
+        #: Counts tokens beside a running batch (sentence-transformers' own tokenizer changes its
+        #: padding setting per batch, so a count must not use it while a batch is padded).
+        self._counter: Tokenizer | None = None
+        self._tokenizer_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -170,8 +193,11 @@ class Embedder:
             else:
                 from sentence_transformers import SentenceTransformer
 
+                from pipelines.onnx_export import transformer_dir
+
                 # Never reach for a model hub: the weights are on disk.
                 self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                self._counter = token_counter(transformer_dir(path))
                 dim = self._model.get_embedding_dimension()
             if dim != self.config.dimensions:
                 self._model = None
@@ -191,7 +217,10 @@ class Embedder:
         model = self._load()
         if isinstance(model, OnnxEncoder):
             return model.count_tokens(texts)
-        encoded = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        if self._counter is not None:
+            return [len(e.ids) for e in self._counter.encode_batch(texts, add_special_tokens=False)]
+        with self._tokenizer_lock:  # no tokenizer.json: the model's own tokenizer, never beside a batch
+            encoded = model.tokenizer(texts, add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
@@ -204,11 +233,12 @@ class Embedder:
             # so in a batch a text's vector would depend on its batch-mates (cosine down to 0.97 to
             # itself alone). Alone it is faithful and repeatable, and no slower on passages.
             return model.encode(texts, 1)
-        vectors = model.encode(
-            texts,
-            batch_size=self.config.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._tokenizer_lock:
+            vectors = model.encode(
+                texts,
+                batch_size=self.config.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.asarray(vectors, dtype=np.float32)

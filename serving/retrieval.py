@@ -114,9 +114,9 @@ class BatchedEncoder:
     """A query encoder whose texts are embedded in micro-batches with other requests' texts.
 
     The vectors are those of the wrapped encoder for the same texts (a batch is one call of its
-    ``embed``, which for the int8 backend still runs each text alone). Token counts never run beside
-    a batch: sentence-transformers' tokenizer is one object whose padding setting a count would
-    change under a batch being padded (a failed batch, seen under load).
+    ``embed``, which for the int8 backend still runs each text alone). Token counts are not batched
+    and do not wait for a batch: the encoder counts with a tokenizer of its own (see
+    :meth:`pipelines.embedding.Embedder.count_tokens`).
     """
 
     def __init__(self, encoder: QueryEncoder, api: ApiConfig) -> None:
@@ -147,9 +147,8 @@ class BatchedEncoder:
         return np.stack([f.result() for f in futures])
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        """Model tokens per text (not batched: the tokenizer is cheap; never beside a batch)."""
-        with self._model_lock:
-            return self._encoder.count_tokens(texts)
+        """Model tokens per text (not batched: the tokenizer is cheap)."""
+        return self._encoder.count_tokens(texts)
 
     def _embed_batch(self, texts: list[str]) -> list[npt.NDArray[np.float32]]:
         with self._model_lock:

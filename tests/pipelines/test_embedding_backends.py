@@ -103,6 +103,9 @@ def test_output_order_is_kept_across_length_sorted_batches(cache: Path, int8: Em
 def test_token_counts_agree_between_backends(int8: Embedder, embedder: Embedder) -> None:
     counts = int8.count_tokens(TEXTS)
     assert counts == embedder.count_tokens(TEXTS)
+    # Both count with their own tokenizer: the counts are those of sentence-transformers' tokenizer.
+    model_tokenizer = embedder._load().tokenizer
+    assert counts == [len(ids) for ids in model_tokenizer(TEXTS, add_special_tokens=False)["input_ids"]]
     assert counts[-1] > 256  # counted without truncation
     assert int8.count_tokens([]) == []
 
