@@ -60,8 +60,12 @@ serve: install
 HNSW_ROWS ?= --rows 100000 --rows 1000000
 # Ingest memory at two corpus sizes (about 75 minutes at 1000,20000 on 2 shared cores; quick: 200,1000).
 INGEST_SIZES ?= 1000,20000
+# The ingest benchmark's corpus: the demo's 12 files copied 170 times (2,040 documents, about 3
+# minutes a backend on 2 cores); quick: make bench BENCH_COPIES=4.
+BENCH_COPIES ?= 170
 bench: install
-	$(BIN)/python benchmarks/bench.py --config $(CONFIG)
+	$(BIN)/python benchmarks/bench.py --config $(CONFIG) --copies $(BENCH_COPIES) --requests 5
+	$(BIN)/python benchmarks/bench.py --config $(CONFIG) --copies $(BENCH_COPIES) --requests 5 --backend onnx_int8
 	$(BIN)/python benchmarks/api_load.py --config $(CONFIG) --clients 1,16,64
 	$(BIN)/python -m benchmarks.hnsw_recall $(HNSW_ROWS)
 	$(BIN)/python benchmarks/ingest_memory.py --sizes $(INGEST_SIZES)
