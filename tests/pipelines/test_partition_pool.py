@@ -72,7 +72,9 @@ def test_a_worker_that_keeps_memory_is_replaced_before_its_next_document_and_not
         assert pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(4,)).result(timeout=60) == first
         assert pool._pool.schedule(pool_helpers.worker_pid).result(timeout=60) == first
         # 96 MiB kept past the 64 MiB limit does; the next documents go to a fresh worker.
-        assert pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(96,)).result(timeout=60) == first
+        assert (
+            pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(96,)).result(timeout=60) == first
+        )
         data = b"The office closes early on Friday."
         ref = DocumentRef("notes", "note.txt", "note.txt", "1", len(data))
         elements, _ = outcome(pool.submit(ref, data, pdf_strategy="fast", timeout_s=120), 120)
