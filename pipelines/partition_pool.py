@@ -14,9 +14,10 @@ when installed (about 180 MiB a process). After each document a worker hands the
 freed back to the system, so one large document does not leave the worker at its peak. A worker
 that still holds more than ``RETIRE_GROWTH_MB`` above its loaded size after that (what Python's
 allocator keeps after unusual parses: it cannot hand back a page with one live object on it) is
-replaced before its next document, as is any worker after ``TASKS_PER_WORKER`` documents. A
-replacement takes seconds to load, and parsing waits for it, so workers are replaced when their
-memory says so rather than after a fixed, small number of documents. (Workers forked from a
+replaced before its next document, once it has parsed ``RETIRE_MIN_DOCUMENTS``; any worker is
+replaced after ``TASKS_PER_WORKER`` documents. A replacement takes seconds to load, and parsing
+waits for it, so workers are replaced when their memory says so rather than after a fixed, small
+number of documents. (Workers forked from a
 preloaded server shared little: Python's reference counts soon copy the pages, and the server
 itself held about 590 MiB.)
 Raw text crosses from a worker to the ingest process through a pipe, never disk.
@@ -62,15 +63,26 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
 
 
 #: A worker is replaced before its next document once its resident memory, after a document and after
-#: handing freed memory back, is this many MiB above its size once loaded.
+#: handing freed memory back, is this many MiB above its size once loaded (its first PDF alone adds
+#: about 45 MiB: libraries loaded on first use) ...
 RETIRE_GROWTH_MB = 128
+
+#: ... and it has parsed at least this many documents, so a corpus whose parses keep more memory than
+#: that cannot make the pool replace workers more often than every this many documents.
+RETIRE_MIN_DOCUMENTS = 100
 
 #: A worker is replaced after this many documents whatever its memory.
 TASKS_PER_WORKER = 5000
 
 #: Set in a worker (see :func:`_warm_up`): its resident size once loaded, the growth that retires it,
 #: and whether it has retired (it takes no further task; the pool starts a replacement).
-_worker: dict[str, int | bool] = {"loaded_kb": 0, "retire_growth_kb": 0, "retired": False}
+_worker: dict[str, int | bool] = {
+    "loaded_kb": 0,
+    "retire_growth_kb": 0,
+    "retire_min_documents": 0,
+    "documents": 0,
+    "retired": False,
+}
 
 _TOO_MUCH_MEMORY = (
     "the parser needed more memory than its limit (partitioning.memory_headroom_mb)",
@@ -80,12 +92,16 @@ _TOO_MUCH_MEMORY = (
 
 
 def _warm_up(
-    memory_headroom_mb: int = 0, preload: tuple[str, ...] = (), retire_growth_mb: int = RETIRE_GROWTH_MB
+    memory_headroom_mb: int = 0,
+    preload: tuple[str, ...] = (),
+    retire_growth_mb: int = RETIRE_GROWTH_MB,
+    retire_min_documents: int = RETIRE_MIN_DOCUMENTS,
 ) -> None:
     """Runs in each new worker before its first task: the imports and the first parse (which loads
     tokenizers and data files) take seconds that must not count against a document's time limit.
     Then the worker's memory is capped at its loaded size plus ``memory_headroom_mb`` (0: no cap), and
-    its loaded resident size is noted: past it by ``retire_growth_mb`` (0: never) it retires."""
+    its loaded resident size is noted: past it by ``retire_growth_mb`` (0: never) after at least
+    ``retire_min_documents`` documents, it retires."""
     # None in sys.modules makes ``import torch`` fail, as if it were not installed: spaCy (thinc)
     # and transformers then go without it, and a parser never needs it.
     sys.modules.setdefault("torch", None)  # type: ignore[arg-type]  # the import system's "absent" mark
@@ -102,7 +118,11 @@ def _warm_up(
         cap_memory(memory_headroom_mb)
     loaded = resident_kb()
     if retire_growth_mb and loaded is not None:
-        _worker.update(loaded_kb=loaded, retire_growth_kb=retire_growth_mb * 1024)
+        _worker.update(
+            loaded_kb=loaded,
+            retire_growth_kb=retire_growth_mb * 1024,
+            retire_min_documents=retire_min_documents,
+        )
         _retire_between_tasks()
 
 
@@ -117,8 +137,11 @@ def resident_kb() -> int | None:
 
 def _note_growth() -> None:
     """After a document (its freed memory handed back): retire this worker if it holds too much."""
+    _worker["documents"] = int(_worker["documents"]) + 1
     limit = _worker["retire_growth_kb"]
-    now = resident_kb() if limit else None
+    if not limit or _worker["documents"] < _worker["retire_min_documents"]:
+        return
+    now = resident_kb()
     if now is not None and now - int(_worker["loaded_kb"]) > int(limit):
         _worker["retired"] = True
 
@@ -212,8 +235,8 @@ def _partition_in_worker(
 
 class PartitionPool:
     """Worker processes that partition documents, each parse under a time limit; a worker is
-    replaced once it holds ``retire_growth_mb`` more than when loaded (0: never), or after
-    ``tasks_per_worker`` documents (0: never).
+    replaced once it holds ``retire_growth_mb`` more than when loaded (0: never) after at least
+    ``retire_min_documents`` documents, or after ``tasks_per_worker`` documents (0: never).
 
     The workers start loading at once, so they get ready while the ingest process loads its models.
     """
@@ -224,6 +247,7 @@ class PartitionPool:
         memory_headroom_mb: int = 0,
         tasks_per_worker: int = TASKS_PER_WORKER,
         retire_growth_mb: int = RETIRE_GROWTH_MB,
+        retire_min_documents: int = RETIRE_MIN_DOCUMENTS,
     ) -> None:
         from pebble import ProcessPool
 
@@ -232,7 +256,7 @@ class PartitionPool:
             max_workers=workers,
             max_tasks=tasks_per_worker,
             initializer=_warm_up,
-            initargs=(memory_headroom_mb, tuple(_PRELOAD), retire_growth_mb),
+            initargs=(memory_headroom_mb, tuple(_PRELOAD), retire_growth_mb, retire_min_documents),
             context=multiprocessing.get_context("spawn"),
         )
         self._pool.schedule(resident_kb)  # starts the workers now; the answer is not needed

@@ -63,23 +63,31 @@ def test_a_worker_is_replaced_after_its_quota_and_parsing_goes_on() -> None:
     assert len(seen) >= 2, "five documents at two per worker need at least three workers"
 
 
+def _kept_pids(pool: PartitionPool, kept_mb: list[int]) -> list[int]:
+    """The worker's pid after each "document" that keeps that many MiB, then after a real document."""
+    pids = [pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(mb,)).result(60) for mb in kept_mb]
+    data = b"The office closes early on Friday."
+    ref = DocumentRef("notes", "note.txt", "note.txt", "1", len(data))
+    elements, _ = outcome(pool.submit(ref, data, pdf_strategy="fast", timeout_s=120), 120)
+    assert [e.text for e in elements] == [data.decode()]  # nothing lost across a replacement
+    return [*pids, pool._pool.schedule(pool_helpers.worker_pid).result(60)]
+
+
 @linux_only
 def test_a_worker_that_keeps_memory_is_replaced_before_its_next_document_and_nothing_is_lost() -> None:
-    pool = PartitionPool(1, retire_growth_mb=64)
+    pool = PartitionPool(1, retire_growth_mb=64, retire_min_documents=2)
     try:
-        first = pool._pool.schedule(pool_helpers.worker_pid).result(timeout=120)
-        # A little kept memory does not retire the worker.
-        assert pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(4,)).result(timeout=60) == first
-        assert pool._pool.schedule(pool_helpers.worker_pid).result(timeout=60) == first
-        # 96 MiB kept past the 64 MiB limit does; the next documents go to a fresh worker.
-        assert (
-            pool._pool.schedule(pool_helpers.hold_memory_then_check, args=(96,)).result(timeout=60) == first
-        )
-        data = b"The office closes early on Friday."
-        ref = DocumentRef("notes", "note.txt", "note.txt", "1", len(data))
-        elements, _ = outcome(pool.submit(ref, data, pdf_strategy="fast", timeout_s=120), 120)
-        assert [e.text for e in elements] == [data.decode()]
-        assert pool._pool.schedule(pool_helpers.worker_pid).result(timeout=60) != first
+        # 4 + 4 MiB kept: under the limit, the worker stays; 96 more: past it, the next document
+        # (and everything after) goes to a fresh worker.
+        first, second, third, after = _kept_pids(pool, [4, 4, 96])
+        assert first == second == third != after
+    finally:
+        pool.close()
+    pool = PartitionPool(1, retire_growth_mb=64, retire_min_documents=2)
+    try:
+        # Past the limit on its first document, a worker still parses up to retire_min_documents.
+        first, second, after = _kept_pids(pool, [96, 0])
+        assert first == second != after
     finally:
         pool.close()
 
