@@ -248,7 +248,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from serving.api import create_app
     from serving.mcp import MCP_PATH, mount_mcp
-    from serving.retrieval import build_retriever
+    from serving.retrieval import build_retriever, quiet_idle_threads
+
+    quiet_idle_threads()  # before the models load
 
     path, config = load(args)
     retriever = build_retriever(config, verify=True)  # refuses to start on a bad schema or role
@@ -272,8 +274,9 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from serving.auth import Authenticator
     from serving.limits import RateLimiter
     from serving.mcp import McpTools, create_mcp_server, stdio_key_from_env
-    from serving.retrieval import build_retriever
+    from serving.retrieval import build_retriever, quiet_idle_threads
 
+    quiet_idle_threads()  # before the models load
     path, config = load(args)
     key = stdio_key_from_env()
     auth = Authenticator(config, path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -284,6 +285,13 @@ def _configured_reranker(config: GroundworkConfig) -> PassageScorer | None:
         return None
     settings = config.retrieval
     return cached_reranker(settings.rerank_backend, config.embedding.cache_dir, settings.reranker_weights)
+
+
+def quiet_idle_threads() -> None:
+    """Let idle OpenMP threads (torch's) sleep rather than spin: ``OMP_WAIT_POLICY=PASSIVE``, unless
+    the operator set it. A serving process runs small batches with gaps between them, where spinning
+    threads burn the CPU that requests need. Must run before torch is imported (OpenMP reads it then)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def build_retriever(
