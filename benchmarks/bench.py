@@ -40,7 +40,6 @@ import yaml
 from connectors.filesystem import FilesystemSettings
 from groundwork.errors import DocumentError
 from groundwork.offline import configure_offline
-from groundwork.records import DocumentRef
 from groundwork.settings import PrincipalConfig, SourceConfig, load_config
 from indexes.embedded import EmbeddedServer
 from indexes.regions import embedded_data_dir
@@ -49,7 +48,6 @@ from orchestration.local import run_all
 from orchestration.services import Services
 from pipelines.embedding import Embedder
 from pipelines.partition import SUPPORTED_TYPES, partition_document, suffix_of
-from pipelines.partition_pool import outcome
 from serving.api import create_app
 from serving.retrieval import build_retriever
 
@@ -107,11 +105,8 @@ def warm_partitioners(services: Services) -> None:
                 seen.add(suffix)
                 with contextlib.suppress(DocumentError):
                     partition_document(ref, connector.fetch(ref))
-    # The parser processes start and load unstructured (seconds), as they do while a run loads its models.
-    ref = DocumentRef("warm-up", "warm-up.txt", "warm-up.txt", "0", 32)
-    outcome(
-        services.partition_pool.submit(ref, b"A first sentence.", pdf_strategy="fast", timeout_s=120), 120
-    )
+    # The parser processes load unstructured (seconds), as they do while a run loads its models.
+    services.partition_pool.ready.result(timeout=180)
 
 
 def timed_searches(

@@ -37,6 +37,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, TimeoutError
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from groundwork.enums import FailureReason, Stage
@@ -74,15 +75,21 @@ RETIRE_MIN_DOCUMENTS = 100
 #: A worker is replaced after this many documents whatever its memory.
 TASKS_PER_WORKER = 5000
 
-#: Set in a worker (see :func:`_warm_up`): its resident size once loaded, the growth that retires it,
-#: and whether it has retired (it takes no further task; the pool starts a replacement).
-_worker: dict[str, int | bool] = {
-    "loaded_kb": 0,
-    "retire_growth_kb": 0,
-    "retire_min_documents": 0,
-    "documents": 0,
-    "retired": False,
-}
+
+@dataclass(slots=True)
+class _Retirement:
+    """A worker's memory retirement (set by :func:`_warm_up`): its resident size once loaded, the
+    growth that retires it (0: never), after how many documents, how many it has parsed, and whether
+    it has retired (it takes no further task; the pool starts a replacement)."""
+
+    loaded_kb: int = 0
+    growth_kb: int = 0
+    min_documents: int = 0
+    documents: int = 0
+    retired: bool = False
+
+
+_retirement = _Retirement()
 
 _TOO_MUCH_MEMORY = (
     "the parser needed more memory than its limit (partitioning.memory_headroom_mb)",
@@ -118,11 +125,9 @@ def _warm_up(
         cap_memory(memory_headroom_mb)
     loaded = resident_kb()
     if retire_growth_mb and loaded is not None:
-        _worker.update(
-            loaded_kb=loaded,
-            retire_growth_kb=retire_growth_mb * 1024,
-            retire_min_documents=retire_min_documents,
-        )
+        _retirement.loaded_kb = loaded
+        _retirement.growth_kb = retire_growth_mb * 1024
+        _retirement.min_documents = retire_min_documents
         _retire_between_tasks()
 
 
@@ -137,13 +142,12 @@ def resident_kb() -> int | None:
 
 def _note_growth() -> None:
     """After a document (its freed memory handed back): retire this worker if it holds too much."""
-    _worker["documents"] = int(_worker["documents"]) + 1
-    limit = _worker["retire_growth_kb"]
-    if not limit or _worker["documents"] < _worker["retire_min_documents"]:
+    _retirement.documents += 1
+    if not _retirement.growth_kb or _retirement.documents < _retirement.min_documents:
         return
     now = resident_kb()
-    if now is not None and now - int(_worker["loaded_kb"]) > int(limit):
-        _worker["retired"] = True
+    if now is not None and now - _retirement.loaded_kb > _retirement.growth_kb:
+        _retirement.retired = True
 
 
 def _retire_between_tasks() -> None:
@@ -160,7 +164,7 @@ def _retire_between_tasks() -> None:
 
     def tasks(channel: Any, max_tasks: int) -> Iterator[Any]:
         done = itertools.count()
-        while not _worker["retired"] and (max_tasks == 0 or next(done) < max_tasks):
+        while not _retirement.retired and (max_tasks == 0 or next(done) < max_tasks):
             yield fetch_task(channel)
 
     pebble_process.worker_get_next_task = tasks
@@ -259,7 +263,8 @@ class PartitionPool:
             initargs=(memory_headroom_mb, tuple(_PRELOAD), retire_growth_mb, retire_min_documents),
             context=multiprocessing.get_context("spawn"),
         )
-        self._pool.schedule(resident_kb)  # starts the workers now; the answer is not needed
+        #: Done once a worker has loaded (scheduling a task starts the workers now).
+        self.ready: Future[int | None] = self._pool.schedule(resident_kb)
 
     def submit(
         self, ref: DocumentRef, data: bytes, *, pdf_strategy: Literal["fast", "ocr_only"], timeout_s: float

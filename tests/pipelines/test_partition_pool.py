@@ -1,5 +1,6 @@
 """Parser processes: every supported type parses in a worker that never loads torch, a worker is
-replaced after its quota of documents or once it keeps too much memory, and the heap memory a process freed goes back to the system."""
+replaced after its quota of documents or once it keeps too much memory, and the heap memory a
+process freed goes back to the system."""
 
 from __future__ import annotations
 
