@@ -17,6 +17,7 @@ import uvicorn
 import yaml
 from fastapi import FastAPI
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from groundwork.offline import configure_offline
 from groundwork.settings import EmbeddingConfig, GroundworkConfig, RedactionConfig, load_config
@@ -42,6 +43,12 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServ
     """One embedded server for the test session, stopped at the end."""
     server = EmbeddedServer(tmp_path_factory.mktemp("pg") / "pgdata")
     server.start()
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        # Hundreds of databases are created and dropped here: recycle their WAL early, so the suite's
+        # disk use stays near what its live databases hold (the default lets WAL grow to 1 GB).
+        conn.execute("ALTER SYSTEM SET max_wal_size = '128MB'")
+        conn.execute("ALTER SYSTEM SET min_wal_size = '32MB'")
+        conn.execute("SELECT pg_reload_conf()")
     yield server
     server.stop()
 
@@ -54,10 +61,20 @@ def new_database(server: EmbeddedServer) -> str:
     return server.dsn(name)
 
 
+def drop_database(server: EmbeddedServer, dsn: str) -> None:
+    """Drop the database of ``dsn`` (made by :func:`new_database`), closing its sessions first."""
+    name = conninfo_to_dict(dsn)["dbname"]
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
-def database_url(pg_server: EmbeddedServer) -> str:
-    """A new, empty database on the session server."""
-    return new_database(pg_server)
+def database_url(pg_server: EmbeddedServer) -> Iterator[str]:
+    """A new, empty database on the session server, dropped after the test (fixtures built on it,
+    such as ``demo_services``, are torn down first)."""
+    url = new_database(pg_server)
+    yield url
+    drop_database(pg_server, url)
 
 
 @pytest.fixture(scope="session")
