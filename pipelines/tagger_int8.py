@@ -4,7 +4,7 @@ The shipped ``model_q4.onnx`` keeps its weight matrices in 4 bits (``MatMulNBits
 block, one float32 scale a block, zero point 8), which onnxruntime reads back to float32 at every
 call. Here each of those matrices is read back once, exactly (the same float32 values onnxruntime
 computes with: the float32 graph gives the 4-bit graph's outputs), into a plain ``MatMul``, and every
-MatMul with a constant weight is then quantised to int8, one scale per output channel, by
+MatMul with a constant weight is then quantised to 8 bits, one scale per output channel, by
 onnxruntime's dynamic quantisation, as the embedder's int8 export is (:mod:`pipelines.onnx_export`).
 Dynamic quantisation scales each activation over its whole batch, padding included, so the tagger
 runs this model one window at a time: a window's labels never depend on its batch-mates. So run, on 2
@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 #: The recipe; change it whenever the conversion or the quantisation below changes.
-RECIPE = "rampart-int8/1: MatMulNBits 4-bit read back to float32 MatMul, every constant-weight MatMul int8 per channel"
+RECIPE = (
+    "rampart-int8/2: MatMulNBits 4-bit read back to float32 MatMul,"
+    " every constant-weight MatMul uint8 weights per channel"
+)
 #: The name of the cache entry (its folder is this name and the key's digest).
 NAME = "rampart-tagger"
 
