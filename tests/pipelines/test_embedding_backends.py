@@ -27,6 +27,7 @@ from indexes.schema import build_schema_name, ensure_schema, version_settings
 from pipelines import onnx_export
 from pipelines.embedding import Embedder, OnnxEncoder, default_model_path
 from tests.conftest import new_database, write_config
+from tests.pipelines.onnx_helpers import int8_weight_range
 
 #: Varied texts: empty, whitespace, a word, questions, prose, code, accents and CJK, a list, and one
 #: longer than the model's 256-token limit (truncated).
@@ -86,6 +87,15 @@ def test_int8_vectors_are_close_to_fp32_and_unit_length(int8: Embedder, embedder
     assert cosines.min() >= 0.985
     assert min(c for c, t in zip(cosines, TEXTS, strict=True) if len(t.split()) >= 5) >= 0.993
     assert cosines.mean() >= 0.993
+
+
+def test_int8_weights_fit_in_7_bits(cache: Path) -> None:
+    # Every CPU then sums their products exactly: without VNNI (AVX2 only), x86 adds pairs of
+    # uint8 x int8 products in 16 bits, which full-range int8 weights overflow (255 x 127 x 2).
+    [made] = cache.glob(f"*/{onnx_export.INT8_FILE}")
+    low, high = int8_weight_range(made)
+    assert low >= -64 and high <= 64  # 255 x 64 x 2 = 32,640: no 16-bit pair sum overflows
+    assert high - low >= 100  # the range is used, not collapsed
 
 
 def test_output_order_is_kept_across_length_sorted_batches(cache: Path, int8: Embedder) -> None:
