@@ -241,12 +241,12 @@ class EmbeddingConfig(Strict):
     sentence-transformers. ``onnx_int8`` runs an ONNX export of the same model whose weight matrices
     are quantised to int8 per output channel (in 7 bits, so every CPU computes the same vectors), with
     onnxruntime, at a mean cosine of 0.997 to the float32 vectors: 1.2-1.4 times the float32
-    throughput on 2 cores of an AVX2-only CPU, 2.1-2.5 times where int8 kernels are faster. It embeds one text per run
-    (``batch_size`` applies to torch only: activations are quantised per run, so batched int8 vectors
-    would depend on their batch-mates). The export is made on first use, reproducibly, into
-    ``cache_dir`` (default: ``groundwork/embeddings`` under ``$XDG_CACHE_HOME`` or ``~/.cache``),
-    keyed by a digest of the model's files and of the torch, transformers, onnx and onnxruntime
-    versions. Its vectors are not float32 ones, so it records another model name (``model_name``
+    throughput on 2 cores of an AVX2-only CPU, 2.1-2.5 times where int8 kernels are faster. It embeds
+    one text per run (``batch_size`` applies to torch only: activations are quantised per run, so
+    batched int8 vectors would depend on their batch-mates). The export is made on first use,
+    reproducibly, into ``cache_dir`` (default: ``groundwork/embeddings`` under ``$XDG_CACHE_HOME``
+    or ``~/.cache``), keyed by a digest of the model's files and of the torch, transformers, onnx
+    and onnxruntime versions. Its vectors are not float32 ones, so it records another model name (``model_name``
     gains ``+onnx-int8``): switching backend builds a new index version, and an index built with
     one backend is queried with that backend.
     """

@@ -208,7 +208,7 @@ def quantize_int8(fp32: Path, out: Path, *, float_down_projections: bool = True)
             nodes_to_exclude=excluded,
             per_channel=True,
             weight_type=QuantType.QInt8,
-            # Weights in 7 bits (-64..63): x86 CPUs without VNNI (AVX2 only) add pairs of uint8 x int8
+            # Weights in 7 bits (-64..64): x86 CPUs without VNNI (AVX2 only) add pairs of uint8 x int8
             # products in 16 bits, which full 8-bit weights overflow (255 x 127 x 2 > 32,767). There
             # the embedder's vectors fell to a cosine of 0.976 to float32 on 120-word passages and the
             # tagger's labels moved; in 7 bits every CPU sums exactly, so a file gives the same results
