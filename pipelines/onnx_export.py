@@ -182,10 +182,12 @@ def down_projections(fp32: Path) -> list[str]:
     ]
 
 
-def quantize_int8(fp32: Path, out: Path, *, float_down_projections: bool = True) -> None:
+def quantize_int8(
+    fp32: Path, out: Path, *, float_down_projections: bool = True, reduce_range: bool = True
+) -> None:
     """Quantise ``fp32``'s weight matrices to int8 in 7 bits, one scale per output channel, into
     ``out`` (the feed-forward down-projections left in float32 unless ``float_down_projections`` is
-    false).
+    false). ``reduce_range`` false keeps the weights' full int8 range (see the comment below).
 
     Every MatMul with a constant weight is quantised (30 of 48 in MiniLM-L6) but the feed-forward
     down-projections (6): their input, the GELU output, is long-tailed, and one dynamic uint8 scale
@@ -214,7 +216,7 @@ def quantize_int8(fp32: Path, out: Path, *, float_down_projections: bool = True)
             # tagger's labels moved; in 7 bits every CPU sums exactly, so a file gives the same results
             # on every machine (0.994 at worst), as fast as before. uint8 weights were as exact and a
             # little closer to float32 (0.995), but 7-17% slower here.
-            reduce_range=True,
+            reduce_range=reduce_range,
         )
     finally:
         logging.disable(before)
@@ -250,6 +252,7 @@ def cached_int8(
     *,
     keep_fp32: bool = False,
     float_down_projections: bool = True,
+    reduce_range: bool = True,
 ) -> Path:
     """The int8 quantisation (:func:`quantize_int8`) of what ``make_fp32`` exports, cached under
     ``name`` and ``key``'s digest.
@@ -271,7 +274,9 @@ def cached_int8(
         with tempfile.TemporaryDirectory(dir=entry, prefix=".export-") as tmp:
             fp32, int8 = Path(tmp) / "model.fp32.onnx", Path(tmp) / INT8_FILE
             make_fp32(fp32)
-            quantize_int8(fp32, int8, float_down_projections=float_down_projections)
+            quantize_int8(
+                fp32, int8, float_down_projections=float_down_projections, reduce_range=reduce_range
+            )
             manifest = {**key, "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}
             (Path(tmp) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             if keep_fp32:
