@@ -210,12 +210,13 @@ def quantize_int8(
             nodes_to_exclude=excluded,
             per_channel=True,
             weight_type=QuantType.QInt8,
-            # Weights in 7 bits (-64..64): x86 CPUs without VNNI (AVX2 only) add pairs of uint8 x int8
-            # products in 16 bits, which full 8-bit weights overflow (255 x 127 x 2 > 32,767). There
-            # the embedder's vectors fell to a cosine of 0.976 to float32 on 120-word passages and the
-            # tagger's labels moved; in 7 bits every CPU sums exactly, so a file gives the same results
-            # on every machine (0.994 at worst), as fast as before. uint8 weights were as exact and a
-            # little closer to float32 (0.995), but 7-17% slower here.
+            # Weights in 7 bits (-64..64) by default: x86 CPUs without VNNI (AVX2 only) add pairs of
+            # uint8 x int8 products in 16 bits, which full 8-bit weights overflow (255 x 127 x 2 >
+            # 32,767). There the embedder's vectors fell to a cosine of 0.976 to float32 on 120-word
+            # passages; in 7 bits every CPU sums exactly, so a file gives the same results on every
+            # machine (0.994 at worst), as fast as before. uint8 weights were as exact and a little
+            # closer to float32 (0.995), but 7-17% slower here. The tagger keeps the full range
+            # (pipelines/tagger_int8.py says why).
             reduce_range=reduce_range,
         )
     finally:
