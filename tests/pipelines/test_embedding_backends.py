@@ -27,7 +27,6 @@ from indexes.schema import build_schema_name, ensure_schema, version_settings
 from pipelines import onnx_export
 from pipelines.embedding import Embedder, OnnxEncoder, default_model_path
 from tests.conftest import new_database, write_config
-from tests.pipelines.onnx_helpers import int8_weight_range
 
 #: Varied texts: empty, whitespace, a word, questions, prose, code, accents and CJK, a list, and one
 #: longer than the model's 256-token limit (truncated).
@@ -87,6 +86,20 @@ def test_int8_vectors_are_close_to_fp32_and_unit_length(int8: Embedder, embedder
     assert cosines.min() >= 0.985
     assert min(c for c, t in zip(cosines, TEXTS, strict=True) if len(t.split()) >= 5) >= 0.993
     assert cosines.mean() >= 0.993
+
+
+def int8_weight_range(path: Path) -> tuple[int, int]:
+    """The smallest and largest value of the int8 weight matrices in the ONNX file at ``path``."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(path)).graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2
+    ]
+    assert weights, f"{path} has no int8 weight matrix"
+    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
 
 
 def test_int8_weights_fit_in_7_bits(cache: Path) -> None:
