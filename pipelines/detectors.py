@@ -89,6 +89,11 @@ _MIXED_WORD = re.compile(r"\b(?=[a-z]*\d)(?=\d*[a-z])[a-z\d]+\b")
 #: "06.03.2025", "02/03 21", "2025-031877": dates, times and references (a year, then a number) that
 #: phone parsing accepts; "4913-9775" is an Australian local number.
 _DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|(?:1[89]|20)\d{2}-\d{3,8}")
+#: A year and a hyphen before a number ("2025-031877", "2019-0042"): the number is a reference (a
+#: case, an invoice, a ticket); no national id, account, phone number or postcode the tagger knows is
+#: written so. The tagger scores such numbers near its threshold, so without this its reading of them
+#: would turn on the last bits of its arithmetic.
+_YEAR_REFERENCE = re.compile(r"(?<![\d-])(?:1[89]|20)\d{2}-(\d{3,8})(?![\d-])")
 
 
 def policy_version(config: RedactionConfig) -> str:
@@ -368,8 +373,23 @@ def _plausible(text: str, span: Span) -> bool:
         return False  # "fe3e1db5-6454-46d6-a14c-071208ebe4b1" names a file system, not a person
     if span.entity in _NUMBERED and span.source == SpanSource.TAGGER:
         digits = sum(c.isdigit() for c in value)
-        return digits >= 2 and not _DECIMAL.fullmatch(value)
+        return digits >= 2 and not _DECIMAL.fullmatch(value) and not _in_a_year_reference(text, span)
     return True
+
+
+def _in_a_year_reference(text: str, span: Span) -> bool:
+    """Whether the span lies within a year-and-number reference ("Reference 2025-031877") and covers
+    part of its number."""
+    # A reference is at most 13 characters: look only around the span, then check the edges in the
+    # whole text (a window's end would read as the number's end).
+    low, high = max(0, span.start - 13), min(len(text), span.end + 9)
+    return any(
+        m.start() <= span.start
+        and span.end <= m.end()
+        and span.end > m.start(1)
+        and not (m.end() < len(text) and text[m.end()] in "-0123456789")
+        for m in _YEAR_REFERENCE.finditer(text, low, high)
+    )
 
 
 def _personal_ip(text: str, span: Span, value: str) -> bool:

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -182,12 +182,17 @@ def down_projections(fp32: Path) -> list[str]:
     ]
 
 
+#: How the quantised weights are stored. ``int7``: signed, in 7 bits (-64..64); ``uint8``: unsigned,
+#: the full 8 bits, with a zero point a channel. Both compute the same on every CPU (see below).
+WeightType = Literal["int7", "uint8"]
+
+
 def quantize_int8(
-    fp32: Path, out: Path, *, float_down_projections: bool = True, reduce_range: bool = True
+    fp32: Path, out: Path, *, float_down_projections: bool = True, weights: WeightType = "int7"
 ) -> None:
-    """Quantise ``fp32``'s weight matrices to int8 in 7 bits, one scale per output channel, into
-    ``out`` (the feed-forward down-projections left in float32 unless ``float_down_projections`` is
-    false). ``reduce_range`` false keeps the weights' full int8 range (see the comment below).
+    """Quantise ``fp32``'s weight matrices to 8-bit integers (``weights``), one scale per output
+    channel, into ``out`` (the feed-forward down-projections left in float32 unless
+    ``float_down_projections`` is false).
 
     Every MatMul with a constant weight is quantised (30 of 48 in MiniLM-L6) but the feed-forward
     down-projections (6): their input, the GELU output, is long-tailed, and one dynamic uint8 scale
@@ -195,9 +200,19 @@ def quantize_int8(
     mean cosine to float32 of 0.994-0.995, a top-10 overlap of 0.92 and nDCG@10 -0.012 over all
     queries; keeping these 6 in float32 gives 0.998, 0.94 and -0.003, at 2.1-2.5 times the float32
     throughput instead of 2.6-4.1 (2 shared cores).
+
+    Never full-range signed int8 weights: x86 CPUs without VNNI (AVX2 only) add pairs of uint8 x int8
+    products in 16 bits, which they overflow (255 x 127 x 2 > 32,767), so one file computed other
+    numbers on such a CPU (the embedder's vectors fell to a cosine of 0.976 to float32 on 120-word
+    passages). Signed weights in 7 bits never overflow (255 x 64 x 2 = 32,640); unsigned weights go
+    through kernels that widen to 16 bits first. The embedder uses ``int7``: as exact as ``uint8``
+    there (0.994 against 0.995 at worst) and 7-17% faster on an AVX2 CPU. The tagger uses ``uint8``
+    (:mod:`pipelines.tagger_int8` says why).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if weights not in ("int7", "uint8"):
+        raise ValueError(f"weights must be int7 or uint8, not {weights!r}")
     excluded = down_projections(fp32) if float_down_projections else []
     # The quantiser logs every tensor it visits to the root logger: silence it for the one export.
     before = logging.root.manager.disable
@@ -209,15 +224,8 @@ def quantize_int8(
             op_types_to_quantize=["MatMul"],  # only those with a constant weight are quantised
             nodes_to_exclude=excluded,
             per_channel=True,
-            weight_type=QuantType.QInt8,
-            # Weights in 7 bits (-64..64) by default: x86 CPUs without VNNI (AVX2 only) add pairs of
-            # uint8 x int8 products in 16 bits, which full 8-bit weights overflow (255 x 127 x 2 >
-            # 32,767). There the embedder's vectors fell to a cosine of 0.976 to float32 on 120-word
-            # passages; in 7 bits every CPU sums exactly, so a file gives the same results on every
-            # machine (0.994 at worst), as fast as before. uint8 weights were as exact and a little
-            # closer to float32 (0.995), but 7-17% slower here. The tagger keeps the full range
-            # (pipelines/tagger_int8.py says why).
-            reduce_range=reduce_range,
+            weight_type=QuantType.QInt8 if weights == "int7" else QuantType.QUInt8,
+            reduce_range=weights == "int7",
         )
     finally:
         logging.disable(before)
@@ -253,7 +261,7 @@ def cached_int8(
     *,
     keep_fp32: bool = False,
     float_down_projections: bool = True,
-    reduce_range: bool = True,
+    weights: WeightType = "int7",
 ) -> Path:
     """The int8 quantisation (:func:`quantize_int8`) of what ``make_fp32`` exports, cached under
     ``name`` and ``key``'s digest.
@@ -275,9 +283,7 @@ def cached_int8(
         with tempfile.TemporaryDirectory(dir=entry, prefix=".export-") as tmp:
             fp32, int8 = Path(tmp) / "model.fp32.onnx", Path(tmp) / INT8_FILE
             make_fp32(fp32)
-            quantize_int8(
-                fp32, int8, float_down_projections=float_down_projections, reduce_range=reduce_range
-            )
+            quantize_int8(fp32, int8, float_down_projections=float_down_projections, weights=weights)
             manifest = {**key, "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}
             (Path(tmp) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             if keep_fp32:

@@ -27,6 +27,7 @@ from indexes.schema import build_schema_name, ensure_schema, version_settings
 from pipelines import onnx_export
 from pipelines.embedding import Embedder, OnnxEncoder, default_model_path
 from tests.conftest import new_database, write_config
+from tests.pipelines.onnx_helpers import quantised_weights
 
 #: Varied texts: empty, whitespace, a word, questions, prose, code, accents and CJK, a list, and one
 #: longer than the model's 256-token limit (truncated).
@@ -88,25 +89,13 @@ def test_int8_vectors_are_close_to_fp32_and_unit_length(int8: Embedder, embedder
     assert cosines.mean() >= 0.993
 
 
-def int8_weight_range(path: Path) -> tuple[int, int]:
-    """The smallest and largest value of the int8 weight matrices in the ONNX file at ``path``."""
-    import onnx
-    from onnx import numpy_helper
-
-    weights = [
-        numpy_helper.to_array(t)
-        for t in onnx.load(str(path)).graph.initializer
-        if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2
-    ]
-    assert weights, f"{path} has no int8 weight matrix"
-    return min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
-
-
 def test_int8_weights_fit_in_7_bits(cache: Path) -> None:
     # Every CPU then sums their products exactly: without VNNI (AVX2 only), x86 adds pairs of
     # uint8 x int8 products in 16 bits, which full-range int8 weights overflow (255 x 127 x 2).
     [made] = cache.glob(f"*/{onnx_export.INT8_FILE}")
-    low, high = int8_weight_range(made)
+    weights = quantised_weights(made)
+    assert {w.dtype for w in weights} == {np.dtype(np.int8)}
+    low, high = min(int(w.min()) for w in weights), max(int(w.max()) for w in weights)
     assert low >= -64 and high <= 64  # 255 x 64 x 2 = 32,640: no 16-bit pair sum overflows
     assert high - low >= 100  # the range is used, not collapsed
 

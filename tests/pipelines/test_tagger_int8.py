@@ -11,6 +11,7 @@ import pytest
 
 from pipelines import tagger_int8
 from pipelines.pii_tagger import MODEL_FILE, PiiTagger, default_model_dir
+from tests.pipelines.onnx_helpers import quantised_weights
 
 TEXT = (
     "Hi Siobhan, this is Priya Raman. I moved to 12 Mill Lane, Leeds LS6 2AB last week; "
@@ -50,6 +51,11 @@ def test_the_int8_model_is_made_once_and_the_same_each_time(tmp_path: Path) -> N
     # Its labels are the 4-bit model's on nearly all of this text's word pieces (one of 50 differs: a
     # piece of the e-mail address read as a surname).
     assert (_logits(first, TEXT).argmax(-1) == _logits(q4, TEXT).argmax(-1)).mean() >= 0.95
+    # Unsigned weights, which every CPU sums exactly (signed full-range weights overflow the 16-bit
+    # pair sums of x86 CPUs without VNNI; see test_embedding_backends), over their whole range.
+    weights = quantised_weights(first)
+    assert {w.dtype for w in weights} == {np.dtype(np.uint8)}
+    assert min(int(w.min()) for w in weights) == 0 and max(int(w.max()) for w in weights) == 255
 
 
 @pytest.mark.parametrize("weights", ["int8", "q4"])
