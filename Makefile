@@ -77,7 +77,7 @@ eval: install
 
 # Redaction on the fresh held-out sets (never used for tuning; see examples/pii/README.md). The earlier
 # held-out sets (en_GB-seed201, en_IE-seed202, en_US-stock-seed203, clean/{git-doc,debian-reference,postgresql-doc-15}/heldout) have been studied.
-PII_HELD_OUT := $(foreach s,en_AU-seed1501 en_CA-seed1512 en_NZ-seed1503 en_GB-seed1504 en_IE-seed1505 en_US-seed1506,\
+PII_HELD_OUT := $(foreach s,en_AU-seed1601 en_CA-seed1602 en_NZ-seed1603 en_GB-seed1604 en_IE-seed1605 en_US-seed1606,\
 	examples/pii/generated/$(s).json) examples/pii/clean/haproxy-doc/heldout \
 	examples/pii/clean/postfix-doc/heldout examples/pii/clean/rsyslog-doc/heldout
 eval-pii: install
