@@ -14,7 +14,7 @@ development files fell, by up to 0.013, with 7-bit weights; with uint8 weights o
 Dynamic quantisation scales each activation over its whole batch, padding included, so the tagger
 runs this model one window at a time: a window's labels never depend on its batch-mates. So run, on 2
 cores, it reads windows faster than the 4-bit model does in batches of 16 (1.8 times with full-range
-weights on a VNNI machine); the README has the figures.
+weights, on the machine where that was measured); the README has the figures.
 
 The file is cached under a digest of the 4-bit model's bytes, the onnx and onnxruntime versions and
 :data:`RECIPE`; the same inputs give the same bytes, so it can always be made again from what is
