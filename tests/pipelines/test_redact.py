@@ -87,6 +87,8 @@ IN_CONTEXT = [
     ("My SIN is 130 692 544; the old card said 130692544.", ["130 692 544", "130692544"]),
     ("Quote your TFN 123 456 782 on the form.", ["123 456 782"]),
     ("Inland Revenue has my IRD number as 136410132.", ["136410132"]),
+    # A reference number beside one is no reason to leave the identifier.
+    ("Case 2025-031877: her SIN is 130 692 544.", ["130 692 544"]),
     # A transcript's speaker named after their role, on every line they speak, though the models see
     # the name on few of them (a one-word name is not spread into the lines' text).
     (
@@ -131,6 +133,7 @@ NOT_PERSONAL = [
     # A year and a number is a reference, not a phone number; a team's name under a sign-off is no
     # sender's name with a number under it.
     "Reference 2025-031877 was closed.",
+    "Invoice 2024-5561 and case 2019-0042 are still open.",
     "Regards,\nThe build team\n2024 results below",
 ]
 
