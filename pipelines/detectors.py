@@ -7,7 +7,6 @@ Each text becomes a list of :class:`~pipelines.spans.Span`. Built once per proce
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import os
@@ -26,12 +25,12 @@ from pipelines.names import (
     join_name_parts,
     lines_of,
     looks_like_a_name,
-    shaped_like_a_name,
     without_lower_case_tail,
 )
 from pipelines.pii_tagger import LABELS as TAGGER_LABELS
 from pipelines.pii_tagger import PiiTagger
-from pipelines.spans import Span, SpanSource, in_a_uuid, number_parts
+from pipelines.plausibility import plausible
+from pipelines.spans import Span, SpanSource, number_parts
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +48,7 @@ POLICY_MODULES = (
     "spans",
     "addresses",
     "identifiers",
+    "plausibility",
     "pii_tagger",
     "tagger_int8",
     "onnx_export",
@@ -81,19 +81,8 @@ _EU_ID_RECOGNIZERS = (
 _CASE_SENSITIVE = frozenset(
     {"StreetLineRecognizer", "PostcodeRecognizer", "InitialledNameRecognizer", "SpeakerNameRecognizer"}
 )
-#: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
-_NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
-_DECIMAL = re.compile(r"\d+\.\d+")
 #: A word of ASCII letters and digits ("x3v6b3", "d07", "2aa"): a postcode's part, not a state's name.
 _MIXED_WORD = re.compile(r"\b(?=[a-z]*\d)(?=\d*[a-z])[a-z\d]+\b")
-#: "06.03.2025", "02/03 21", "2025-031877": dates, times and references (a year, then a number) that
-#: phone parsing accepts; "4913-9775" is an Australian local number.
-_DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|(?:1[89]|20)\d{2}-\d{3,8}")
-#: A year and a hyphen before a number ("2025-031877", "2019-0042"): the number is a reference (a
-#: case, an invoice, a ticket); no national id, account, phone number or postcode the tagger knows is
-#: written so. The tagger scores such numbers near its threshold, so without this its reading of them
-#: would turn on the last bits of its arithmetic.
-_YEAR_REFERENCE = re.compile(r"(?<![\d-])(?:1[89]|20)\d{2}-(\d{3,8})(?![\d-])")
 
 
 def policy_version(config: RedactionConfig) -> str:
@@ -338,10 +327,10 @@ class Detector:
                 spans.extend(addresses.address_block(text, spans))
                 spans.extend(addresses.unit_slash(text, spans))
         return [
-            [*plausible, *join_name_parts(text, plausible), *number_parts(text, plausible)]
+            [*checked, *join_name_parts(text, checked), *number_parts(text, checked)]
             for spans, text in zip(found, texts, strict=True)
-            for plausible in [
-                [t for s in spans for t in [without_lower_case_tail(text, s)] if _plausible(text, t)]
+            for checked in [
+                [t for s in spans for t in [without_lower_case_tail(text, s)] if plausible(text, t)]
             ]
         ]
 
@@ -357,51 +346,6 @@ class Detector:
         )
         for i, extra in zip(lower, found, strict=True):
             results[i] = [*results[i], *extra]
-
-
-def _plausible(text: str, span: Span) -> bool:
-    """Whether a detected number, address or name is one: not a section number, a decimal, a loopback
-    or an identifier."""
-    value = text[span.start : span.end]
-    if span.entity == "IP_ADDRESS":
-        return _personal_ip(text, span, value)
-    if span.entity == "PHONE_NUMBER" and _DATE_LIKE.fullmatch(value):
-        return False
-    if span.entity == PERSON:
-        return shaped_like_a_name(text, span)
-    if span.entity in _NUMBERED and in_a_uuid(text, span):
-        return False  # "fe3e1db5-6454-46d6-a14c-071208ebe4b1" names a file system, not a person
-    if span.entity in _NUMBERED and span.source == SpanSource.TAGGER:
-        digits = sum(c.isdigit() for c in value)
-        return digits >= 2 and not _DECIMAL.fullmatch(value) and not _in_a_year_reference(text, span)
-    return True
-
-
-def _in_a_year_reference(text: str, span: Span) -> bool:
-    """Whether the span lies within a year-and-number reference ("Reference 2025-031877") and covers
-    part of its number."""
-    # A reference is at most 13 characters: look only around the span, then check the edges in the
-    # whole text (a window's end would read as the number's end).
-    low, high = max(0, span.start - 13), min(len(text), span.end + 9)
-    return any(
-        m.start() <= span.start
-        and span.end <= m.end()
-        and span.end > m.start(1)
-        and not (m.end() < len(text) and text[m.end()] in "-0123456789")
-        for m in _YEAR_REFERENCE.finditer(text, low, high)
-    )
-
-
-def _personal_ip(text: str, span: Span, value: str) -> bool:
-    try:
-        address = ipaddress.ip_address(value.strip("[]"))
-    except ValueError:
-        return True  # the recognizer's match is not parseable: keep it (fail closed)
-    if address.is_loopback or address.is_unspecified:
-        return False
-    # "9.15.1.1. xmlcomment": a numbered heading, not an address.
-    line_start = text.rfind("\n", 0, span.start) + 1
-    return not (not text[line_start : span.start].strip() and text[span.end : span.end + 2] == ". ")
 
 
 def _source(result: Any) -> str:
