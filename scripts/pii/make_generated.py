@@ -233,9 +233,9 @@ SETS = [
     ("en_GB-seed1504", "en_GB", 1504, "native", "heldout"),
     ("en_IE-seed1505", "en_IE", 1505, "native", "heldout"),
     ("en_US-seed1506", "en_US", 1506, "native", "heldout"),
-    # Fifteenth held-out round (2026-11-30, later): new seeds, made after the tagger's 7-bit weights
-    # and the year-and-number reference rule were studied on the development files and before they
-    # were scored on these, the held-out template pool. Never tune on these.
+    # Fifteenth held-out round (2026-11-30, later): new seeds, made while the tagger's int8 form (7-bit,
+    # then uint8 weights) and the year-and-number reference rule were studied on the development
+    # files, and scored only once that was decided; the held-out template pool. Never tune on these.
     ("en_AU-seed1601", "en_AU", 1601, "native", "heldout"),
     ("en_CA-seed1602", "en_CA", 1602, "native", "heldout"),
     ("en_NZ-seed1603", "en_NZ", 1603, "native", "heldout"),
