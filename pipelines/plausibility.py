@@ -13,14 +13,15 @@ from pipelines.spans import Span, SpanSource, in_a_uuid
 #: Numbers the tagger may mistake a decimal or a word for; a real one has digits and is no decimal.
 _NUMBERED = frozenset({"NATIONAL_ID", "PHONE_NUMBER", "BANK_ACCOUNT", "POSTCODE"})
 _DECIMAL = re.compile(r"\d+\.\d+")
-#: "06.03.2025", "02/03 21", "2025-031877": dates, times and references (a year, then a number) that
-#: phone parsing accepts; "4913-9775" is an Australian local number.
-_DATE_LIKE = re.compile(r"\d{1,2}[./-]\d{1,2}(?:[./-]\d{2,4}|[ ]\d{1,2})|(?:1[89]|20)\d{2}-\d{3,8}")
-#: A year and a hyphen before a number ("2025-031877", "2019-0042"): the number is a reference (a
-#: case, an invoice, a ticket); no national id, account, phone number or postcode the tagger knows is
-#: written so. The tagger scores such numbers near its threshold, so without this its reading of them
-#: would turn on the last bits of its arithmetic.
-_YEAR_REFERENCE = re.compile(r"(?<![\d-])(?:1[89]|20)\d{2}-(\d{3,8})(?![\d-])")
+#: A year, a hyphen and a number ("2025-031877", "2019-0042"): a reference (a case, an invoice, a
+#: ticket); no national id, account, phone number or postcode is written so.
+_REFERENCE = r"(?:1[89]|20)\d{2}-(\d{3,8})"
+#: "06.03.2025", "02/03 21", "2025-031877": dates, times and references that phone parsing accepts;
+#: "4913-9775" is an Australian local number.
+_DATE_LIKE = re.compile(rf"\d{{1,2}}[./-]\d{{1,2}}(?:[./-]\d{{2,4}}|[ ]\d{{1,2}})|{_REFERENCE}")
+#: A reference within a text. The tagger scores such numbers near its threshold, so without this
+#: check its reading of them would turn on the last bits of its arithmetic.
+_YEAR_REFERENCE = re.compile(rf"(?<![\d-]){_REFERENCE}(?![\d-])")
 
 
 def plausible(text: str, span: Span) -> bool:
