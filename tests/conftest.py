@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -53,11 +53,18 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServ
     server.stop()
 
 
+#: Every database :func:`new_database` made, in order: what :func:`_drop_test_databases` drops.
+_made: list[tuple[EmbeddedServer, str]] = []
+
+
 def new_database(server: EmbeddedServer) -> str:
-    """Create an empty database on ``server``; returns its DSN."""
+    """Create an empty database on ``server``; returns its DSN. One made during a test (in its body
+    or a function-scoped fixture) is dropped when the test ends; one made by a module- or
+    session-scoped fixture lives as long as that fixture."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _made.append((server, name))
     return server.dsn(name)
 
 
@@ -66,6 +73,20 @@ def drop_database(server: EmbeddedServer, dsn: str) -> None:
     name = conninfo_to_dict(dsn)["dbname"]
     with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Drop the databases made while a test ran, when it ends (the suite's disk stays near what its
+    live databases hold). Fixtures of a wider scope are set up before this one, so theirs are kept."""
+    before = len(_made)
+    yield
+    made = _made[before:]
+    del _made[before:]
+    for server, name in made:
+        # A test that stopped its own server leaves nothing to drop: its folder goes with the test's.
+        with suppress(psycopg.OperationalError):
+            drop_database(server, server.dsn(name))
 
 
 @pytest.fixture

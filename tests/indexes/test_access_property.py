@@ -31,7 +31,7 @@ from groundwork.records import (
 from groundwork.settings import GroundworkConfig, load_config
 from orchestration.services import Services
 from serving.api import create_app
-from tests.conftest import make_reader, new_database, write_config
+from tests.conftest import drop_database, make_reader, new_database, write_config
 
 REGIONS = ["uk", "eu", "us"]
 GROUPS = ["a", "b", "c", "d"]
@@ -58,8 +58,9 @@ def world(
                 "access": ["public"],
             }
         )
+    url = new_database(pg_server)
     config: GroundworkConfig = load_config(
-        write_config(folder / "g.yaml", {"sources": sources, "database": {"url": new_database(pg_server)}})
+        write_config(folder / "g.yaml", {"sources": sources, "database": {"url": url}})
     )
     writer = Services(config, redactor=redactor, embedder=embedder)
     writer.migrate()
@@ -67,6 +68,7 @@ def world(
     yield writer, reader
     reader.close()
     writer.close()
+    drop_database(pg_server, url)
 
 
 documents = st.lists(

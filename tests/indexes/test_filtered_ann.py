@@ -28,9 +28,10 @@ DIM = 384
 
 @pytest.fixture(scope="module")
 def skewed(tmp_path_factory: pytest.TempPathFactory, pg_server, redactor, embedder) -> Iterator[Services]:
-    from tests.conftest import new_database
+    from tests.conftest import drop_database, new_database
 
     folder = tmp_path_factory.mktemp("ann")
+    url = new_database(pg_server)
     (folder / "docs").mkdir()
     config: GroundworkConfig = load_config(
         write_config(
@@ -46,7 +47,7 @@ def skewed(tmp_path_factory: pytest.TempPathFactory, pg_server, redactor, embedd
                         "access": ["group:common"],
                     }
                 ],
-                "database": {"url": new_database(pg_server)},
+                "database": {"url": url},
             },
         )
     )
@@ -106,6 +107,7 @@ def skewed(tmp_path_factory: pytest.TempPathFactory, pg_server, redactor, embedd
     reader.queries = centers[:10] / np.linalg.norm(centers[:10], axis=1, keepdims=True)  # type: ignore[attr-defined]
     yield reader
     reader.close()
+    drop_database(pg_server, url)
 
 
 def _exact(services: Retriever, query: np.ndarray) -> list[str]:

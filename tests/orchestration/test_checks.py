@@ -40,7 +40,7 @@ from orchestration.definitions import build_definitions
 from orchestration.services import Services
 from pipelines.redact import Redactor
 from pipelines.verification import contextual, rescan
-from tests.conftest import copy_demo, demo_config_on, new_database, write_config
+from tests.conftest import copy_demo, demo_config_on, drop_database, new_database, write_config
 
 PLANTED_EMAIL = "marta.kowalczyk@example.org"
 PLANTED_PHONE = "07700 900461"
@@ -103,9 +103,11 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory, pg_server: EmbeddedServer) -> Iterator[Demo]:
     folder = tmp_path_factory.mktemp("checks_demo")
     config_path = copy_demo(folder)
-    demo_config_on(config_path, new_database(pg_server))
+    url = new_database(pg_server)
+    demo_config_on(config_path, url)
     with dg.DagsterInstance.ephemeral() as instance:
         yield Demo(config_path, instance, _run(config_path, instance, "ingest"))
+    drop_database(pg_server, url)
 
 
 def test_the_ingest_run_evaluates_every_check_and_the_demo_passes_them(demo: Demo) -> None:
