@@ -90,12 +90,10 @@ def _drop_test_databases() -> Iterator[None]:
 
 
 @pytest.fixture
-def database_url(pg_server: EmbeddedServer) -> Iterator[str]:
-    """A new, empty database on the session server, dropped after the test (fixtures built on it,
-    such as ``demo_services``, are torn down first)."""
-    url = new_database(pg_server)
-    yield url
-    drop_database(pg_server, url)
+def database_url(pg_server: EmbeddedServer) -> str:
+    """A new, empty database on the session server, dropped when the test ends by
+    :func:`_drop_test_databases` (after fixtures built on it, such as ``demo_services``)."""
+    return new_database(pg_server)
 
 
 @pytest.fixture(scope="session")
