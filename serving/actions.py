@@ -13,8 +13,11 @@ row-level security by principal: no caller sees or answers under another's recor
 
 import hashlib
 import json
+import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -50,11 +53,43 @@ class NotFound(GroundworkError):
 
 
 class AgentLedgers:
-    """Finds each caller's ledger: ``agents.ledger_region``, else the caller's first region."""
+    """Finds each caller's ledger: ``agents.ledger_region``, else the caller's first region.
+
+    One per serving process, shared by its transports (HTTP and MCP), so that a conversation's
+    searches in this process take their turns (:meth:`conversation_turn`).
+    """
 
     def __init__(self, config: GroundworkConfig, retriever: Retriever) -> None:
         self.config = config
         self.retriever = retriever
+        self._guard = threading.Lock()
+        #: (principal, conversation) -> its lock and how many searches hold or wait for it.
+        self._turns: dict[tuple[str, str], tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def conversation_turn(self, principal: str, conversation_id: str) -> Iterator[None]:
+        """Hold the conversation's turn: its other searches in this process wait until it ends.
+
+        A search reads what the conversation has spent of its token budget, searches and records
+        what it got; under its turn, concurrent searches of one conversation (an agent's parallel
+        tool calls) each see the ones before them, so together they stay within the budget. Only
+        searches of the same principal and conversation wait on each other; the waiting holds no
+        database connection. A lock is kept only while a search holds or waits for it.
+        """
+        key = (principal, conversation_id)
+        with self._guard:
+            lock, users = self._turns.get(key, (threading.Lock(), 0))
+            self._turns[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._turns[key]
+                if users == 1:
+                    del self._turns[key]
+                else:
+                    self._turns[key] = (lock, users - 1)
 
     def of(self, principal: PrincipalConfig) -> Ledger | None:
         """The caller's ledger, or None for a caller with no region (it can find nothing)."""

@@ -111,7 +111,8 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     )
     _publish_limits(app, limits, config.agents.max_request_ids)
     ledgers = AgentLedgers(config, retriever)
-    app.state.auth, app.state.limiter = auth, limiter  # shared with the MCP route (serving.mcp)
+    # shared with the MCP route (serving.mcp)
+    app.state.auth, app.state.limiter, app.state.ledgers = auth, limiter, ledgers
 
     app.add_middleware(
         BodyLimitMiddleware,

@@ -113,6 +113,7 @@ class McpTools:
         *,
         stdio_key: str | None = None,
         metrics: Metrics | None = None,
+        ledgers: AgentLedgers | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -120,7 +121,7 @@ class McpTools:
         self.auth = auth
         self.limiter = limiter
         self.stdio_key = stdio_key
-        self.ledgers = AgentLedgers(config, retriever)
+        self.ledgers = ledgers if ledgers is not None else AgentLedgers(config, retriever)
 
     def caller(self, ctx: Context[Any, Any]) -> Caller:
         """Who is calling: the HTTP request's bearer credential, else the stdio server's key."""
@@ -248,10 +249,18 @@ def mount_mcp(app: FastAPI, config: GroundworkConfig, retriever: Retriever, *, h
     """Serve the tools over streamable HTTP at :data:`MCP_PATH` of ``app`` (stateless, JSON answers).
 
     ``app`` is :func:`serving.api.create_app`'s: the tools share its authenticator (keys reload
-    with the config file) and its per-principal rate limits. ``host`` is where the server listens:
+    with the config file), its per-principal rate limits and its ledgers (a conversation's searches
+    take turns whichever transport they come by). ``host`` is where the server listens:
     on a loopback address the SDK's DNS-rebinding protection (Host and Origin must be local) is on.
     """
-    tools = McpTools(config, retriever, app.state.auth, app.state.limiter, metrics=app.state.metrics)
+    tools = McpTools(
+        config,
+        retriever,
+        app.state.auth,
+        app.state.limiter,
+        metrics=app.state.metrics,
+        ledgers=app.state.ledgers,
+    )
     server = create_mcp_server(tools)
     starlette_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

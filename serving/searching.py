@@ -141,10 +141,9 @@ def run_search(
     The one path every transport takes (HTTP here, MCP in :mod:`serving.mcp`), so limits, access
     control and the audit are the same whichever way an agent asks. With ``ledgers``, the search's
     summary goes to the caller's ledger (for the action gate), and a search in a conversation gets
-    only what the conversation's earlier searches left of its token budget. (Searches of one
-    conversation running at the same time each see only those finished before them: together they
-    can pass the budget by their own tokens. Holding a lock across the search would hold a pooled
-    connection while waiting for another.)
+    only what the conversation's earlier searches left of its token budget: a conversation's searches
+    in this process take turns (:meth:`serving.actions.AgentLedgers.conversation_turn`), so parallel
+    ones stay within the budget together. (Across serving processes they do not wait on each other.)
     """
     if len(body.query) > limits.max_query_chars:
         raise InvalidSearch(f"query: at most {limits.max_query_chars} characters")
@@ -165,14 +164,26 @@ def run_search(
     )
     ledger = ledgers.of(who.principal) if ledgers is not None else None
     name, cid = who.principal.name, body.conversation_id
-    left = None
+
+    def search_and_record(left: int | None) -> SearchOutcome:
+        outcome = retriever.search(
+            who.principal,
+            body.query,
+            k,
+            auth_method=who.method,
+            filters=filters,
+            conversation_tokens_left=left,
+        )
+        if ledger is not None:
+            ledger.record_search(name, summary(outcome, cid))
+        return outcome
+
     if ledgers is not None and ledger is not None and cid is not None:
-        left = ledgers.config.agents.conversation_token_budget - ledger.conversation_tokens(name, cid)
-    outcome = retriever.search(
-        who.principal, body.query, k, auth_method=who.method, filters=filters, conversation_tokens_left=left
-    )
-    if ledger is not None:
-        ledger.record_search(name, summary(outcome, cid))
+        with ledgers.conversation_turn(name, cid):
+            spent = ledger.conversation_tokens(name, cid)
+            outcome = search_and_record(ledgers.config.agents.conversation_token_budget - spent)
+    else:
+        outcome = search_and_record(None)
     return outcome, SearchResponse(
         results=[SearchResult.model_validate(h, from_attributes=True) for h in outcome.results],
         confidence=outcome.confidence,

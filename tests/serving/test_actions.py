@@ -6,7 +6,9 @@ the module's app.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -75,6 +77,25 @@ def test_a_conversation_gets_its_budget_and_no_more(client: TestClient) -> None:
     assert other["results"] and other["decision"] == "answer"
     without = _search(client, LEAVE)  # and so is a search outside any conversation
     assert without["results"]
+
+
+def test_parallel_searches_of_a_conversation_share_its_budget(client: TestClient) -> None:
+    """An agent's parallel tool calls in one conversation get the budget once between them."""
+    conversation, n = uuid.uuid4().hex, 6
+    start = threading.Barrier(n)
+
+    def search(_: int) -> dict[str, Any]:
+        start.wait()
+        return _search(client, LEAVE, conversation_id=conversation)
+
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(search, range(n)))
+    assert sum(a["context_tokens"] for a in answers) <= BUDGET
+    assert any(a["results"] and a["decision"] == "answer" for a in answers)
+    assert any(a["reasons"] == ["conversation_budget"] for a in answers)
+    later = _search(client, LEAVE, conversation_id=conversation)  # nothing left after them either
+    assert later["results"] == [] and later["reasons"] == ["conversation_budget"]
+    assert client.app.state.ledgers._turns == {}  # no lock is kept once its searches end
 
 
 def test_a_strong_search_lets_the_action_proceed_once(client: TestClient) -> None:
