@@ -275,6 +275,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from serving.limits import RateLimiter
     from serving.mcp import McpTools, create_mcp_server, stdio_key_from_env
     from serving.retrieval import build_retriever, quiet_idle_threads
+    from telemetry import Telemetry
 
     quiet_idle_threads()  # before the models load
     path, config = load(args)
@@ -282,11 +283,18 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     auth = Authenticator(config, path)
     who = auth.authenticate(key)  # a bad key refuses to start, before anything is loaded
     limiter = RateLimiter(config.api.rate_limit_per_minute, config.api.rate_limit_burst)
-    with build_retriever(config, verify=True) as retriever:
-        server = create_mcp_server(McpTools(config, retriever, auth, limiter, stdio_key=key))
-        # stdout carries the protocol: everything for people goes to stderr.
-        print(f"Groundwork MCP server on stdio, acting for {who.principal.name}", file=sys.stderr)
-        server.run("stdio")
+    telemetry = Telemetry(config.telemetry)  # no-op unless telemetry.enabled
+    try:
+        with build_retriever(config, verify=True) as retriever:
+            tools = McpTools(
+                config, retriever, auth, limiter, stdio_key=key, tracer=telemetry.tracer("serving.mcp")
+            )
+            server = create_mcp_server(tools)
+            # stdout carries the protocol: everything for people goes to stderr.
+            print(f"Groundwork MCP server on stdio, acting for {who.principal.name}", file=sys.stderr)
+            server.run("stdio")
+    finally:
+        telemetry.shutdown()  # exports what was decided
     return 0
 
 

@@ -123,6 +123,7 @@ def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: P
     # After the other middleware: it times their answers too. The indexes are read when scraped.
     metrics = install_metrics(app, config, index_stats=lambda region: index_stats(retriever.catalog, region))
     tracer = install_tracing(app, config)  # a no-op tracer unless telemetry.enabled
+    app.state.tracer = tracer  # the MCP route traces its searches with it (serving.mcp)
 
     @app.exception_handler(RateLimited)
     async def _limited(request: Request, exc: RateLimited) -> JSONResponse:

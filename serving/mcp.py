@@ -32,6 +32,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
+from opentelemetry.trace import NoOpTracer, Tracer
 from pydantic import BaseModel, ValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,12 +40,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from groundwork import __version__
 from groundwork.errors import AuthError, GroundworkError
 from groundwork.settings import GroundworkConfig
+from indexes.results import SearchOutcome
 from indexes.search import Retriever
 from serving.actions import ActionCheckRequest, ActionCheckResponse, AgentLedgers, check_action
 from serving.auth import Authenticator, Caller
 from serving.limits import RateLimiter, retry_after
 from serving.metrics import Metrics
 from serving.searching import Filters, SearchRequest, SearchResponse, run_search
+from serving.telemetry import search_span
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -114,9 +117,11 @@ class McpTools:
         stdio_key: str | None = None,
         metrics: Metrics | None = None,
         ledgers: AgentLedgers | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.tracer = tracer if tracer is not None else NoOpTracer()
         self.retriever = retriever
         self.auth = auth
         self.limiter = limiter
@@ -148,9 +153,16 @@ class McpTools:
     def search(self, arguments: dict[str, Any], ctx: Context[Any, Any]) -> SearchResponse:
         """``POST /v1/search`` as a tool."""
         body = SearchRequest.model_validate({k: v for k, v in arguments.items() if v is not None})
-        outcome, response = self._answer(
-            ctx, lambda who: run_search(self.retriever, self.config.retrieval, who, body, self.ledgers)
-        )
+        k = body.k if "k" in body.model_fields_set else self.config.retrieval.default_k
+
+        def traced(who: Caller) -> tuple[SearchOutcome, SearchResponse]:
+            # The caller is known here (not where the route starts): the span carries its regions.
+            with search_span(self.tracer, who, k) as span:
+                outcome, response = run_search(self.retriever, self.config.retrieval, who, body, self.ledgers)
+                span.record(outcome)
+            return outcome, response
+
+        outcome, response = self._answer(ctx, traced)
         if self.metrics is not None:
             self.metrics.record_search(outcome)
         return response
@@ -260,6 +272,7 @@ def mount_mcp(app: FastAPI, config: GroundworkConfig, retriever: Retriever, *, h
         app.state.limiter,
         metrics=app.state.metrics,
         ledgers=app.state.ledgers,
+        tracer=app.state.tracer,
     )
     server = create_mcp_server(tools)
     starlette_app = server.streamable_http_app(

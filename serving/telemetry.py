@@ -36,9 +36,10 @@ from serving.auth import Caller
 from serving.metrics import METRICS_PATH
 from telemetry import Telemetry
 
-#: Paths that are never traced: scrapes and liveness probes would drown the traces, and the MCP
-#: route (``serving.mcp.MCP_PATH``) authenticates in its own wrapper, where no span learns the
-#: caller's regions, so it is left out rather than exported untagged (fail closed).
+#: Paths whose HTTP requests are never traced: scrapes and liveness probes would drown the traces,
+#: and the MCP route (``serving.mcp.MCP_PATH``) authenticates in its own wrapper, where no request
+#: span learns the caller's regions, so its requests are left out rather than exported untagged
+#: (fail closed). Its searches are traced by the tool itself, once the caller is known.
 UNTRACED_PATHS = (METRICS_PATH, "/healthz", "/mcp")
 
 

@@ -8,6 +8,7 @@ protobuf bytes, decoded with ``opentelemetry-proto``) or to the SDK's in-memory 
 from __future__ import annotations
 
 import ast
+import asyncio
 import gzip
 import hashlib
 import logging
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from mcp import Client
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -37,10 +39,12 @@ from pipelines.embedding import Embedder
 from pipelines.log_safety import WITHHELD, withhold_values
 from pipelines.redact import Redactor
 from serving.api import create_app
-from serving.mcp import MCP_PATH
+from serving.mcp import MCP_PATH, mount_mcp
 from serving.telemetry import UNTRACED_PATHS
 from telemetry import Telemetry, keeps
-from tests.conftest import PROJECT, free_port, make_reader, write_config
+from tests.conftest import PROJECT, free_port, make_reader, serve, write_config
+from tests.serving.test_mcp import _call as call_mcp_tool
+from tests.serving.test_mcp import _stdio as stdio_server
 
 CAROL_KEY = "telemetry-key-carol"  # searches the UK only: its traces may be exported
 DAVE_KEY = "telemetry-key-dave"  # searches the EU only: its traces may not
@@ -317,8 +321,8 @@ def test_presidio_narration_is_dropped_and_its_errors_keep_no_value(caplog: pyte
     assert messages == [f"Failed to validate text {WITHHELD}"]
 
 
-def test_the_mcp_route_is_not_traced_since_no_span_there_learns_the_callers_regions() -> None:
-    assert MCP_PATH in UNTRACED_PATHS
+def test_the_mcp_routes_requests_are_not_traced_since_no_span_there_learns_the_callers_regions() -> None:
+    assert MCP_PATH in UNTRACED_PATHS  # its searches are traced by the tool: see below
 
 
 def test_the_stages_import_only_the_opentelemetry_api() -> None:
@@ -464,3 +468,53 @@ def test_planted_pii_reaches_no_log_and_no_exported_span_and_eu_traces_never_lea
     assert untraced == []  # /healthz and /metrics are not traced
     unknown = [s for s in api_spans if s["name"] == "GET"]  # no route: the method names the span
     assert [s["attributes"] for s in unknown] == [{"http.method": "GET", "http.status_code": 404}]
+
+
+def test_mcp_searches_are_traced_under_their_callers_regions_and_carry_no_planted_value(
+    tmp_path: Path,
+    database_url: str,
+    redactor: Redactor,
+    embedder: Embedder,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = _planted_config(tmp_path, database_url, receiver.url)
+    with Services(config, redactor=redactor, embedder=embedder) as services:
+        run_all(services)
+    ingested = len(receiver.spans())
+    caplog.set_level(logging.DEBUG)
+
+    with make_reader(config, redactor, embedder) as reader:
+        app = create_app(config, reader)
+        mount_mcp(app, config, reader, host="127.0.0.1")
+        with serve(app) as url:  # leaving it runs the app's shutdown: its provider exports
+            for key in (CAROL_KEY, DAVE_KEY):
+                result = call_mcp_tool(url, key, "search", {"query": PII_QUERY, "k": 3})
+                assert not result.is_error
+    over_http = receiver.spans()[ingested:]
+
+    # The stdio server (``groundwork mcp``, its own process) exports when its input closes.
+    for key in (CAROL_KEY, DAVE_KEY):
+
+        async def go(key: str = key) -> Any:
+            server = stdio_server(tmp_path / "groundwork.yaml", key)
+            async with Client(server, read_timeout_seconds=120) as client:
+                return await client.call_tool("search", {"query": PII_QUERY, "k": 3})
+
+        assert not asyncio.run(go()).is_error
+    over_stdio = receiver.spans()[ingested + len(over_http) :]
+
+    # Carol's searches (UK) are exported, each as its own trace; Dave's (EU) left nothing.
+    for spans in (over_http, over_stdio):
+        assert [s["name"] for s in spans] == ["groundwork.search"]
+        search = spans[0]["attributes"]
+        assert search["groundwork.regions"] == ["uk"] and search["groundwork.k"] == 3
+        assert search["groundwork.decision"] in ("answer", "handoff") and search["groundwork.latency_ms"] > 0
+        assert set(search) <= ALLOWED_ATTRIBUTES and spans[0]["events"] == []
+    raw = b"".join(receiver.bodies).lower()
+    assert not [p for p in PLANTED if p.lower().encode() in raw]
+    for record in caplog.records:
+        if record.name.startswith(("httpx", "httpcore", "mcp.client")):
+            continue  # the test's own client
+        text = record.getMessage().lower()
+        assert not [p for p in PLANTED if p.lower() in text], (record.name, record.levelname)
