@@ -293,7 +293,8 @@ class RetrievalConfig(Strict):
     ambiguity_margin: float = Field(default=0.01, ge=0.0, le=1.0)
     max_redacted_share: float = Field(default=0.5, ge=0.0, le=1.0)
     max_context_tokens: int = Field(default=4000, ge=1, le=1_000_000)
-    ef_search: int = Field(default=100, ge=10, le=1000)
+    #: HNSW search breadth (``hnsw.ef_search``) for searches the planner sends through the index.
+    ef_search: int = Field(default=200, ge=10, le=1000)
     #: A search through the HNSW index fetches at least this many of the nearest chunks the caller may
     #: read (the iterative scan goes on until that many pass the filters), re-sorts them by distance and
     #: keeps the best k: under a selective filter, more of the true nearest chunks are found.
