@@ -67,7 +67,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_failures(args: argparse.Namespace) -> int:
-    """List documents recorded as failed, with their reasons."""
+    """List documents recorded as failed, with their ids and reasons."""
+    from groundwork.ids import document_id
     from orchestration.services import Services
 
     _, config = load(args)
@@ -76,7 +77,9 @@ def cmd_failures(args: argparse.Namespace) -> int:
     if not rows:
         print("no failed documents")
     for region, f in rows:
-        line = f"{f['source']}/{f['source_id']}: {f['stage']}:{f['reason']} - {f['message']}"
+        # The document id is how the ingest's log lines name a failed document.
+        doc = document_id(str(f["source"]), str(f["source_id"]))
+        line = f"{f['source']}/{f['source_id']} (document {doc}): {f['stage']}:{f['reason']} - {f['message']}"
         print(f"  [{region}] {terminal_safe(line)}")
     return 0
 

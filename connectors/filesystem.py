@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from connectors.base import Known
 from groundwork.errors import ConnectorError
 from groundwork.globs import path_matches
+from groundwork.ids import document_id
 from groundwork.records import DocumentRef
 from groundwork.settings import ConnectorSettings, resolve_path
 
@@ -138,7 +139,9 @@ class FilesystemConnector:
                     version = f"sha256:{_sha256(path)}"
                     self.hashed += 1
                 except OSError as exc:
-                    logger.warning("source %s: cannot read %s: %s", self.name, source_id, exc.strerror)
+                    # Named by id: a path can hold a person's name (``groundwork failures`` maps it back).
+                    doc = document_id(self.name, source_id)
+                    logger.warning("source %s: cannot read document %s: %s", self.name, doc, exc.strerror)
                     version = f"unreadable:{fingerprint}"
             yield DocumentRef(
                 source=self.name,
@@ -158,7 +161,7 @@ class FilesystemConnector:
         """A folder whose entries cannot be listed: the folder itself, whose fetch fails with the
         reason (so the run records it), and every document the index holds under it with its
         recorded version, so that a permission problem never deletes what was indexed."""
-        logger.warning("source %s: cannot list the folder %s", self.name, source_id)
+        logger.warning("source %s: cannot list the folder %s", self.name, document_id(self.name, source_id))
         fingerprint = f"{st.st_size}:{st.st_mtime_ns}"
         yield DocumentRef(
             source=self.name,

@@ -79,6 +79,12 @@ class DocumentTask:
     governance: Governance
     change: ChangeKind
 
+    @property
+    def log_name(self) -> str:
+        """How log lines name this document: its source and id, never its path or title (which can
+        hold a person's name). ``groundwork failures`` maps the id back; after ``forget`` nothing does."""
+        return f"{self.ref.source} document {self.document_id}"
+
 
 @dataclass(frozen=True, slots=True)
 class Failure:

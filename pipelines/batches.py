@@ -78,14 +78,14 @@ def each(
             raise  # a wrong setting fails every document alike: it is the run's error, said once
         except DocumentError as exc:
             out.failures.append(Failure(task, stage, exc.reason, str(exc)))
-            logger.warning("%s failed at %s: %s", task.ref.source_id, stage, exc.reason)
+            logger.warning("%s failed at %s: %s", task.log_name, stage, exc.reason)
         except Exception as exc:  # one bad document must never stop the batch
             out.failures.append(
                 Failure(task, stage, FailureReason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}")
             )
             # The exception's message may quote document content: the class name goes to the log,
             # the traceback only at debug level.
-            logger.error("%s failed at %s: unexpected %s", task.ref.source_id, stage, type(exc).__name__)
+            logger.error("%s failed at %s: unexpected %s", task.log_name, stage, type(exc).__name__)
             logger.debug("traceback", exc_info=True)
         if time.monotonic() - last_log > _PROGRESS_EVERY_S:
             logger.info("%s: %d/%d documents", stage, i, len(items))
@@ -121,7 +121,7 @@ def redact_all(batch: Batch[ParsedDocument], redactor: Redactor) -> Batch[Redact
     for doc, result in zip(batch.items, results, strict=True):
         if isinstance(result, DocumentError):
             out.failures.append(Failure(doc.task, Stage.REDACT, result.reason, str(result)))
-            logger.warning("%s failed at %s: %s", doc.task.ref.source_id, Stage.REDACT, result.reason)
+            logger.warning("%s failed at %s: %s", doc.task.log_name, Stage.REDACT, result.reason)
         else:
             out.items.append(build(doc, result))
     return out

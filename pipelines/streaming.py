@@ -192,14 +192,14 @@ def _collect(
         batch.items.append(ParsedDocument(task, elements, content_type))
     except DocumentError as exc:
         batch.failures.append(Failure(task, exc.stage, exc.reason, str(exc)))
-        logger.warning("%s failed at %s: %s", task.ref.source_id, exc.stage, exc.reason)
+        logger.warning("%s failed at %s: %s", task.log_name, exc.stage, exc.reason)
     except ConfigError:
         raise
     except Exception as exc:  # one bad document must never stop the run
         batch.failures.append(
             Failure(task, Stage.PARTITION, FailureReason.INTERNAL_ERROR, f"unexpected {type(exc).__name__}")
         )
-        logger.error("%s failed at partition: unexpected %s", task.ref.source_id, type(exc).__name__)
+        logger.error("%s failed at partition: unexpected %s", task.log_name, type(exc).__name__)
 
 
 def _start(
@@ -224,7 +224,7 @@ def _start(
     except ConfigError:
         raise
     except Exception as exc:  # a connector's own bug fails the document, not the run
-        logger.error("%s failed at fetch: unexpected %s", task.ref.source_id, type(exc).__name__)
+        logger.error("%s failed at fetch: unexpected %s", task.log_name, type(exc).__name__)
         return DocumentError(
             f"unexpected {type(exc).__name__}", stage=Stage.FETCH, reason=FailureReason.INTERNAL_ERROR
         ), 0

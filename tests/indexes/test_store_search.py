@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from cli.main import main
+from groundwork.ids import document_id
 from groundwork.settings import RetrievalConfig
 from indexes.confidence import Decision, Reason, confidence, decide
 from indexes.search import Retriever
@@ -127,6 +130,28 @@ def test_fixed_file_is_retried_and_indexed(ingested: Services, demo_copy: Path) 
     uk = ingested.index("uk")
     assert {f["source_id"] for f in uk.failures.all()} == {"broken/payroll-export.bin"}
     assert uk.counts().documents == 6
+
+
+def test_log_lines_name_a_failed_document_by_id_never_by_its_path(
+    demo_services: Services,
+    demo_copy: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A file name can hold a person's name: the ingest's log names the document by id, and
+    ``groundwork failures`` (reading the index, where ``forget`` erases) maps the id back."""
+    source_id = "broken/Ottoline Wrexham-Pryce payroll.bin"
+    (demo_copy.parent / "corpus/hr" / source_id).write_bytes(b"\x00\x01 not a document")
+    caplog.set_level(logging.DEBUG)
+    run_all(demo_services)
+    logged = "\n".join(r.getMessage() for r in caplog.records) + "\n".join(capfd.readouterr())
+    assert "Ottoline" not in logged and "Wrexham" not in logged
+    failed = document_id("hr", source_id)
+    assert f"hr document {failed} failed at partition: unsupported_type" in logged
+
+    assert main(["failures", "--config", str(demo_copy)]) == 0
+    listed = capfd.readouterr().out
+    assert f"[uk] hr/{source_id} (document {failed}): partition:unsupported_type" in listed
 
 
 def test_every_chunk_is_governed(ingested_demo: Services) -> None:
