@@ -36,6 +36,7 @@ from connectors.web_crawl import (
 )
 from groundwork.enums import FailureReason, Stage
 from groundwork.errors import ConnectorError, DocumentError
+from groundwork.ids import document_id
 from groundwork.records import DocumentRef
 from groundwork.settings import ConnectorSettings
 
@@ -290,7 +291,8 @@ class WebConnector:
             ), None
         if response.status in (404, 410):
             self.stats["gone"] += 1
-            logger.info("source %s: %s is gone (HTTP %d)", self.name, url, response.status)
+            doc = document_id(self.name, url)  # by id: a URL can hold a person's name
+            logger.info("source %s: document %s is gone (HTTP %d)", self.name, doc, response.status)
             return None, None
         if response.status != 200:
             return self._failed(url, f"HTTP {response.status} from {url}", f"error:{response.status}"), None

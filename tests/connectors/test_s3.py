@@ -148,12 +148,14 @@ def test_prefix_and_globs_select_objects(aws_env: dict[str, str], endpoint: str,
 
 
 def test_odd_keys_are_listed_and_fetched_and_a_nul_is_skipped(
-    aws_env: dict[str, str], endpoint: str, bucket: str
+    aws_env: dict[str, str], endpoint: str, bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     _put(endpoint, bucket, {"a\x00b.txt": b"nul", "ctl\x01\x1b.txt": b"control", "é ü/x.md": b"# accents"})
     conn = _connector(endpoint, bucket)
     refs = list(conn.list())
     assert [r.source_id for r in refs] == ["ctl\x01\x1b.txt", "é ü/x.md"]
+    skipped = [r.getMessage() for r in caplog.records if "NUL" in r.getMessage()]
+    assert len(skipped) == 1 and "b.txt" not in skipped[0]  # said, but the key is not named
     assert [conn.fetch(r) for r in refs] == [b"control", b"# accents"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from cli.main import main
 from connectors.web import WebConnector, WebSettings
 from groundwork.enums import FailureReason
 from groundwork.errors import ConfigError, ConnectorError, DocumentError
+from groundwork.ids import document_id
 from groundwork.records import DocumentRef
 from groundwork.settings import load_config
 from orchestration.local import run_all
@@ -285,7 +287,10 @@ def test_unchanged_leaf_pages_cost_a_304_and_keep_their_version(site: Site) -> N
     assert versions(list(conn.list(known_of(bare)))) == versions(bare)
 
 
-def test_error_pages_are_listed_as_failed_and_gone_pages_are_not(site: Site) -> None:
+def test_error_pages_are_listed_as_failed_and_gone_pages_are_not(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="connectors")
     site.write(
         "index.html",
         page("Home", "Welcome.", "ok.html", "broken.html", "missing.html", "secret.html", "big.html"),
@@ -296,6 +301,10 @@ def test_error_pages_are_listed_as_failed_and_gone_pages_are_not(site: Site) -> 
     conn = connector(f"{site.url}/", retries=2, max_page_bytes=2048)
     refs = {urlsplit(r.source_id).path: r for r in conn.list()}
     assert sorted(refs) == ["/", "/big.html", "/broken.html", "/ok.html", "/secret.html"]  # 404: gone
+    gone = [r.getMessage() for r in caplog.records if "is gone" in r.getMessage()]
+    assert gone == [
+        f"source web: document {document_id('web', f'{site.url}/missing.html')} is gone (HTTP 404)"
+    ]
     assert len(site.requests("/broken.html")) == 3  # retried twice with backoff
     assert len(site.requests("/secret.html")) == 1  # a 403 is not retried
     with pytest.raises(ConnectorError, match="HTTP 500"):
