@@ -382,20 +382,33 @@ def _planted_config(folder: Path, database_url: str, endpoint: str) -> Groundwor
     return load_config(write_config(folder / "groundwork.yaml", data))
 
 
-def test_planted_pii_reaches_no_log_and_no_exported_span_and_eu_traces_never_leave(
+@pytest.fixture
+def planted(
     tmp_path: Path,
     database_url: str,
     redactor: Redactor,
     embedder: Embedder,
     receiver: Receiver,
     caplog: pytest.LogCaptureFixture,
-) -> None:
+) -> GroundworkConfig:
+    """The planted config (telemetry to ``receiver``), ingested with logs captured at DEBUG; the
+    ingest's traces are exported when its services close."""
     config = _planted_config(tmp_path, database_url, receiver.url)
     caplog.set_level(logging.DEBUG)
-
     with Services(config, redactor=redactor, embedder=embedder) as services:
         _, reports = run_all(services)
     assert {r.region: r.documents_written for r in reports} == {"uk": 2, "eu": 1}
+    return config
+
+
+def test_planted_pii_reaches_no_log_and_no_exported_span_and_eu_traces_never_leave(
+    planted: GroundworkConfig,
+    redactor: Redactor,
+    embedder: Embedder,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = planted
     ingest_spans = receiver.spans()  # Services.close() exported what was decided
 
     with (
@@ -471,18 +484,15 @@ def test_planted_pii_reaches_no_log_and_no_exported_span_and_eu_traces_never_lea
 
 
 def test_mcp_searches_are_traced_under_their_callers_regions_and_carry_no_planted_value(
+    planted: GroundworkConfig,
     tmp_path: Path,
-    database_url: str,
     redactor: Redactor,
     embedder: Embedder,
     receiver: Receiver,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    config = _planted_config(tmp_path, database_url, receiver.url)
-    with Services(config, redactor=redactor, embedder=embedder) as services:
-        run_all(services)
+    config = planted
     ingested = len(receiver.spans())
-    caplog.set_level(logging.DEBUG)
 
     with make_reader(config, redactor, embedder) as reader:
         app = create_app(config, reader)
