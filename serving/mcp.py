@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from groundwork import __version__
 from groundwork.errors import AuthError, GroundworkError
 from groundwork.settings import GroundworkConfig
+from groundwork.telemetry_config import ATTR_DECISION
 from indexes.results import SearchOutcome
 from indexes.search import Retriever
 from serving.actions import ActionCheckRequest, ActionCheckResponse, AgentLedgers, check_action
@@ -47,7 +48,7 @@ from serving.auth import Authenticator, Caller
 from serving.limits import RateLimiter, retry_after
 from serving.metrics import Metrics
 from serving.searching import Filters, SearchRequest, SearchResponse, run_search
-from serving.telemetry import search_span
+from serving.telemetry import caller_span, search_span
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -170,7 +171,14 @@ class McpTools:
     def check_action(self, arguments: dict[str, Any], ctx: Context[Any, Any]) -> ActionCheckResponse:
         """``POST /v1/actions/check`` as a tool."""
         body = ActionCheckRequest.model_validate({k: v for k, v in arguments.items() if v is not None})
-        answer = self._answer(ctx, lambda who: check_action(self.config, self.ledgers, who, body))
+
+        def traced(who: Caller) -> ActionCheckResponse:
+            with caller_span(self.tracer, "groundwork.check_action", who) as span:
+                answer = check_action(self.config, self.ledgers, who, body)
+                span.set_attribute(ATTR_DECISION, str(answer.decision))
+            return answer
+
+        answer = self._answer(ctx, traced)
         if self.metrics is not None:
             self.metrics.record_check(answer.decision, answer.reasons)
         return answer

@@ -6,7 +6,8 @@ and ``/healthz`` are not traced; and of what it records only the method, the rou
 the status code leave the process (:mod:`telemetry.governance`). Every authenticated request's span is
 tagged with the regions its caller may read (:func:`tag_caller`), so its trace follows their export
 rules; a search span adds the decision, ``k``, the number of results, the confidence and the
-latency; never the query.
+latency; never the query. The MCP route's requests are not traced; its tools open their own spans,
+tagged the same way once the caller is known (:func:`caller_span`).
 """
 
 from __future__ import annotations
@@ -102,20 +103,30 @@ class SearchSpan:
 
 
 @contextmanager
-def search_span(tracer: Tracer, who: Caller, k: int) -> Iterator[SearchSpan]:
-    """A span around one search by ``who``, tagged at once with every region ``who`` may search."""
+def caller_span(
+    tracer: Tracer, name: str, who: Caller, attributes: dict[str, str | int] | None = None
+) -> Iterator[Span]:
+    """A span around one request by ``who`` where no HTTP request span is tagged (an MCP tool, a
+    search), tagged at once with every region ``who`` may read: its trace follows their export
+    rules whatever the request did. Records its latency; an exception only as an error status."""
     started = time.monotonic()
-    regions = sorted(who.principal.regions)
     with tracer.start_as_current_span(
-        "groundwork.search",
-        attributes={ATTR_REGIONS: regions, ATTR_K: k},
+        name,
+        attributes={ATTR_REGIONS: sorted(who.principal.regions), **(attributes or {})},
         record_exception=False,  # an exception's message may quote the query
         set_status_on_exception=False,
     ) as span:
         try:
-            yield SearchSpan(span, regions)
+            yield span
         except BaseException:
             span.set_status(StatusCode.ERROR)
             raise
         finally:
             span.set_attribute(ATTR_LATENCY_MS, round((time.monotonic() - started) * 1000.0, 3))
+
+
+@contextmanager
+def search_span(tracer: Tracer, who: Caller, k: int) -> Iterator[SearchSpan]:
+    """A span around one search by ``who``, tagged at once with every region ``who`` may search."""
+    with caller_span(tracer, "groundwork.search", who, {ATTR_K: k}) as span:
+        yield SearchSpan(span, sorted(who.principal.regions))

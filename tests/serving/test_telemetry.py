@@ -483,7 +483,7 @@ def test_planted_pii_reaches_no_log_and_no_exported_span_and_eu_traces_never_lea
     assert [s["attributes"] for s in unknown] == [{"http.method": "GET", "http.status_code": 404}]
 
 
-def test_mcp_searches_are_traced_under_their_callers_regions_and_carry_no_planted_value(
+def test_mcp_searches_and_checks_are_traced_under_their_callers_regions_and_carry_no_planted_value(
     planted: GroundworkConfig,
     tmp_path: Path,
     redactor: Redactor,
@@ -501,7 +501,17 @@ def test_mcp_searches_are_traced_under_their_callers_regions_and_carry_no_plante
             for key in (CAROL_KEY, DAVE_KEY):
                 result = call_mcp_tool(url, key, "search", {"query": PII_QUERY, "k": 3})
                 assert not result.is_error
+                found = result.structured_content["request_id"]
+                check = {"request_ids": [found], "action": "send_letter", "idempotency_key": f"key-{key}"}
+                assert not call_mcp_tool(url, key, "check_action", check).is_error
     over_http = receiver.spans()[ingested:]
+    seen = ingested + len(over_http)
+    # The action gate over MCP: carol's check (UK) is exported with its decision, Dave's is not.
+    checks = [s for s in over_http if s["name"] == "groundwork.check_action"]
+    assert [s["attributes"]["groundwork.regions"] for s in checks] == [["uk"]]
+    assert checks[0]["attributes"]["groundwork.decision"] == "handoff"  # no rule for the action
+    assert set(checks[0]["attributes"]) <= ALLOWED_ATTRIBUTES
+    over_http = [s for s in over_http if s not in checks]
 
     # The stdio server (``groundwork mcp``, its own process) exports when its input closes.
     for key in (CAROL_KEY, DAVE_KEY):
@@ -512,7 +522,7 @@ def test_mcp_searches_are_traced_under_their_callers_regions_and_carry_no_plante
                 return await client.call_tool("search", {"query": PII_QUERY, "k": 3})
 
         assert not asyncio.run(go()).is_error
-    over_stdio = receiver.spans()[ingested + len(over_http) :]
+    over_stdio = receiver.spans()[seen:]
 
     # Carol's searches (UK) are exported, each as its own trace; Dave's (EU) left nothing.
     for spans in (over_http, over_stdio):
