@@ -92,7 +92,7 @@ def _publish_limits(app: FastAPI, limits: RetrievalConfig, max_request_ids: int)
             check["request_ids"].update(maxItems=max_request_ids)
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
+    app.openapi = openapi  # type: ignore[method-assign, unused-ignore]  # FastAPI's documented way to extend the schema
 
 
 def create_app(config: GroundworkConfig, retriever: Retriever, *, config_path: Path | None = None) -> FastAPI:
