@@ -44,6 +44,7 @@ from groundwork.sections import (
     JwtConfig,
     Name,
     PartitioningConfig,
+    RecordsConfig,
     RedactionConfig,
     Region,
     RetrievalConfig,
@@ -71,6 +72,7 @@ __all__ = [
     "PartitioningConfig",
     "PolicyRule",
     "PrincipalConfig",
+    "RecordsConfig",
     "RedactionConfig",
     "RegionTelemetry",
     "RetrievalConfig",
@@ -251,6 +253,7 @@ class GroundworkConfig(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     _resolve = field_validator("state_dir")(resolve_path)

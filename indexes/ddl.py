@@ -5,6 +5,13 @@ Templates for :mod:`psycopg.sql` (``{schema}``, ``{reader}``, ``{writer}``, ``{r
 running them again brings an older index up to date in place.
 """
 
+#: Groundwork's own records of processing, by kind (``records.<kind>_retention_days``): the tables
+#: the daily purge keeps to their period.
+RECORD_TABLES: dict[str, tuple[str, ...]] = {
+    "audit": ("retrieval_audit",),
+    "ledger": ("agent_searches", "action_checks", "agent_events"),
+}
+
 #: The tables of one index version: what a model or chunking change rebuilds.
 DATA_TABLES = """
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -148,9 +155,23 @@ BEGIN
     RETURN scrubbed;
 END $$;
 
+-- A row of the audit or the ledger may be deleted only by purge_records(), and only when older than
+-- the cutoff it sets while it runs (the records' retention period): never a recent row, the
+-- owner included. TG_ARGV[0] names the cutoff: 'audit' or 'ledger'.
+CREATE OR REPLACE FUNCTION {schema}.refuse_unless_past_retention() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    cutoff timestamptz := nullif(current_setting('groundwork.' || TG_ARGV[0] || '_purge_before', true), '')::timestamptz;
+BEGIN
+    IF cutoff IS NULL OR OLD.at >= cutoff THEN
+        RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+    END IF;
+    RETURN OLD;
+END $$;
+
 DROP TRIGGER IF EXISTS retrieval_audit_append_only ON {schema}.retrieval_audit;
 CREATE TRIGGER retrieval_audit_append_only BEFORE DELETE ON {schema}.retrieval_audit
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+    FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_unless_past_retention('audit');
+CREATE INDEX IF NOT EXISTS retrieval_audit_at ON {schema}.retrieval_audit USING brin (at);
 DROP TRIGGER IF EXISTS retrieval_audit_scrub_only ON {schema}.retrieval_audit;
 CREATE TRIGGER retrieval_audit_scrub_only BEFORE UPDATE ON {schema}.retrieval_audit
     FOR EACH ROW EXECUTE FUNCTION {schema}.audit_scrub_only();
@@ -225,7 +246,8 @@ CREATE POLICY writer_this_region ON {schema}.chunks FOR ALL TO {writer}
 #: each search, the action gate's answers and the chain events agents report. No document text;
 #: an event's ``detail`` is redacted before it is written. Append-only like the audit. The reader
 #: role (the API) reads and appends only its caller's rows (``groundwork.principal``, set per
-#: transaction); the brakes read totals over everyone's through one SECURITY DEFINER function.
+#: transaction); the brakes read totals over everyone's through one SECURITY DEFINER function. Rows
+#: older than ``records.ledger_retention_days`` leave by the ``purge_records`` function (owner only).
 LEDGER = """
 CREATE TABLE IF NOT EXISTS {schema}.agent_searches (
     request_id       uuid PRIMARY KEY,
@@ -303,12 +325,63 @@ CREATE POLICY caller_rows ON {schema}.agent_events FOR ALL TO {reader}
     WITH CHECK (principal = current_setting('groundwork.principal', true));
 
 DROP TRIGGER IF EXISTS agent_searches_append_only ON {schema}.agent_searches;
-CREATE TRIGGER agent_searches_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.agent_searches
+CREATE TRIGGER agent_searches_append_only BEFORE UPDATE OR TRUNCATE ON {schema}.agent_searches
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
 DROP TRIGGER IF EXISTS action_checks_append_only ON {schema}.action_checks;
-CREATE TRIGGER action_checks_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.action_checks
+CREATE TRIGGER action_checks_append_only BEFORE UPDATE OR TRUNCATE ON {schema}.action_checks
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
 DROP TRIGGER IF EXISTS agent_events_append_only ON {schema}.agent_events;
-CREATE TRIGGER agent_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {schema}.agent_events
+CREATE TRIGGER agent_events_append_only BEFORE UPDATE OR TRUNCATE ON {schema}.agent_events
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_audit_change();
+DROP TRIGGER IF EXISTS agent_searches_past_retention ON {schema}.agent_searches;
+CREATE TRIGGER agent_searches_past_retention BEFORE DELETE ON {schema}.agent_searches
+    FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_unless_past_retention('ledger');
+DROP TRIGGER IF EXISTS action_checks_past_retention ON {schema}.action_checks;
+CREATE TRIGGER action_checks_past_retention BEFORE DELETE ON {schema}.action_checks
+    FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_unless_past_retention('ledger');
+DROP TRIGGER IF EXISTS agent_events_past_retention ON {schema}.agent_events;
+CREATE TRIGGER agent_events_past_retention BEFORE DELETE ON {schema}.agent_events
+    FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_unless_past_retention('ledger');
+CREATE INDEX IF NOT EXISTS agent_searches_at ON {schema}.agent_searches USING brin (at);
+CREATE INDEX IF NOT EXISTS action_checks_at ON {schema}.action_checks USING brin (at);
+CREATE INDEX IF NOT EXISTS agent_events_at ON {schema}.agent_events USING brin (at);
+
+-- The daily purge of the audit's and the ledger's rows past their retention (``records.*`` in the
+-- config; NULL: keep that kind). Only the owner runs it; the floors repeat the config's, so a
+-- mistaken call cannot take what the brakes still read. Returns the rows deleted of each kind.
+CREATE OR REPLACE FUNCTION {schema}.purge_records(
+    p_audit_days integer, p_ledger_days integer, OUT audit bigint, OUT ledger bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint;
+BEGIN
+    audit := 0;
+    ledger := 0;
+    IF p_audit_days IS NOT NULL THEN
+        IF p_audit_days < 1 THEN
+            RAISE EXCEPTION 'purge_records: the audit is kept at least 1 day, not %', p_audit_days;
+        END IF;
+        PERFORM set_config('groundwork.audit_purge_before', (now() - make_interval(days => p_audit_days))::text, true);
+        DELETE FROM {schema}.retrieval_audit WHERE at < now() - make_interval(days => p_audit_days);
+        GET DIAGNOSTICS audit = ROW_COUNT;
+        PERFORM set_config('groundwork.audit_purge_before', '', true);
+    END IF;
+    IF p_ledger_days IS NOT NULL THEN
+        IF p_ledger_days < 8 THEN
+            RAISE EXCEPTION 'purge_records: the ledger is kept at least 8 days, not %', p_ledger_days;
+        END IF;
+        PERFORM set_config('groundwork.ledger_purge_before', (now() - make_interval(days => p_ledger_days))::text, true);
+        DELETE FROM {schema}.agent_searches WHERE at < now() - make_interval(days => p_ledger_days);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        ledger := ledger + n;
+        DELETE FROM {schema}.action_checks WHERE at < now() - make_interval(days => p_ledger_days);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        ledger := ledger + n;
+        DELETE FROM {schema}.agent_events WHERE at < now() - make_interval(days => p_ledger_days);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        ledger := ledger + n;
+        PERFORM set_config('groundwork.ledger_purge_before', '', true);
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION {schema}.purge_records(integer, integer) FROM PUBLIC;
 """

@@ -12,6 +12,9 @@ retrieval audit, the rows that returned one of its chunks lose those chunk ids a
 text (``[erased]``): the audit keeps that a search happened, who made it, when, and its decision.
 After deleting, the affected tables are rewritten (``VACUUM FULL``) so the removed rows and the
 audit rows' old versions do not linger in the table files.
+
+:func:`purge_old_records` keeps Groundwork's own records to their periods (``records`` in the
+config): retrieval audit rows and agents' ledger rows older than theirs are deleted, in every region.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from groundwork.errors import GroundworkError
 from groundwork.ids import chunk_id, content_digest
 from groundwork.ids import document_id as document_id_of
 from groundwork.records import DocumentRef
-from indexes.catalog import IndexCatalog
+from indexes.catalog import IndexCatalog, check_schema
+from indexes.ddl import RECORD_TABLES
 from indexes.pooling import connection
 from indexes.store import RegionIndex
 
@@ -247,6 +251,48 @@ def purge_expired(catalog: IndexCatalog, *, now: datetime | None = None) -> Eras
     if report.total:
         _rewrite(catalog, report)
     return report
+
+
+@dataclass(slots=True)
+class RecordsPurge:
+    """Rows of Groundwork's own records deleted past their retention, per region."""
+
+    audit: dict[str, int] = field(default_factory=dict)
+    ledger: dict[str, int] = field(default_factory=dict)
+
+
+def purge_old_records(catalog: IndexCatalog) -> RecordsPurge:
+    """Delete, in every region, audit rows and ledger rows older than their retention periods.
+
+    Connects as the owner and calls the schema's ``purge_records`` function, the only way past the
+    tables' append-only triggers, which let it delete only rows older than the period it was given.
+    An index not migrated to this code's schema is a :class:`~groundwork.errors.SchemaError`. The
+    tables are vacuumed after (not rewritten: their rows hold no document text, and a rewrite
+    would lock out the API's audit writes), so the space is reused.
+    """
+    records = catalog.config.records
+    purge = RecordsPurge()
+    if records.audit_retention_days is None and records.ledger_retention_days is None:
+        return purge
+    for region in catalog.config.regions:
+        target = catalog.targets[region]
+        schema = sql.Identifier(target.schema)
+        with psycopg.connect(target.owner_dsn, autocommit=True) as conn:
+            check_schema(conn, target.schema)
+            row = conn.execute(
+                sql.SQL("SELECT audit, ledger FROM {}.purge_records(%s, %s)").format(schema),
+                (records.audit_retention_days, records.ledger_retention_days),
+            ).fetchone()
+            audit, ledger = (int(row[0]), int(row[1])) if row else (0, 0)
+            vacuumed = (RECORD_TABLES["audit"] if audit else ()) + (RECORD_TABLES["ledger"] if ledger else ())
+            for table in vacuumed:
+                conn.execute(sql.SQL("VACUUM {}.{}").format(schema, sql.Identifier(table)))
+        purge.audit[region] = audit
+        purge.ledger[region] = ledger
+        logger.info(
+            "region %s: %d audit and %d ledger row(s) past their retention deleted", region, audit, ledger
+        )
+    return purge
 
 
 def _rewrite(catalog: IndexCatalog, report: ErasureReport) -> None:

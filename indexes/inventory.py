@@ -22,6 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 from groundwork.enums import Role
 from groundwork.errors import IndexUnavailable
 from indexes.catalog import check_schema, connect_failure
+from indexes.ddl import RECORD_TABLES
 from indexes.regions import RegionTarget
 from indexes.schema import build_schema_name
 
@@ -136,6 +137,27 @@ class RegionInventory:
             "SELECT source, g, count(*) FROM {s}.documents, unnest(access) g GROUP BY 1, 2 ORDER BY 1, 2"
         ):
             out.setdefault(source, {})[grant] = int(n)
+        return out
+
+    def record_ages(self, cutoffs: dict[str, datetime | None]) -> dict[str, tuple[int, datetime | None, int]]:
+        """Kind of record (``audit``, ``ledger``) -> (rows, oldest row's time, rows older than the
+        kind's cutoff: 0 when it has none). Counts and times only."""
+        out = {}
+        for kind, tables in RECORD_TABLES.items():
+            cutoff = cutoffs.get(kind)
+            rows, oldest, due = 0, None, 0
+            for table in tables:
+                query = sql.SQL(
+                    "SELECT count(*), min(at), count(*) FILTER (WHERE at < %s) FROM {}.{}"
+                ).format(self._s, sql.Identifier(table))
+                with self.conn.transaction():
+                    row = self.conn.execute(query, (cutoff,)).fetchone()
+                n, first, old = row if row else (0, None, 0)
+                rows += int(n)
+                due += int(old or 0)
+                if first is not None and (oldest is None or first < oldest):
+                    oldest = first
+            out[kind] = (rows, oldest, due)
         return out
 
     def modified_stats(self, source: str, cutoff: datetime) -> tuple[datetime | None, int]:

@@ -12,7 +12,8 @@ Who may do what is enforced by PostgreSQL, not by the application:
 - the **writer** role (ingest) may write documents, chunks and failures, and only rows whose
   residency is this index's region.
 - retrieval_audit and erasures (the tombstones of forgotten and expired documents: who, when,
-  which id, never content) are append-only for everyone, the owner included.
+  which id, never content) are append-only for everyone, the owner included, but for the daily
+  purge of audit rows past ``records.audit_retention_days`` (the ledger's likewise); tombstones stay.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from indexes import ddl
 #: first) brings an older schema up to it in place: every statement in :mod:`indexes.ddl` is idempotent.
 #: 3: documents.fingerprint (cheap listing), the audit and tombstones refuse TRUNCATE.
 #: 4: the agents' ledger (agent_searches, action_checks, agent_events).
-SCHEMA_VERSION = "5"
+#: 6: audit and ledger rows past their retention (``records``) may leave, by ``purge_records`` only.
+SCHEMA_VERSION = "6"
 
 
 def ensure_roles(conn: psycopg.Connection, *roles: str) -> None:

@@ -17,7 +17,7 @@ import dagster as dg
 
 from groundwork.enums import ChangeKind
 from groundwork.records import Failure
-from indexes.erasure import purge_expired
+from indexes.erasure import purge_expired, purge_old_records
 from orchestration.local import finish_builds, process, process_region
 from orchestration.resources import GroundworkResource
 from pipelines.planning import Plan, plan_run
@@ -174,4 +174,18 @@ def expired_documents_purge(context: dg.AssetExecutionContext, groundwork: Groun
     report = purge_expired(groundwork.services.catalog)
     context.add_output_metadata(
         {"erased": report.total, "by_region": {r: len(ids) for r, ids in report.erased.items()}}
+    )
+
+
+@dg.asset(group_name="governance", kinds={"postgres"})
+def expired_records_purge(context: dg.AssetExecutionContext, groundwork: GroundworkResource) -> None:
+    """Retrieval audit and agents' ledger rows past their retention (``records``), deleted."""
+    purge = purge_old_records(groundwork.services.catalog)
+    context.add_output_metadata(
+        {
+            "audit_rows_deleted": sum(purge.audit.values()),
+            "ledger_rows_deleted": sum(purge.ledger.values()),
+            "audit_by_region": purge.audit,
+            "ledger_by_region": purge.ledger,
+        }
     )

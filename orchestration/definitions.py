@@ -13,6 +13,7 @@ from orchestration.assets import (
     build_index_assets,
     build_region_index_assets,
     expired_documents_purge,
+    expired_records_purge,
     source_documents,
 )
 from orchestration.backfill import build_backfill_job
@@ -49,8 +50,8 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
     )
     retention = dg.define_asset_job(
         RETENTION_JOB,
-        selection=dg.AssetSelection.assets(expired_documents_purge),
-        description="Erase documents past their source's retention period.",
+        selection=dg.AssetSelection.assets(expired_documents_purge, expired_records_purge),
+        description="Erase documents past their source's retention period, and audit and ledger rows past theirs.",
     )
     resource = GroundworkResource(config_path=str(config_path))
     return dg.Definitions(
@@ -62,6 +63,7 @@ def build_definitions(config_path: Path, config: GroundworkConfig) -> dg.Definit
                 else [build_index_assets(config.regions)]
             ),
             expired_documents_purge,
+            expired_records_purge,
         ],
         asset_checks=build_index_checks(config.regions),
         sensors=[build_source_change_sensor(config, ingest)],

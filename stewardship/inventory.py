@@ -14,7 +14,7 @@ from typing import Any
 
 from groundwork.contracts import DataContract
 from groundwork.errors import ConfigError, IndexError_
-from groundwork.settings import GroundworkConfig, PrincipalConfig, SourceConfig
+from groundwork.settings import GroundworkConfig, PrincipalConfig, RecordsConfig, SourceConfig
 from indexes.inventory import PrincipalUse, RegionInventory
 from indexes.regions import resolve_targets
 
@@ -83,7 +83,19 @@ def _add(into: dict[str, int], counts: dict[str, int]) -> None:
         into[key] = into.get(key, 0) + n
 
 
-def _read_region(inv: RegionInventory, sources: list[SourceConfig], purge: datetime) -> dict[str, Any]:
+def _records(inv: RegionInventory, records: RecordsConfig, purge: datetime) -> dict[str, dict[str, Any]]:
+    """The region's audit and ledger: their periods, rows, oldest row and rows the next purge deletes."""
+    days = {"audit": records.audit_retention_days, "ledger": records.ledger_retention_days}
+    ages = inv.record_ages({k: purge - timedelta(days=d) if d else None for k, d in days.items()})
+    return {
+        kind: {"retention_days": days[kind], "rows": rows, "oldest": _iso(oldest), "due_at_next_purge": due}
+        for kind, (rows, oldest, due) in ages.items()
+    }
+
+
+def _read_region(
+    inv: RegionInventory, sources: list[SourceConfig], purge: datetime, records: RecordsConfig
+) -> dict[str, Any]:
     """Everything one region contributes, per source in scope and for the region as a whole."""
     names = {s.name for s in sources}
     docs = inv.documents_by_source()
@@ -133,6 +145,7 @@ def _read_region(inv: RegionInventory, sources: list[SourceConfig], purge: datet
         ],
         "searches": [_use(u) for u in inv.searches_by_principal()],
         "ledger": inv.ledger_by_principal(),
+        "records": _records(inv, records, purge),
         "erasures": {r: {"count": n, "last_at": _iso(at)} for r, (n, at) in inv.erasures_by_reason().items()},
         "per_source": per_source,
     }
@@ -214,7 +227,7 @@ def gather(
     for region in in_scope:
         try:
             with RegionInventory.open(targets[region], timeout=config.database.timeout_seconds) as inv:
-                regions[region] = _read_region(inv, sources, purge)
+                regions[region] = _read_region(inv, sources, purge, config.records)
         except IndexError_ as exc:  # not migrated yet, or unreachable: say so, report the rest
             regions[region] = {"region": region, "available": False, "message": str(exc)}
     facts = [_source_facts(config, s, regions, purge) for s in sources]
@@ -227,7 +240,7 @@ def gather(
     for data in regions.values():
         data.pop("per_source", None)
         if customer is not None:  # region-wide figures would count other customers' use
-            for key in ("searches", "ledger", "erasures"):
+            for key in ("searches", "ledger", "records", "erasures"):
                 data.pop(key, None)
     totals: dict[str, Any] = {
         "sources": len(facts),

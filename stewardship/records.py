@@ -81,7 +81,8 @@ def security_measures(config: GroundworkConfig, scope: list[str] | None = None) 
                 ", ".join(f"{s.name} ({s.retention_days} days)" for s in sources if s.retention_days)
                 or "no source"
             )
-            + " by the daily purge (03:00 UTC); other sources follow their contract's retention by hand",
+            + " by the daily purge (03:00 UTC); other sources follow their contract's retention by hand; "
+            + _records_retention(config),
         },
         {
             "measure": "Agents' actions",
@@ -93,6 +94,19 @@ def security_measures(config: GroundworkConfig, scope: list[str] | None = None) 
         guarded = "a bearer token" if api.metrics.token_env else "no token (open)"
         measures.append({"measure": "Metrics endpoint", "detail": f"/metrics guarded by {guarded}"})
     return measures
+
+
+def _records_retention(config: GroundworkConfig) -> str:
+    """How long the audit trail and the agents' ledger are kept (``records``)."""
+    records = config.records
+
+    def kept(days: int | None) -> str:
+        return f"{days} days, then deleted by the daily purge" if days else "until deleted by hand"
+
+    return (
+        f"the retrieval audit is kept {kept(records.audit_retention_days)}, the agents' ledger "
+        f"{kept(records.ledger_retention_days)}; erasure tombstones are kept for good"
+    )
 
 
 def _layout(config: GroundworkConfig) -> str:

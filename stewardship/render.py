@@ -173,10 +173,35 @@ def _retention(report: dict[str, Any]) -> str:
                 (s["oldest_modified"] or "-")[:10],
             ]
         )
-    return _table(
+    table = _table(
         ["Source", "Contract's retention", "Enforced", "Next purge (UTC)", "Due then", "Oldest document"],
         rows,
         numeric={4},
+    )
+    return table + _records_retention(report)
+
+
+def _records_retention(report: dict[str, Any]) -> str:
+    """Groundwork's own records per region: how long they are kept and what the next purge deletes."""
+    names = {"audit": "Retrieval audit", "ledger": "Agents' ledger"}
+    rows = []
+    for r in report["regions"]:
+        for kind, rec in r.get("records", {}).items():
+            days = rec["retention_days"]
+            rows.append(
+                [
+                    r["region"],
+                    names.get(kind, kind),
+                    f"{days} days" if days else "kept until deleted by hand",
+                    rec["rows"],
+                    rec["due_at_next_purge"] if days else "-",
+                    (rec["oldest"] or "-")[:10],
+                ]
+            )
+    if not rows:
+        return ""
+    return '<p class="muted">Groundwork\'s own records (erasure tombstones are kept for good):</p>' + _table(
+        ["Region", "Record", "Kept", "Rows", "Due at next purge", "Oldest row"], rows, numeric={3, 4}
     )
 
 

@@ -102,6 +102,7 @@ def test_definitions_load(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
         "index/uk",
         "index/eu",
         "expired_documents_purge",
+        "expired_records_purge",
     }
     assert graph.get(dg.AssetKey(["index", "uk"])).parent_keys == {dg.AssetKey("source_documents")}
     assert defs.resolve_job_def("ingest") is not None

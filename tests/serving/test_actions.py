@@ -237,7 +237,9 @@ def test_the_ledger_is_append_only_and_private_to_each_caller(
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(f"UPDATE {target.schema}.agent_searches SET confidence = 1")
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-            conn.execute(f"DELETE FROM {target.schema}.action_checks")
+            conn.execute(f"DELETE FROM {target.schema}.agent_searches")  # a recent row: refused
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute(f"TRUNCATE {target.schema}.action_checks")
     assert target.reader_dsn is not None
     with psycopg.connect(target.reader_dsn) as conn:  # the API's reader role, as alice
         conn.execute("SELECT set_config('groundwork.principal', 'alice', true)")

@@ -144,6 +144,24 @@ def test_retention_shows_the_next_purge_and_what_it_will_erase(
     assert handbook["due_at_next_purge"] == due
     assert handbook["oldest_modified"] is not None
     assert next(s for s in report["sources"] if s["name"] == "hr")["next_purge"] is None
+    # Groundwork's own records: their periods (the demo's `records`), rows and what the purge takes.
+    cutoffs = {"audit": purge - timedelta(days=400), "ledger": purge - timedelta(days=90)}
+    tables = {"audit": ["retrieval_audit"], "ledger": ["agent_searches", "action_checks", "agent_events"]}
+    for region in report["regions"]:
+        records = region["records"]
+        assert (records["audit"]["retention_days"], records["ledger"]["retention_days"]) == (400, 90)
+        for kind, names in tables.items():
+            rows = due = 0
+            for table in names:
+                [(n, old)] = _db(
+                    config,
+                    region["region"],
+                    f"SELECT count(*), count(*) FILTER (WHERE at < '{cutoffs[kind].isoformat()}'::timestamptz)"
+                    f" FROM {{s}}.{table}",
+                )
+                rows, due = rows + n, due + old
+            assert (records[kind]["rows"], records[kind]["due_at_next_purge"]) == (rows, due)
+    assert next(r for r in report["regions"] if r["region"] == "uk")["records"]["audit"]["rows"] >= 1
 
 
 def test_json_beside_the_page_holds_the_same_data(written: tuple[dict[str, Any], Path]) -> None:
@@ -187,6 +205,7 @@ def test_customer_report_holds_only_its_sources(config: GroundworkConfig) -> Non
     assert [s["name"] for s in report["sources"]] == ["hr"]
     assert [r["region"] for r in report["regions"]] == ["uk"]
     assert [p["name"] for p in report["principals"]] == ["alice"]
+    assert "records" not in report["regions"][0]  # region-wide counts would include other customers'
     blob = json.dumps(report)
     for other in ("handbook", "legacy", "globex", "bob"):
         assert other not in blob
