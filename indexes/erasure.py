@@ -30,11 +30,11 @@ from psycopg import sql
 
 from connectors import Connector
 from groundwork.enums import ErasureReason
-from groundwork.errors import GroundworkError
+from groundwork.errors import GroundworkError, IndexUnavailable
 from groundwork.ids import chunk_id, content_digest
 from groundwork.ids import document_id as document_id_of
 from groundwork.records import DocumentRef
-from indexes.catalog import IndexCatalog, check_schema
+from indexes.catalog import IndexCatalog, check_schema, connect_failure
 from indexes.ddl import RECORD_TABLES
 from indexes.pooling import connection
 from indexes.store import RegionIndex
@@ -277,7 +277,13 @@ def purge_old_records(catalog: IndexCatalog) -> RecordsPurge:
     for region in catalog.config.regions:
         target = catalog.targets[region]
         schema = sql.Identifier(target.schema)
-        with psycopg.connect(target.owner_dsn, autocommit=True) as conn:
+        try:
+            conn = psycopg.connect(target.owner_dsn, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise IndexUnavailable(
+                f"cannot purge the {region!r} index's records as the owner: {connect_failure(exc)}"
+            ) from exc
+        with conn:
             check_schema(conn, target.schema)
             row = conn.execute(
                 sql.SQL("SELECT audit, ledger FROM {}.purge_records(%s, %s)").format(schema),

@@ -32,6 +32,8 @@ from indexes import ddl
 #: first) brings an older schema up to it in place: every statement in :mod:`indexes.ddl` is idempotent.
 #: 3: documents.fingerprint (cheap listing), the audit and tombstones refuse TRUNCATE.
 #: 4: the agents' ledger (agent_searches, action_checks, agent_events).
+#: 5: lineage (documents.run_id, decided_by), the source's own permissions (source_access) and the
+#: forgotten content's digest in its tombstone.
 #: 6: audit and ledger rows past their retention (``records``) may leave, by ``purge_records`` only.
 SCHEMA_VERSION = "6"
 

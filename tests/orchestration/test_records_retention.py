@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from groundwork.enums import Role
-from groundwork.errors import ConfigError
+from groundwork.errors import ConfigError, IndexUnavailable
 from groundwork.settings import GroundworkConfig, load_config
 from indexes.erasure import purge_old_records
 from orchestration.definitions import build_definitions
@@ -139,3 +139,13 @@ def test_records_left_unset_are_kept_and_the_ledger_keeps_the_brakes_window(
         with psycopg.connect(target.owner_dsn, autocommit=True) as conn:
             assert _ages(conn, target.schema, "retrieval_audit") == []
             assert _ages(conn, target.schema, "agent_events") == [4000]  # no ledger period: kept
+    # A region that cannot be reached fails the purge with the server's reason, never the password.
+    _, unreachable = _config(
+        tmp_path, "postgresql://groundwork:s3cret-pw@127.0.0.1:9/nowhere", {"audit_retention_days": 30}
+    )
+    with (
+        Services(unreachable, redactor=redactor, embedder=embedder) as services,
+        pytest.raises(IndexUnavailable, match="cannot purge the 'uk' index's records") as err,
+    ):
+        purge_old_records(services.catalog)
+    assert "s3cret-pw" not in str(err.value)
