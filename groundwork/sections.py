@@ -352,28 +352,6 @@ class ApiConfig(Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
 
-class RecordsConfig(Strict):
-    """How long the records Groundwork keeps of its own processing stay: the retrieval audit and the
-    agents' ledger. Unset: kept until erased by hand. Rows past their period leave with the
-    ``daily_retention`` purge; erasure tombstones always stay (they keep forgotten documents out)."""
-
-    audit_retention_days: int | None = Field(
-        default=None,
-        ge=1,
-        le=36_500,
-        description="Days a search's audit row (caller, time, decision, redacted query, chunk ids) is kept.",
-    )
-    ledger_retention_days: int | None = Field(
-        default=None,
-        ge=8,
-        le=36_500,
-        description=(
-            "Days the agents' ledger rows (search summaries, action checks, chain events) are kept; at "
-            "least 8, so the brakes' windows (up to 7 days, and today's cost) always read whole."
-        ),
-    )
-
-
 class JwtConfig(Strict):
     """Bearer JWTs from an identity provider: signature, issuer, audience and expiry are checked.
 

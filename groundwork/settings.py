@@ -31,6 +31,7 @@ from groundwork.agents import ActionRule, AgentsConfig
 from groundwork.contracts import NO_CONTRACT, DataContract
 from groundwork.errors import ConfigError
 from groundwork.plugins import connector_classes
+from groundwork.retention import RecordsConfig
 from groundwork.sections import (
     DEFAULT_MODEL_NAME,
     AccessGrant,
@@ -44,7 +45,6 @@ from groundwork.sections import (
     JwtConfig,
     Name,
     PartitioningConfig,
-    RecordsConfig,
     RedactionConfig,
     Region,
     RetrievalConfig,
