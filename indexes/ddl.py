@@ -353,6 +353,7 @@ CREATE OR REPLACE FUNCTION {schema}.purge_records(
     p_audit_days integer, p_ledger_days integer, OUT audit bigint, OUT ledger bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    cutoff timestamptz;
     n bigint;
 BEGIN
     audit := 0;
@@ -361,8 +362,9 @@ BEGIN
         IF p_audit_days < 1 THEN
             RAISE EXCEPTION 'purge_records: the audit is kept at least 1 day, not %', p_audit_days;
         END IF;
-        PERFORM set_config('groundwork.audit_purge_before', (now() - make_interval(days => p_audit_days))::text, true);
-        DELETE FROM {schema}.retrieval_audit WHERE at < now() - make_interval(days => p_audit_days);
+        cutoff := now() - make_interval(days => p_audit_days);
+        PERFORM set_config('groundwork.audit_purge_before', cutoff::text, true);
+        DELETE FROM {schema}.retrieval_audit WHERE at < cutoff;
         GET DIAGNOSTICS audit = ROW_COUNT;
         PERFORM set_config('groundwork.audit_purge_before', '', true);
     END IF;
@@ -370,14 +372,15 @@ BEGIN
         IF p_ledger_days < 8 THEN
             RAISE EXCEPTION 'purge_records: the ledger is kept at least 8 days, not %', p_ledger_days;
         END IF;
-        PERFORM set_config('groundwork.ledger_purge_before', (now() - make_interval(days => p_ledger_days))::text, true);
-        DELETE FROM {schema}.agent_searches WHERE at < now() - make_interval(days => p_ledger_days);
+        cutoff := now() - make_interval(days => p_ledger_days);
+        PERFORM set_config('groundwork.ledger_purge_before', cutoff::text, true);
+        DELETE FROM {schema}.agent_searches WHERE at < cutoff;
         GET DIAGNOSTICS n = ROW_COUNT;
         ledger := ledger + n;
-        DELETE FROM {schema}.action_checks WHERE at < now() - make_interval(days => p_ledger_days);
+        DELETE FROM {schema}.action_checks WHERE at < cutoff;
         GET DIAGNOSTICS n = ROW_COUNT;
         ledger := ledger + n;
-        DELETE FROM {schema}.agent_events WHERE at < now() - make_interval(days => p_ledger_days);
+        DELETE FROM {schema}.agent_events WHERE at < cutoff;
         GET DIAGNOSTICS n = ROW_COUNT;
         ledger := ledger + n;
         PERFORM set_config('groundwork.ledger_purge_before', '', true);
