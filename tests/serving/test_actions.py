@@ -231,6 +231,7 @@ def test_bad_agent_requests_are_422_and_echo_nothing(
 def test_the_ledger_is_append_only_and_private_to_each_caller(
     client: TestClient, demo_reader: Retriever
 ) -> None:
+    _search(client, LEAVE)  # alice's own row: the test does not lean on the module's earlier tests
     _search(client, LEAVE, key=BOB_KEY)
     target = demo_reader.catalog.targets["eu"]  # alice's and bob's first region
     with psycopg.connect(target.owner_dsn, autocommit=True) as conn:
